@@ -1,0 +1,105 @@
+//! The api's error: a code from the one table, a message, and the status the code travels
+//! with. A 5xx never carries its cause to the client; the cause goes to the log.
+
+use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use domain::ErrorCode;
+use store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("{message}")]
+    Coded { code: ErrorCode, message: String },
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError::Coded { code, message: message.into() }
+    }
+
+    pub fn bad_input(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadUserInput, message)
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected { code, message } => ApiError::Coded { code, message },
+            other => ApiError::Unexpected(anyhow::Error::new(other)),
+        }
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        let message = match &rejection {
+            JsonRejection::MissingJsonContentType(_) => {
+                "expected a JSON body with `Content-Type: application/json`".to_owned()
+            }
+            other => other.body_text(),
+        };
+        ApiError::bad_input(message)
+    }
+}
+
+impl From<PathRejection> for ApiError {
+    fn from(rejection: PathRejection) -> Self {
+        ApiError::bad_input(rejection.body_text())
+    }
+}
+
+impl From<QueryRejection> for ApiError {
+    fn from(rejection: QueryRejection) -> Self {
+        ApiError::bad_input(rejection.body_text())
+    }
+}
+
+/// The body every error answers with.
+pub fn body(code: &str, message: &str) -> serde_json::Value {
+    serde_json::json!({ "message": message, "code": code })
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            ApiError::Coded { code, message } => {
+                let status = StatusCode::from_u16(code.http_status()).unwrap_or(StatusCode::BAD_REQUEST);
+                let mut response = (status, axum::Json(body(code.as_str(), &message))).into_response();
+                if status == StatusCode::TOO_MANY_REQUESTS || status.is_client_error() {
+                    // a 4xx from us is deterministic: clients must not retry it blindly
+                    if status != StatusCode::TOO_MANY_REQUESTS {
+                        response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
+                    }
+                }
+                response
+            }
+            ApiError::Unexpected(error) => {
+                tracing::error!(error = format!("{error:#}"), "request failed");
+                let mut response =
+                    (StatusCode::INTERNAL_SERVER_ERROR, axum::Json(body("InternalError", "internal error")))
+                        .into_response();
+                response.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                response
+            }
+        }
+    }
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+pub async fn method_not_allowed() -> Response {
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body("BadUserInput", "method not allowed on this route")))
+        .into_response()
+}

@@ -1,0 +1,96 @@
+//! Extractors whose rejections speak the contract: a malformed body, an unknown field, a bad
+//! enum value or a bad path all come back as 400 `BadUserInput` in `{"message", "code"}`.
+
+use crate::error::ApiError;
+use axum::extract::{FromRequest, FromRequestParts};
+use domain::EntityId;
+use serde::{Deserialize, Deserializer};
+
+#[derive(Debug, FromRequest)]
+#[from_request(via(axum::Json), rejection(ApiError))]
+pub struct Json<T>(pub T);
+
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Path), rejection(ApiError))]
+pub struct Path<T>(pub T);
+
+#[derive(Debug, FromRequestParts)]
+#[from_request(via(axum::extract::Query), rejection(ApiError))]
+pub struct Query<T>(pub T);
+
+/// Checks a caller-chosen id from a path or body.
+pub fn entity_id(raw: &str, what: &str) -> Result<EntityId, ApiError> {
+    EntityId::parse(raw).map_err(|e| ApiError::bad_input(format!("invalid {what}: {e}")))
+}
+
+/// Splits `a,b,c` query values (the SDK's array format) and checks each against `allowed`.
+pub fn comma_list(raw: Option<&str>, what: &str, allowed: &[&str]) -> Result<Vec<String>, ApiError> {
+    let Some(raw) = raw else { return Ok(Vec::new()) };
+    raw.split(',')
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            if allowed.contains(&s) {
+                Ok(s.to_owned())
+            } else {
+                Err(ApiError::bad_input(format!(
+                    "`{s}` is not a valid {what}; expected one of: {}",
+                    allowed.join(", ")
+                )))
+            }
+        })
+        .collect()
+}
+
+/// For PATCH bodies: tells an absent field (`None`) from an explicit `null` (`Some(None)`).
+pub fn double_option<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// The usual query of a list endpoint. (All text: query structs embed it with
+/// `#[serde(flatten)]`, which only hands strings through.)
+#[derive(Debug, Default, Deserialize)]
+pub struct PageQuery {
+    pub after: Option<String>,
+    pub before: Option<String>,
+    pub limit: Option<String>,
+}
+
+impl PageQuery {
+    pub fn limit(&self) -> Result<i64, ApiError> {
+        let requested = match self.limit.as_deref() {
+            None | Some("") => None,
+            Some(raw) => Some(
+                raw.parse::<i64>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| ApiError::bad_input("limit must be a whole number from 1 to 1000"))?,
+            ),
+        };
+        Ok(store::page_limit(requested))
+    }
+
+    pub fn after(&self) -> Result<Option<i64>, ApiError> {
+        if self.before.is_some() {
+            return Err(ApiError::bad_input("`before` is not supported; page forwards with `after`"));
+        }
+        Ok(store::parse_cursor(self.after.as_deref())?)
+    }
+}
+
+/// `{"data": [...], "pagination": {"next", "prev"}}`
+pub fn page_body<T, F: Fn(&T) -> serde_json::Value>(page: &store::Page<T>, render: F) -> serde_json::Value {
+    serde_json::json!({
+        "data": page.items.iter().map(render).collect::<Vec<_>>(),
+        "pagination": { "next": page.next, "prev": null },
+    })
+}
+
+impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {
+    fn into_response(self) -> axum::response::Response {
+        axum::Json(self.0).into_response()
+    }
+}

@@ -1,0 +1,74 @@
+//! The HTTP layer: Stigg's v1 dialect under `/api/v1`, the tasks API, health probes. Handlers
+//! parse and check input, call `store` inside one transaction, and map errors to the
+//! contract's `{"message", "code"}` shape. Accepting work means committing a task and its
+//! outbox row together; the api never consumes from RabbitMQ.
+
+pub mod auth;
+pub mod error;
+pub mod extract;
+pub mod health;
+pub mod stigg;
+pub mod tasks;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+pub use error::ApiError;
+
+/// Settings the api reads at start.
+#[derive(Debug, Clone)]
+pub struct ApiSettings {
+    /// Attempts a task gets before it is failed.
+    pub max_attempts: i32,
+    /// Largest request body accepted, in bytes (bulk imports are the big ones).
+    pub body_limit: usize,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        Self { max_attempts: 5, body_limit: 32 * 1024 * 1024 }
+    }
+}
+
+/// Shared by every handler.
+#[derive(Clone)]
+pub struct AppState {
+    pub pool: sqlx::PgPool,
+    pub settings: ApiSettings,
+    /// Wakes the outbox relay after a commit so the message leaves at once.
+    pub relay: Option<Arc<Notify>>,
+    /// Whether the broker answered lately; `/readyz` reports it.
+    pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+}
+
+impl AppState {
+    pub fn new(pool: sqlx::PgPool) -> Self {
+        Self { pool, settings: ApiSettings::default(), relay: None, broker: None }
+    }
+
+    pub(crate) fn wake_relay(&self) {
+        if let Some(relay) = &self.relay {
+            relay.notify_one();
+        }
+    }
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    let authenticated = Router::new()
+        .merge(stigg::routes())
+        .merge(tasks::routes())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .merge(authenticated)
+        .fallback(error::not_found)
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(DefaultBodyLimit::max(state.settings.body_limit))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}

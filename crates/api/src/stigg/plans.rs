@@ -1,0 +1,271 @@
+//! `/api/v1/plans`: the catalog side of a plan (create, edit its draft, archive) and the
+//! publish contract, which answers a task id at once and leaves the work to the workers.
+
+use super::views;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{comma_list, double_option, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use domain::{ErrorCode, Job, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use store::plans::{self, PlanFilter, VersionFields, VersionPatch};
+use store::tasks::{self, NewTask};
+use store::{events, outbox};
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreatePlan {
+    id: String,
+    display_name: String,
+    product_id: String,
+    billing_id: Option<String>,
+    default_trial_config: Option<Value>,
+    description: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    parent_plan_id: Option<String>,
+    pricing_type: Option<PricingType>,
+    status: Option<PlanVersionStatus>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<CreatePlan>,
+) -> Result<Json<Value>, ApiError> {
+    let id = entity_id(&body.id, "plan id")?;
+    let product = entity_id(&body.product_id, "productId")?;
+    if body.display_name.trim().is_empty() {
+        return Err(ApiError::bad_input("displayName must not be empty"));
+    }
+    if let Some(parent) = &body.parent_plan_id {
+        entity_id(parent, "parentPlanId")?;
+    }
+    let fields = VersionFields {
+        display_name: body.display_name,
+        description: body.description,
+        billing_id: body.billing_id,
+        parent_plan_id: body.parent_plan_id,
+        pricing_type: body.pricing_type.map(|p| p.as_str().to_owned()),
+        metadata: Value::Object(body.metadata.unwrap_or_default()),
+        default_trial_config: body.default_trial_config,
+        ..VersionFields::default()
+    };
+    let status = body.status.unwrap_or(PlanVersionStatus::Draft);
+    let mut tx = state.pool.begin().await?;
+    let version =
+        plans::create(&mut tx, caller.environment_id, id.as_str(), Some(product.as_str()), status, &fields).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": views::plan(&version) })))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let version = plans::current(&mut conn, caller.environment_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::PlanNotFound, format!("plan `{id}` not found")))?;
+    Ok(Json(json!({ "data": views::plan(&version) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    product_id: Option<String>,
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = PlanFilter {
+        product_id: query.product_id,
+        statuses: comma_list(query.status.as_deref(), "status", &["DRAFT", "PUBLISHED", "ARCHIVED"])?,
+        after: query.page.after()?,
+        limit: query.page.limit()?,
+    };
+    let page = plans::list(&state.pool, caller.environment_id, &filter).await?;
+    Ok(Json(page_body(&page, views::plan)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdatePlan {
+    #[serde(default, deserialize_with = "double_option")]
+    billing_id: Option<Option<String>>,
+    charges: Option<Value>,
+    #[serde(default, deserialize_with = "double_option")]
+    compatible_addon_ids: Option<Option<Vec<String>>>,
+    #[serde(default, deserialize_with = "double_option")]
+    default_trial_config: Option<Option<Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    description: Option<Option<String>>,
+    display_name: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "double_option")]
+    parent_plan_id: Option<Option<String>>,
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<UpdatePlan>,
+) -> Result<Json<Value>, ApiError> {
+    if body.display_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(ApiError::bad_input("displayName must not be empty"));
+    }
+    let pricing_type = match &body.charges {
+        Some(charges) => Some(
+            charges
+                .get("pricingType")
+                .and_then(Value::as_str)
+                .map(PricingType::parse)
+                .transpose()
+                .map_err(|e| ApiError::bad_input(e.to_string()))?
+                .ok_or_else(|| ApiError::bad_input("charges.pricingType is required"))?
+                .as_str()
+                .to_owned(),
+        ),
+        None => None,
+    };
+    for addon in body.compatible_addon_ids.iter().flatten().flatten() {
+        entity_id(addon, "compatibleAddonIds item")?;
+    }
+    let patch = VersionPatch {
+        display_name: body.display_name,
+        description: body.description,
+        billing_id: body.billing_id,
+        parent_plan_id: body.parent_plan_id,
+        metadata: body.metadata.map(Value::Object),
+        compatible_addon_ids: body.compatible_addon_ids.map(|o| o.map(|ids| json!(ids))),
+        default_trial_config: body.default_trial_config,
+        charges: body.charges,
+        pricing_type,
+    };
+    let mut tx = state.pool.begin().await?;
+    let version = plans::update_draft(&mut tx, caller.environment_id, &id, patch).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": views::plan(&version) })))
+}
+
+pub async fn create_draft(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let version = plans::create_draft(&mut tx, caller.environment_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": views::plan(&version) })))
+}
+
+pub async fn remove_draft(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    plans::remove_draft(&mut tx, caller.environment_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": { "id": id } })))
+}
+
+pub async fn archive(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut tx = state.pool.begin().await?;
+    let version = plans::archive(&mut tx, caller.environment_id, &id).await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": views::plan(&version) })))
+}
+
+/// The publish body: exactly `migrationType`, nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PublishPlan {
+    migration_type: MigrationType,
+}
+
+/// Reads an `Idempotency-Key` header: 1 to 255 visible characters.
+pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    let Some(raw) = headers.get("idempotency-key") else {
+        return Ok(None);
+    };
+    let key = raw
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|k| !k.is_empty() && k.len() <= 255)
+        .ok_or_else(|| ApiError::bad_input("Idempotency-Key must be 1 to 255 visible characters"))?;
+    Ok(Some(key.to_owned()))
+}
+
+/// `POST /api/v1/plans/{id}/publish`: checks what is cheap to check, then commits the task and
+/// its outbox row together and answers the task id.
+pub async fn publish(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(body): Json<PublishPlan>,
+) -> Result<Json<Value>, ApiError> {
+    let plan_id = entity_id(&id, "plan id")?;
+    let key = idempotency_key(&headers)?;
+    let env = caller.environment_id;
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        if let Some(existing) = tasks::by_idempotency_key(&mut tx, env, key).await? {
+            if existing.plan_id.as_deref() != Some(plan_id.as_str())
+                || existing.task_type != TaskType::PublishPlan.as_str()
+            {
+                return Err(ApiError::bad_input("this Idempotency-Key was used for a different request"));
+            }
+            return Ok(Json(json!({ "data": { "taskId": existing.id } })));
+        }
+    }
+    let draft = plans::draft_to_publish(&mut tx, env, plan_id.as_str()).await?;
+    let task_id = TaskId::new();
+    tasks::insert(
+        &mut tx,
+        &NewTask {
+            id: task_id,
+            environment: env,
+            task_type: TaskType::PublishPlan,
+            plan_id: Some(plan_id.as_str().to_owned()),
+            payload: json!({ "migrationType": body.migration_type }),
+            target_version_id: Some(draft.id),
+            target_version_number: Some(draft.version_number),
+            idempotency_key: key,
+            max_attempts: state.settings.max_attempts,
+            total: 0,
+        },
+    )
+    .await?;
+    outbox::enqueue(&mut tx, &Job::Task { task_id }).await?;
+    events::record(
+        &mut tx,
+        env,
+        task_id,
+        "accepted",
+        &format!("publish of version {} with {}", draft.version_number, body.migration_type),
+        Some(&caller.key_prefix),
+        json!({ "migrationType": body.migration_type, "versionNumber": draft.version_number }),
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_relay();
+    tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
+    Ok(Json(json!({ "data": { "taskId": task_id } })))
+}

@@ -1,0 +1,223 @@
+//! `/api/v1/subscriptions`: create, read, list, and the bulk import, which answers a task id at
+//! once and runs on the workers.
+
+use super::views;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use domain::{BillingPeriod, ErrorCode, Job, SubscriptionStatus, TaskId, TaskType};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+use std::collections::HashSet;
+use store::subscriptions::{self, NewSubscription, SubscriptionFilter};
+use store::tasks::{self, NewTask};
+use store::{events, outbox};
+
+/// Largest number of subscriptions one import request may carry.
+pub const MAX_IMPORT: usize = 100_000;
+
+const STATUSES: [&str; 6] = ["PAYMENT_PENDING", "ACTIVE", "EXPIRED", "IN_TRIAL", "CANCELED", "NOT_STARTED"];
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateSubscription {
+    id: Option<String>,
+    customer_id: String,
+    plan_id: String,
+    billing_period: Option<BillingPeriod>,
+    start_date: Option<DateTime<Utc>>,
+    billing_id: Option<String>,
+    resource_id: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    // The SDK's remaining provisioning options (addons, coupons, checkout, trial overrides…)
+    // concern billing, which Cutover does not do; they are accepted and not acted on.
+    #[serde(flatten)]
+    _billing_options: Map<String, Value>,
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<CreateSubscription>,
+) -> Result<Json<Value>, ApiError> {
+    let id = match &body.id {
+        Some(id) => entity_id(id, "subscription id")?.into_string(),
+        None => format!("subscription-{}", uuid::Uuid::new_v4().simple()),
+    };
+    let customer = entity_id(&body.customer_id, "customerId")?;
+    let plan = entity_id(&body.plan_id, "planId")?;
+    let mut tx = state.pool.begin().await?;
+    let subscription = subscriptions::create(
+        &mut tx,
+        caller.environment_id,
+        &NewSubscription {
+            id,
+            customer_id: customer.into_string(),
+            plan_id: plan.into_string(),
+            billing_period: body.billing_period.unwrap_or(BillingPeriod::Monthly),
+            start_date: body.start_date.unwrap_or_else(Utc::now),
+            end_date: None,
+            status: None,
+            billing_id: body.billing_id,
+            resource_id: body.resource_id,
+            metadata: Value::Object(body.metadata.unwrap_or_default()),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(Json(json!({ "data": {
+        "id": subscription.id,
+        "status": "SUCCESS",
+        "isScheduled": false,
+        "subscription": views::subscription(&subscription, json!([])),
+    }})))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let mut conn = state.pool.acquire().await?;
+    let subscription = subscriptions::get(&mut conn, caller.environment_id, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
+    Ok(Json(json!({ "data": views::subscription(&subscription, json!([])) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    customer_id: Option<String>,
+    plan_id: Option<String>,
+    status: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let filter = SubscriptionFilter {
+        customer_id: query.customer_id,
+        plan_id: query.plan_id,
+        statuses: comma_list(query.status.as_deref(), "status", &STATUSES)?,
+        after: query.page.after()?,
+        limit: query.page.limit()?,
+    };
+    let page = subscriptions::list(&state.pool, caller.environment_id, &filter).await?;
+    Ok(Json(page_body(&page, |s| views::subscription(s, json!([])))))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportSubscription {
+    id: String,
+    customer_id: String,
+    plan_id: String,
+    billing_period: Option<BillingPeriod>,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    billing_id: Option<String>,
+    resource_id: Option<String>,
+    metadata: Option<Map<String, Value>>,
+    // add-ons and charges belong to billing, which Cutover does not do
+    addons: Option<Value>,
+    charges: Option<Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ImportSubscriptions {
+    subscriptions: Vec<ImportSubscription>,
+    integration_id: Option<String>,
+}
+
+/// `POST /api/v1/subscriptions/import`: checks every item, then commits an
+/// IMPORT_SUBSCRIPTIONS task (items as its payload) with its outbox row and answers its id.
+pub async fn import(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<ImportSubscriptions>,
+) -> Result<Json<Value>, ApiError> {
+    let _ = body.integration_id;
+    if body.subscriptions.is_empty() {
+        return Err(ApiError::bad_input("subscriptions must not be empty"));
+    }
+    if body.subscriptions.len() > MAX_IMPORT {
+        return Err(ApiError::bad_input(format!("at most {MAX_IMPORT} subscriptions per import")));
+    }
+    let now = Utc::now();
+    let mut seen = HashSet::new();
+    let mut items = Vec::with_capacity(body.subscriptions.len());
+    for (i, s) in body.subscriptions.into_iter().enumerate() {
+        let id = entity_id(&s.id, &format!("subscriptions[{i}].id"))?;
+        entity_id(&s.customer_id, &format!("subscriptions[{i}].customerId"))?;
+        entity_id(&s.plan_id, &format!("subscriptions[{i}].planId"))?;
+        if !seen.insert(id.as_str().to_owned()) {
+            return Err(ApiError::bad_input(format!("subscriptions[{i}].id `{id}` appears twice")));
+        }
+        let start = s.start_date.unwrap_or(now);
+        if let Some(end) = s.end_date {
+            if end <= start {
+                return Err(ApiError::bad_input(format!("subscriptions[{i}].endDate must be after its startDate")));
+            }
+        }
+        let status = match s.end_date {
+            Some(end) if end <= now => Some(SubscriptionStatus::Expired),
+            _ => None,
+        };
+        let _ = (s.addons, s.charges);
+        items.push(json!({
+            "id": id,
+            "customerId": s.customer_id,
+            "planId": s.plan_id,
+            "billingPeriod": s.billing_period.unwrap_or(BillingPeriod::Monthly),
+            "startDate": start,
+            "endDate": s.end_date,
+            "status": status,
+            "billingId": s.billing_id,
+            "resourceId": s.resource_id,
+            "metadata": s.metadata.unwrap_or_default(),
+        }));
+    }
+    let count = items.len();
+    let env = caller.environment_id;
+    let task_id = TaskId::new();
+    let mut tx = state.pool.begin().await?;
+    tasks::insert(
+        &mut tx,
+        &NewTask {
+            id: task_id,
+            environment: env,
+            task_type: TaskType::ImportSubscriptions,
+            plan_id: None,
+            payload: json!({ "subscriptions": items }),
+            target_version_id: None,
+            target_version_number: None,
+            idempotency_key: None,
+            max_attempts: state.settings.max_attempts,
+            total: count as i64,
+        },
+    )
+    .await?;
+    outbox::enqueue(&mut tx, &Job::Task { task_id }).await?;
+    events::record(
+        &mut tx,
+        env,
+        task_id,
+        "accepted",
+        &format!("import of {count} subscriptions"),
+        Some(&caller.key_prefix),
+        json!({ "count": count }),
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_relay();
+    Ok(Json(json!({ "data": { "taskId": task_id } })))
+}

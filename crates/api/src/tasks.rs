@@ -1,0 +1,87 @@
+//! `/api/v1/tasks`: what callers poll. Field names are those of Stigg's
+//! SubscriptionMigrationTask; progress is a whole percentage derived from the counts.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{comma_list, page_body, Json, PageQuery, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use axum::routing::get;
+use axum::Router;
+use domain::task::progress_percent;
+use domain::{ErrorCode, TaskId, TaskStatus, TaskType};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::tasks::{self, Task, TaskFilter};
+
+pub fn routes() -> Router<AppState> {
+    Router::new().route("/api/v1/tasks", get(list)).route("/api/v1/tasks/{id}", get(get_one))
+}
+
+pub fn view(t: &Task) -> Value {
+    let status = t.status();
+    let error = t
+        .error_code
+        .as_ref()
+        .filter(|_| status.is_terminal() || t.last_error.is_some())
+        .map(|code| json!({ "code": code, "message": t.last_error.clone().unwrap_or_default() }));
+    json!({
+        "id": t.id,
+        "taskType": t.task_type,
+        "status": t.status,
+        "progress": progress_percent(t.total, t.processed, status),
+        "affectedCustomersCount": t.affected_customers,
+        "counts": { "total": t.total, "processed": t.processed, "failed": t.failed },
+        "initiatedPackageId": t.plan_id,
+        "targetVersion": t.target_version_number,
+        "error": error,
+        "attempts": t.attempts,
+        "createdAt": t.created_at,
+        "startDate": t.started_at,
+        "endDate": t.finished_at,
+    })
+}
+
+pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    TaskId::parse(raw).map_err(|_| ApiError::new(ErrorCode::NotFound, format!("task `{raw}` not found")))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    let task = tasks::get(&state.pool, caller.environment_id, task_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")))?;
+    Ok(Json(json!({ "data": view(&task) })))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    status: Option<String>,
+    task_type: Option<String>,
+    plan_id: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
+    let filter = TaskFilter {
+        statuses: comma_list(query.status.as_deref(), "status", &statuses)?,
+        task_types: comma_list(query.task_type.as_deref(), "taskType", &types)?,
+        plan_id: query.plan_id,
+        after: query.page.after()?,
+        limit: query.page.limit()?,
+    };
+    let page = tasks::list(&state.pool, caller.environment_id, &filter).await?;
+    Ok(Json(page_body(&page, view)))
+}

@@ -1,0 +1,113 @@
+//! Typed settings: every one an environment variable with a `CUTOVER_` prefix (or a flag),
+//! defaulting to the local services so that `cutover up` needs no configuration. URLs that can
+//! hold passwords are wrapped so that they never print.
+
+use clap::Args;
+use std::fmt;
+use std::time::Duration;
+
+/// A value that must not reach logs or `Debug` output.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_owned()))
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// Postgres URL; the database is created if absent.
+    #[arg(
+        long,
+        env = "CUTOVER_DATABASE_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/cutover",
+        global = true
+    )]
+    pub database_url: Secret,
+    /// RabbitMQ URL.
+    #[arg(long, env = "CUTOVER_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", global = true)]
+    pub amqp_url: Secret,
+    /// Address the api listens on.
+    #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:8080", global = true)]
+    pub listen: String,
+    /// Prefix of every exchange and queue name.
+    #[arg(long, env = "CUTOVER_QUEUE_PREFIX", default_value = "cutover", global = true)]
+    pub queue_prefix: String,
+    /// Queues delete themselves after this many ms unused (unset: never). For tests.
+    #[arg(long, env = "CUTOVER_QUEUE_EXPIRES_MS", global = true)]
+    pub queue_expires_ms: Option<u32>,
+    /// Unacknowledged deliveries per work queue, i.e. jobs of each kind run at once per worker.
+    #[arg(long, env = "CUTOVER_PREFETCH", default_value_t = 4, global = true)]
+    pub prefetch: u16,
+    /// Subscriptions moved per batch (one transaction each).
+    #[arg(long, env = "CUTOVER_BATCH_SIZE", default_value_t = 1000, global = true)]
+    pub batch_size: i64,
+    /// Attempts a task or batch gets before it fails.
+    #[arg(long, env = "CUTOVER_MAX_ATTEMPTS", default_value_t = 5, global = true)]
+    pub max_attempts: i32,
+    /// Seconds a claimed task stays ours without progress.
+    #[arg(long, env = "CUTOVER_LEASE_SECS", default_value_t = 60, global = true)]
+    pub lease_secs: u64,
+    /// Seconds a shutdown waits for in-flight work.
+    #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
+    pub shutdown_grace_secs: u64,
+    /// Postgres connections per process.
+    #[arg(long, env = "CUTOVER_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    pub db_max_connections: u32,
+    /// Worker id in leases and the workers table (default: random).
+    #[arg(long, env = "CUTOVER_WORKER_ID", global = true)]
+    pub worker_id: Option<String>,
+    /// `text` or `json`.
+    #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
+    pub log_format: String,
+}
+
+impl Settings {
+    pub fn pool(&self) -> store::PoolSettings {
+        store::PoolSettings { max_connections: self.db_max_connections, ..store::PoolSettings::default() }
+    }
+
+    pub fn topology(&self) -> queue::Topology {
+        let mut topology = queue::Topology::new(self.queue_prefix.clone());
+        topology.queue_expires_ms = self.queue_expires_ms;
+        topology
+    }
+
+    pub fn shutdown_grace(&self) -> Duration {
+        Duration::from_secs(self.shutdown_grace_secs)
+    }
+
+    pub fn worker(&self) -> worker::WorkerSettings {
+        let mut settings = worker::WorkerSettings {
+            prefetch: self.prefetch.max(1),
+            batch_size: self.batch_size.max(1),
+            lease: Duration::from_secs(self.lease_secs.max(1)),
+            shutdown_grace: self.shutdown_grace(),
+            ..worker::WorkerSettings::default()
+        };
+        if let Some(id) = &self.worker_id {
+            settings.worker_id = id.clone();
+        }
+        settings
+    }
+
+    pub fn api(&self) -> api::ApiSettings {
+        api::ApiSettings { max_attempts: self.max_attempts.max(1), ..api::ApiSettings::default() }
+    }
+}

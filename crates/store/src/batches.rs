@@ -1,0 +1,263 @@
+//! A migration's batches: ranges of subscription `row_id` planned once, when the task starts,
+//! and each moved in one transaction that also writes history, marks the batch done and adds
+//! to the task's progress. A batch that is already DONE is never applied again, and the
+//! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
+
+use crate::{tasks, Result};
+use domain::{ErrorCode, SubscriptionStatus, TaskId, TaskStatus};
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+fn live_statuses() -> Vec<&'static str> {
+    SubscriptionStatus::LIVE.iter().map(|s| s.as_str()).collect()
+}
+
+/// The subscriptions a migration covers, cut into batches of at most `batch_size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MigrationPlan {
+    pub batches: i64,
+    pub total: i64,
+    pub affected_customers: i64,
+}
+
+/// Plans the migration of every live subscription of `plan_id` on a version older than
+/// `target_version_number`, writing its batches. Set-based: one statement whatever the size.
+pub async fn plan_migration(
+    conn: &mut PgConnection,
+    task: &tasks::Task,
+    target_version_number: i32,
+    batch_size: i64,
+) -> Result<MigrationPlan> {
+    let (total, affected): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(DISTINCT s.customer_id)
+         FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+         WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(target_version_number)
+    .bind(live_statuses())
+    .fetch_one(&mut *conn)
+    .await?;
+    let batches = sqlx::query(
+        "INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
+         SELECT $5, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
+         FROM (
+            SELECT s.row_id, ((row_number() OVER (ORDER BY s.row_id)) - 1) / $6 AS bucket
+            FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+            WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
+         ) numbered
+         GROUP BY bucket",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(target_version_number)
+    .bind(live_statuses())
+    .bind(task.id)
+    .bind(batch_size.max(1))
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(MigrationPlan { batches: batches as i64, total, affected_customers: affected })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BatchOutcome {
+    /// No such batch: the message names work that does not exist.
+    Missing,
+    /// The batch was done before (a redelivered or rescued message): nothing changed.
+    AlreadyDone,
+    /// The batch ran now.
+    Ran { moved: i64, failed: i64, task_finished: Option<TaskStatus> },
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+struct BatchRow {
+    lo: i64,
+    hi: i64,
+    expected: i64,
+    status: String,
+}
+
+/// Moves one batch. Runs inside the caller's transaction, which it expects to commit.
+pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &str) -> Result<BatchOutcome> {
+    let Some(batch) = sqlx::query_as::<_, BatchRow>(
+        "SELECT lo, hi, expected, status FROM task_batches WHERE task_id = $1 AND seq = $2 FOR UPDATE",
+    )
+    .bind(task_id.0)
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(BatchOutcome::Missing);
+    };
+    if batch.status != "PENDING" {
+        return Ok(BatchOutcome::AlreadyDone);
+    }
+    let Some(task) = tasks::read(conn, task_id).await? else {
+        return Ok(BatchOutcome::AlreadyDone);
+    };
+    if task.status() == TaskStatus::Canceled {
+        sqlx::query("UPDATE task_batches SET status = 'CANCELED', updated_at = now() WHERE task_id = $1 AND seq = $2")
+            .bind(task_id.0)
+            .bind(seq)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(BatchOutcome::Ran { moved: 0, failed: 0, task_finished: None });
+    }
+    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
+        return Ok(BatchOutcome::AlreadyDone);
+    };
+    let planned_at = task.started_at.unwrap_or(task.created_at);
+
+    let moved = sqlx::query(
+        "WITH candidates AS (
+            SELECT s.environment_id, s.id, s.plan_version_id AS from_version
+            FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+            WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
+              AND v.version_number < $5 AND s.status = ANY($6)
+            FOR UPDATE OF s
+        ), moved AS (
+            UPDATE subscriptions s SET plan_version_id = $7, updated_at = now()
+            FROM candidates c
+            WHERE s.environment_id = c.environment_id AND s.id = c.id
+            RETURNING s.id, c.from_version
+        )
+        INSERT INTO subscription_version_history
+            (environment_id, task_id, subscription_id, from_version_id, to_version_id, effective_from)
+        SELECT $1, $8, id, from_version, $7, now() FROM moved
+        ON CONFLICT (task_id, subscription_id) DO NOTHING",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(batch.lo)
+    .bind(batch.hi)
+    .bind(target_number)
+    .bind(live_statuses())
+    .bind(target)
+    .bind(task.id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected() as i64;
+
+    // Subscriptions that were live when the task was planned but no longer are: recorded
+    // with their reason rather than silently skipped.
+    let failed = sqlx::query(
+        "INSERT INTO task_item_failures (task_id, subscription_id, code, message)
+         SELECT $8, s.id, $9, 'subscription is ' || s.status || ' and was not moved'
+         FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+         WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
+           AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $7
+         ON CONFLICT (task_id, subscription_id) DO NOTHING",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(batch.lo)
+    .bind(batch.hi)
+    .bind(target_number)
+    .bind(live_statuses())
+    .bind(planned_at)
+    .bind(task.id)
+    .bind(ErrorCode::SubscriptionAlreadyCanceledOrExpired.as_str())
+    .execute(&mut *conn)
+    .await?
+    .rows_affected() as i64;
+
+    sqlx::query(
+        "UPDATE task_batches SET status = 'DONE', moved = $3, failed = $4, attempts = attempts + 1, worker = $5,
+            updated_at = now()
+         WHERE task_id = $1 AND seq = $2",
+    )
+    .bind(task_id.0)
+    .bind(seq)
+    .bind(moved)
+    .bind(failed)
+    .bind(worker)
+    .execute(&mut *conn)
+    .await?;
+
+    // Taking the task row's lock last keeps batches of one task running in parallel; the
+    // count below runs after the lock is held, so it sees every batch committed before us.
+    sqlx::query("UPDATE tasks SET processed = processed + $2, failed = failed + $3, updated_at = now() WHERE id = $1")
+        .bind(task_id.0)
+        .bind(batch.expected.max(moved + failed))
+        .bind(failed)
+        .execute(&mut *conn)
+        .await?;
+    let task_finished = finish_if_done(conn, task_id).await?;
+    Ok(BatchOutcome::Ran { moved, failed, task_finished })
+}
+
+/// Gives up on a batch that ran out of attempts: its subscriptions count as failed with the
+/// batch's last error, and the task ends if this was its last batch.
+pub async fn give_up(conn: &mut PgConnection, task_id: TaskId, seq: i32, message: &str) -> Result<Option<TaskStatus>> {
+    let expected: Option<i64> = sqlx::query_scalar(
+        "UPDATE task_batches SET status = 'FAILED', failed = expected, last_error = $3, updated_at = now()
+         WHERE task_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING expected",
+    )
+    .bind(task_id.0)
+    .bind(seq)
+    .bind(message)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(expected) = expected else {
+        return Ok(None);
+    };
+    sqlx::query("UPDATE tasks SET processed = processed + $2, failed = failed + $2, updated_at = now() WHERE id = $1")
+        .bind(task_id.0)
+        .bind(expected)
+        .execute(&mut *conn)
+        .await?;
+    finish_if_done(conn, task_id).await
+}
+
+/// Ends an IN_PROGRESS task whose batches are all done. Call with the task row locked.
+pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<Option<TaskStatus>> {
+    let pending: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM task_batches WHERE task_id = $1 AND status = 'PENDING'")
+            .bind(task_id.0)
+            .fetch_one(&mut *conn)
+            .await?;
+    if pending > 0 {
+        return Ok(None);
+    }
+    let Some(task) = tasks::lock(conn, task_id).await? else {
+        return Ok(None);
+    };
+    if task.status() != TaskStatus::InProgress {
+        return Ok(None);
+    }
+    let status = TaskStatus::from_counts(task.processed, task.failed);
+    let error = (task.failed > 0).then(|| {
+        (
+            ErrorCode::SubscriptionAlreadyCanceledOrExpired,
+            format!("{} of {} subscriptions could not be moved", task.failed, task.processed),
+        )
+    });
+    tasks::finish(conn, task_id, status, error.as_ref().map(|(c, m)| (*c, m.as_str()))).await?;
+    Ok(Some(status))
+}
+
+/// Batches of a task with their state, for the task page.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BatchSummary {
+    pub seq: i32,
+    pub lo: i64,
+    pub hi: i64,
+    pub expected: i64,
+    pub status: String,
+    pub attempts: i32,
+    pub moved: i64,
+    pub failed: i64,
+    pub worker: Option<String>,
+}
+
+pub async fn list(conn: &mut PgConnection, task_id: Uuid) -> Result<Vec<BatchSummary>> {
+    Ok(sqlx::query_as::<_, BatchSummary>(
+        "SELECT seq, lo, hi, expected, status, attempts, moved, failed, worker FROM task_batches
+         WHERE task_id = $1 ORDER BY seq",
+    )
+    .bind(task_id)
+    .fetch_all(conn)
+    .await?)
+}

@@ -1,0 +1,174 @@
+//! Postgres through sqlx: one module per aggregate. This crate is the only place that holds
+//! SQL. Every query that touches tenant data filters by `environment_id`; callers pass the
+//! environment they authenticated, never one they read from a request body.
+
+pub mod api_keys;
+pub mod batches;
+pub mod customers;
+pub mod events;
+pub mod outbox;
+pub mod plans;
+pub mod products;
+pub mod subscriptions;
+pub mod tasks;
+pub mod workers;
+
+use domain::ErrorCode;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use sqlx::PgPool as Pool;
+pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+
+/// The schema, from the top-level `migrations/` folder, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A business rule refused the change; the code is the contract's.
+    #[error("{message}")]
+    Rejected { code: ErrorCode, message: String },
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+impl StoreError {
+    pub fn rejected(code: ErrorCode, message: impl Into<String>) -> Self {
+        StoreError::Rejected { code, message: message.into() }
+    }
+
+    /// Whether trying again later could succeed: connection trouble, lock timeouts,
+    /// serialization failures and deadlocks are transient; a refused rule is not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            StoreError::Rejected { .. } | StoreError::Migrate(_) => false,
+            StoreError::Database(e) => is_transient(e),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => matches!(
+            db.code().as_deref(),
+            // serialization_failure, deadlock_detected, lock_not_available, query_canceled,
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+            Some("40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300")
+        ),
+        _ => false,
+    }
+}
+
+pub(crate) fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {
+    match error {
+        sqlx::Error::Database(db) => db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint),
+        _ => false,
+    }
+}
+
+/// Pool settings that matter at scale.
+#[derive(Debug, Clone)]
+pub struct PoolSettings {
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolSettings {
+    fn default() -> Self {
+        Self { max_connections: 16, acquire_timeout: Duration::from_secs(10) }
+    }
+}
+
+/// Connects to `url`, creating the database first if it does not exist, and applies the
+/// migrations.
+pub async fn connect_and_migrate(url: &str, settings: &PoolSettings) -> Result<PgPool> {
+    let options = PgConnectOptions::from_str(url)?;
+    ensure_database(&options).await?;
+    let pool = connect(options, settings).await?;
+    MIGRATOR.run(&pool).await?;
+    Ok(pool)
+}
+
+pub async fn connect(options: PgConnectOptions, settings: &PoolSettings) -> Result<PgPool> {
+    let pool = PgPoolOptions::new()
+        .max_connections(settings.max_connections)
+        .acquire_timeout(settings.acquire_timeout)
+        .connect_with(options.log_statements(tracing::log::LevelFilter::Trace))
+        .await?;
+    Ok(pool)
+}
+
+/// Creates the database named in `options` when it is absent, through the server's
+/// `postgres` maintenance database.
+pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
+    let Some(name) = options.get_database().map(str::to_owned) else {
+        return Ok(());
+    };
+    let admin = options.clone().database("postgres");
+    let mut conn = sqlx::PgConnection::connect_with(&admin).await?;
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+        .bind(&name)
+        .fetch_one(&mut conn)
+        .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        match sqlx::query(&format!("CREATE DATABASE {quoted}")).execute(&mut conn).await {
+            Ok(_) => tracing::info!(database = %name, "created database"),
+            // another process created it at the same moment
+            Err(sqlx::Error::Database(db)) if matches!(db.code().as_deref(), Some("42P04" | "23505")) => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    conn.close().await?;
+    Ok(())
+}
+
+/// Whether the database answers.
+pub async fn ping(pool: &PgPool) -> Result<()> {
+    sqlx::query("SELECT 1").execute(pool).await?;
+    Ok(())
+}
+
+/// An opaque cursor for keyset pages: the `seq` of the last row, as text.
+pub fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>> {
+    match raw {
+        None | Some("") => Ok(None),
+        Some(raw) => raw
+            .parse::<i64>()
+            .map(Some)
+            .map_err(|_| StoreError::rejected(ErrorCode::BadUserInput, "invalid pagination cursor")),
+    }
+}
+
+/// A page of rows plus the cursor for the next one.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+pub(crate) fn page<T>(mut rows: Vec<T>, limit: i64, seq: impl Fn(&T) -> i64) -> Page<T> {
+    let has_more = rows.len() as i64 > limit;
+    if has_more {
+        rows.truncate(limit as usize);
+    }
+    let next = if has_more { rows.last().map(|r| seq(r).to_string()) } else { None };
+    Page { items: rows, next }
+}
+
+/// Page size: what the caller asked for, within 1..=1000, 20 by default.
+pub fn page_limit(requested: Option<i64>) -> i64 {
+    requested.unwrap_or(20).clamp(1, 1000)
+}

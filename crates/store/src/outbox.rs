@@ -1,0 +1,76 @@
+//! The transactional outbox: a job is written in the same transaction as the state it refers
+//! to, and the relay sends it to RabbitMQ afterwards. Rows with `published_at` NULL are still to
+//! be sent; a crash between commit and send only delays the message.
+
+use crate::Result;
+use domain::{Job, TaskId};
+use sqlx::{PgConnection, PgPool};
+
+/// Adds a job to the outbox inside the caller's transaction.
+pub async fn enqueue(conn: &mut PgConnection, job: &Job) -> Result<()> {
+    sqlx::query("INSERT INTO outbox (routing_key, payload) VALUES ($1, $2)")
+        .bind(job.routing_key())
+        .bind(sqlx::types::Json(job))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds one `batch` job per pending batch of `task`, in batch order.
+pub async fn enqueue_pending_batches(conn: &mut PgConnection, task: TaskId) -> Result<u64> {
+    let done = sqlx::query(
+        "INSERT INTO outbox (routing_key, payload)
+         SELECT 'batch', jsonb_build_object('kind', 'batch', 'taskId', task_id::text, 'seq', seq)
+         FROM task_batches WHERE task_id = $1 AND status = 'PENDING' ORDER BY seq",
+    )
+    .bind(task.0)
+    .execute(conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub routing_key: String,
+    pub payload: serde_json::Value,
+}
+
+/// Locks up to `limit` unsent rows for this relay; other relays skip them.
+pub async fn lock_unsent(conn: &mut PgConnection, limit: i64) -> Result<Vec<OutboxRow>> {
+    let rows = sqlx::query_as::<_, OutboxRow>(
+        "SELECT id, routing_key, payload FROM outbox WHERE published_at IS NULL
+         ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows)
+}
+
+pub async fn mark_sent(conn: &mut PgConnection, ids: &[i64]) -> Result<()> {
+    sqlx::query("UPDATE outbox SET published_at = now() WHERE id = ANY($1)").bind(ids).execute(conn).await?;
+    Ok(())
+}
+
+/// Rows waiting to be sent and the age in seconds of the oldest.
+pub async fn backlog(pool: &PgPool) -> Result<(i64, f64)> {
+    let row: (i64, Option<f64>) = sqlx::query_as(
+        "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
+         FROM outbox WHERE published_at IS NULL",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok((row.0, row.1.unwrap_or(0.0)))
+}
+
+/// Deletes sent rows older than `keep_seconds`.
+pub async fn prune(pool: &PgPool, keep_seconds: i64) -> Result<u64> {
+    let done = sqlx::query(
+        "DELETE FROM outbox WHERE published_at IS NOT NULL AND published_at < now() - make_interval(secs => $1)",
+    )
+    .bind(keep_seconds as f64)
+    .execute(pool)
+    .await?;
+    Ok(done.rows_affected())
+}

@@ -1,0 +1,311 @@
+//! Tasks: one row per accepted publish, migration or import, from PENDING to a terminal state.
+//! Status changes are conditional UPDATEs, so two workers racing on one task cannot both win.
+
+use crate::{is_unique_violation, page, Page, Result, StoreError};
+use chrono::{DateTime, Utc};
+use domain::{EnvironmentId, ErrorCode, TaskId, TaskStatus, TaskType};
+use serde_json::Value;
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Task {
+    pub id: Uuid,
+    pub environment_id: Uuid,
+    pub seq: i64,
+    pub task_type: String,
+    pub status: String,
+    pub plan_id: Option<String>,
+    pub payload: Value,
+    pub target_version_id: Option<Uuid>,
+    pub target_version_number: Option<i32>,
+    pub total: i64,
+    pub processed: i64,
+    pub failed: i64,
+    pub affected_customers: i64,
+    pub attempts: i32,
+    pub max_attempts: i32,
+    pub last_error: Option<String>,
+    pub error_code: Option<String>,
+    pub idempotency_key: Option<String>,
+    pub lease_owner: Option<String>,
+    pub lease_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub planned_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl Task {
+    pub fn id(&self) -> TaskId {
+        TaskId(self.id)
+    }
+
+    pub fn environment(&self) -> EnvironmentId {
+        EnvironmentId(self.environment_id)
+    }
+
+    pub fn status(&self) -> TaskStatus {
+        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Failed)
+    }
+
+    pub fn task_type(&self) -> Option<TaskType> {
+        TaskType::parse(&self.task_type).ok()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewTask {
+    pub id: TaskId,
+    pub environment: EnvironmentId,
+    pub task_type: TaskType,
+    pub plan_id: Option<String>,
+    pub payload: Value,
+    pub target_version_id: Option<Uuid>,
+    pub target_version_number: Option<i32>,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: i32,
+    pub total: i64,
+}
+
+/// Inserts a task. A second publish of a plan while one is in flight is refused with
+/// `ObjectAlreadyBeingUsedByAnotherRequestError`.
+pub async fn insert(conn: &mut PgConnection, new: &NewTask) -> Result<Task> {
+    sqlx::query_as::<_, Task>(
+        "INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
+            target_version_number, idempotency_key, max_attempts, total)
+         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10)
+         RETURNING *",
+    )
+    .bind(new.id.0)
+    .bind(new.environment.0)
+    .bind(new.task_type.as_str())
+    .bind(&new.plan_id)
+    .bind(&new.payload)
+    .bind(new.target_version_id)
+    .bind(new.target_version_number)
+    .bind(&new.idempotency_key)
+    .bind(new.max_attempts)
+    .bind(new.total)
+    .fetch_one(conn)
+    .await
+    .map_err(|e| {
+        if is_unique_violation(&e, "tasks_one_publish_in_flight") {
+            StoreError::rejected(
+                ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+                format!(
+                    "plan `{}` is already being published by another request",
+                    new.plan_id.as_deref().unwrap_or_default()
+                ),
+            )
+        } else if is_unique_violation(&e, "tasks_idempotency") {
+            StoreError::rejected(
+                ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+                "a request with this Idempotency-Key is in progress",
+            )
+        } else {
+            e.into()
+        }
+    })
+}
+
+pub async fn by_idempotency_key(conn: &mut PgConnection, env: EnvironmentId, key: &str) -> Result<Option<Task>> {
+    Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE environment_id = $1 AND idempotency_key = $2")
+        .bind(env.0)
+        .bind(key)
+        .fetch_optional(conn)
+        .await?)
+}
+
+pub async fn get(pool: &PgPool, env: EnvironmentId, id: TaskId) -> Result<Option<Task>> {
+    Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE environment_id = $1 AND id = $2")
+        .bind(env.0)
+        .bind(id.0)
+        .fetch_optional(pool)
+        .await?)
+}
+
+/// Locks a task for the rest of the caller's transaction (worker side: the id came from our
+/// own queue, the environment from the row).
+pub async fn lock(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>> {
+    Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1 FOR UPDATE")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await?)
+}
+
+/// Reads a task without locking it.
+pub async fn read(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>> {
+    Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1").bind(id.0).fetch_optional(conn).await?)
+}
+
+/// What a worker found when it tried to claim a task.
+#[derive(Debug, Clone)]
+pub enum Claim {
+    /// The task is ours: IN_PROGRESS, attempt counted, lease taken.
+    Claimed(Box<Task>),
+    /// Another worker holds a live lease on it; try again later.
+    Busy,
+    /// Nothing left to do: planned already, or finished.
+    Nothing,
+    /// No such task.
+    Missing,
+}
+
+/// Claims a task that is not yet planned: PENDING (or IN_PROGRESS with an expired lease, or
+/// our own) → IN_PROGRESS, counting the attempt. Committed on its own, so the attempt counts
+/// even if the work then fails.
+pub async fn claim(pool: &PgPool, id: TaskId, worker: &str, lease_seconds: i64) -> Result<Claim> {
+    let claimed = sqlx::query_as::<_, Task>(
+        "UPDATE tasks SET status = 'IN_PROGRESS', attempts = attempts + 1, started_at = coalesce(started_at, now()),
+            lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
+         WHERE id = $1 AND planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS')
+           AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
+         RETURNING *",
+    )
+    .bind(id.0)
+    .bind(worker)
+    .bind(lease_seconds as f64)
+    .fetch_optional(pool)
+    .await?;
+    if let Some(task) = claimed {
+        return Ok(Claim::Claimed(Box::new(task)));
+    }
+    let busy: Option<bool> = sqlx::query_scalar(
+        "SELECT planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS') FROM tasks WHERE id = $1",
+    )
+    .bind(id.0)
+    .fetch_optional(pool)
+    .await?;
+    Ok(match busy {
+        None => Claim::Missing,
+        Some(true) => Claim::Busy,
+        Some(false) => Claim::Nothing,
+    })
+}
+
+/// Marks the task planned (inside the planning transaction) and releases its lease.
+pub async fn mark_planned(conn: &mut PgConnection, id: TaskId) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET planned_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Releases a lease we hold without finishing (shutdown, transient failure).
+pub async fn release(pool: &PgPool, id: TaskId, worker: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1 AND lease_owner = $2",
+    )
+    .bind(id.0)
+    .bind(worker)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records the migration plan: how many subscriptions (and customers) it covers.
+pub async fn set_totals(conn: &mut PgConnection, id: TaskId, total: i64, affected_customers: i64) -> Result<()> {
+    sqlx::query("UPDATE tasks SET total = $2, affected_customers = $3, updated_at = now() WHERE id = $1")
+        .bind(id.0)
+        .bind(total)
+        .bind(affected_customers)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Ends a task: its status is decided from its counts unless `status` is given.
+pub async fn finish(
+    conn: &mut PgConnection,
+    id: TaskId,
+    status: TaskStatus,
+    error: Option<(ErrorCode, &str)>,
+) -> Result<Task> {
+    Ok(sqlx::query_as::<_, Task>(
+        "UPDATE tasks SET status = $2, error_code = coalesce($3, error_code), last_error = coalesce($4, last_error),
+            finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(error.map(|(code, _)| code.as_str()))
+    .bind(error.map(|(_, message)| message))
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Sets processed/failed counts outright (tasks done in one step, like an import).
+pub async fn set_counts(conn: &mut PgConnection, id: TaskId, total: i64, processed: i64, failed: i64) -> Result<()> {
+    sqlx::query("UPDATE tasks SET total = $2, processed = $3, failed = $4, updated_at = now() WHERE id = $1")
+        .bind(id.0)
+        .bind(total)
+        .bind(processed)
+        .bind(failed)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Notes an error that will be retried.
+pub async fn note_error(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    sqlx::query("UPDATE tasks SET error_code = $2, last_error = $3, updated_at = now() WHERE id = $1")
+        .bind(id.0)
+        .bind(code.as_str())
+        .bind(message)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+/// Ends a task as FAILED outside any other transaction (out of attempts, permanent error).
+pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET status = 'FAILED', error_code = $2, last_error = $3, finished_at = now(),
+            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1 AND status IN ('PENDING', 'IN_PROGRESS')",
+    )
+    .bind(id.0)
+    .bind(code.as_str())
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct TaskFilter {
+    pub statuses: Vec<String>,
+    pub task_types: Vec<String>,
+    pub plan_id: Option<String>,
+    pub after: Option<i64>,
+    pub limit: i64,
+}
+
+/// Newest first.
+pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &TaskFilter) -> Result<Page<Task>> {
+    let rows = sqlx::query_as::<_, Task>(
+        "SELECT * FROM tasks
+         WHERE environment_id = $1
+           AND (cardinality($2::text[]) = 0 OR status = ANY($2))
+           AND (cardinality($3::text[]) = 0 OR task_type = ANY($3))
+           AND ($4::text IS NULL OR plan_id = $4)
+           AND ($5::bigint IS NULL OR seq < $5)
+         ORDER BY seq DESC LIMIT $6",
+    )
+    .bind(env.0)
+    .bind(&filter.statuses)
+    .bind(&filter.task_types)
+    .bind(&filter.plan_id)
+    .bind(filter.after)
+    .bind(filter.limit + 1)
+    .fetch_all(pool)
+    .await?;
+    Ok(page(rows, filter.limit, |t| t.seq))
+}

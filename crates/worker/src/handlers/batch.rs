@@ -1,0 +1,48 @@
+//! Moving one batch of a migration, in one transaction.
+
+use super::JobError;
+use crate::Context;
+use domain::TaskId;
+use store::batches::{self, BatchOutcome};
+use store::events;
+
+#[tracing::instrument(skip_all, fields(task_id = %task_id, seq), err)]
+pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
+    let mut tx = ctx.pool.begin().await?;
+    // a subscription locked elsewhere for too long fails this try, not the whole worker
+    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
+    let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
+    if outcome == BatchOutcome::Missing {
+        return Err(JobError::Permanent {
+            code: domain::ErrorCode::NotFound,
+            message: format!("no batch {seq} of task {task_id}"),
+        });
+    }
+    if let BatchOutcome::Ran { task_finished: Some(status), .. } = outcome {
+        if let Some(task) = store::tasks::read(&mut tx, task_id).await? {
+            events::record(
+                &mut tx,
+                task.environment(),
+                task_id,
+                "finished",
+                status.as_str(),
+                None,
+                serde_json::json!({
+                    "processed": task.processed, "failed": task.failed,
+                }),
+            )
+            .await?;
+        }
+    }
+    tx.commit().await?;
+    tracing::debug!(?outcome, "batch done");
+    Ok(())
+}
+
+/// Gives up on a batch after its last attempt.
+pub async fn give_up(ctx: &Context, task_id: TaskId, seq: i32, message: &str) -> Result<(), JobError> {
+    let mut tx = ctx.pool.begin().await?;
+    batches::give_up(&mut tx, task_id, seq, message).await?;
+    tx.commit().await?;
+    Ok(())
+}

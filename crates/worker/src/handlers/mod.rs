@@ -1,0 +1,76 @@
+//! Job handlers. Each says, through its error, whether trying again could help: the consumer
+//! retries `Transient` with a delay and gives up on `Permanent` at once.
+
+pub mod batch;
+pub mod import;
+pub mod publish;
+
+use crate::Context;
+use domain::{ErrorCode, Job, TaskId, TaskType};
+use store::tasks::{self, Claim};
+use store::StoreError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    /// May succeed later: the database or broker hiccuped, a lock timed out, another worker
+    /// holds the task.
+    #[error("transient: {0}")]
+    Transient(String),
+    /// Will never succeed; the task is failed with this code.
+    #[error("{code}: {message}")]
+    Permanent { code: ErrorCode, message: String },
+}
+
+impl From<StoreError> for JobError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Rejected { code, message } => JobError::Permanent { code, message },
+            other if other.is_transient() => JobError::Transient(other.to_string()),
+            other => JobError::Permanent { code: ErrorCode::InternalError, message: other.to_string() },
+        }
+    }
+}
+
+impl From<sqlx::Error> for JobError {
+    fn from(error: sqlx::Error) -> Self {
+        StoreError::from(error).into()
+    }
+}
+
+/// Runs one job to its end (or to an error that says what to do next).
+pub async fn run(ctx: &Context, job: Job) -> Result<(), JobError> {
+    match job {
+        Job::Task { task_id } => run_task(ctx, task_id).await,
+        Job::Batch { task_id, seq } => batch::run(ctx, task_id, seq).await,
+    }
+}
+
+async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
+    let lease = ctx.settings.lease.as_secs() as i64;
+    let task = match tasks::claim(&ctx.pool, task_id, &ctx.settings.worker_id, lease).await? {
+        Claim::Claimed(task) => task,
+        Claim::Busy => return Err(JobError::Transient("another worker holds this task".into())),
+        Claim::Missing => {
+            return Err(JobError::Permanent { code: ErrorCode::NotFound, message: format!("no task {task_id}") })
+        }
+        Claim::Nothing => {
+            tracing::debug!("task already planned or finished; nothing to do");
+            return Ok(());
+        }
+    };
+    let result = match task.task_type() {
+        Some(TaskType::PublishPlan) => publish::run(ctx, &task).await,
+        Some(TaskType::ImportSubscriptions) => import::run(ctx, &task).await,
+        Some(TaskType::SubscriptionMigration) | None => Err(JobError::Permanent {
+            code: ErrorCode::InternalError,
+            message: format!("no handler for task type `{}`", task.task_type),
+        }),
+    };
+    if result.is_err() {
+        // let the retry (or another worker) take it at once rather than after the lease
+        if let Err(e) = tasks::release(&ctx.pool, task_id, &ctx.settings.worker_id).await {
+            tracing::warn!(error = %e, "could not release the task's lease");
+        }
+    }
+    result
+}

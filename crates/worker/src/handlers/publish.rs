@@ -1,0 +1,132 @@
+//! Publishing a plan's draft: the checks that need the whole catalog, the publish itself and
+//! the migration plan, all in one transaction. Batches are announced through the outbox in
+//! that same transaction, so a crash anywhere leaves either nothing done or everything
+//! planned and on its way.
+
+use super::JobError;
+use crate::Context;
+use domain::{ErrorCode, Job, MigrationType, TaskStatus, VersionChangeBehaviour};
+use store::tasks::Task;
+use store::{batches, events, outbox, plans, tasks};
+
+#[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
+pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+    let env = task.environment();
+    let task_id = task.id();
+    let mut tx = ctx.pool.begin().await?;
+    let Some(task) = tasks::lock(&mut tx, task_id).await? else {
+        return Ok(());
+    };
+    if task.planned_at.is_some() || task.status().is_terminal() {
+        return Ok(());
+    }
+    let plan_id = task.plan_id.clone().unwrap_or_default();
+    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
+        return Err(JobError::Permanent {
+            code: ErrorCode::InternalError,
+            message: "task has no target version".into(),
+        });
+    };
+    let behaviour: VersionChangeBehaviour = task
+        .payload
+        .get("migrationType")
+        .and_then(|v| v.as_str())
+        .and_then(|v| MigrationType::parse(v).ok())
+        .map(VersionChangeBehaviour::from)
+        .unwrap_or(VersionChangeBehaviour::Never);
+
+    if let Some((code, message)) = catalog_check(&mut tx, &task).await? {
+        tasks::finish(&mut tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
+        tasks::mark_planned(&mut tx, task_id).await?;
+        events::record(&mut tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }))
+            .await?;
+        tx.commit().await?;
+        tracing::info!(code = %code, "publish refused");
+        return Ok(());
+    }
+
+    if !plans::publish_version(&mut tx, target, Some(task_id)).await? {
+        let message = format!("version {target_number} of plan `{plan_id}` is no longer a draft");
+        tasks::finish(&mut tx, task_id, TaskStatus::Failed, Some((ErrorCode::PackageAlreadyPublished, &message)))
+            .await?;
+        tasks::mark_planned(&mut tx, task_id).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+    events::record(
+        &mut tx,
+        env,
+        task_id,
+        "published",
+        &format!("version {target_number} of plan `{plan_id}` published"),
+        None,
+        serde_json::json!({ "versionNumber": target_number }),
+    )
+    .await?;
+
+    let mut finished = None;
+    if behaviour == VersionChangeBehaviour::Never {
+        tasks::finish(&mut tx, task_id, TaskStatus::Completed, None).await?;
+        finished = Some(TaskStatus::Completed);
+    } else {
+        let plan = batches::plan_migration(&mut tx, &task, target_number, ctx.settings.batch_size).await?;
+        tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
+        events::record(
+            &mut tx,
+            env,
+            task_id,
+            "planned",
+            &format!("{} subscriptions in {} batches", plan.total, plan.batches),
+            None,
+            serde_json::json!({ "total": plan.total, "batches": plan.batches }),
+        )
+        .await?;
+        if plan.batches == 0 {
+            tasks::finish(&mut tx, task_id, TaskStatus::Completed, None).await?;
+            finished = Some(TaskStatus::Completed);
+        } else {
+            outbox::enqueue_pending_batches(&mut tx, task_id).await?;
+        }
+    }
+    tasks::mark_planned(&mut tx, task_id).await?;
+    if let Some(status) = finished {
+        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, serde_json::json!({})).await?;
+    }
+    tx.commit().await?;
+    tracing::info!(?finished, "publish planned");
+    Ok(())
+}
+
+/// Checks that need more than the plan itself: a child plan cannot be published while its
+/// base plan is only a draft, nor while a compatible add-on is.
+async fn catalog_check(conn: &mut sqlx::PgConnection, task: &Task) -> Result<Option<(ErrorCode, String)>, JobError> {
+    let env = task.environment();
+    let Some(target) = task.target_version_id else {
+        return Ok(None);
+    };
+    let version = plans::get_version(conn, env, target).await?;
+    if let Some(parent) = version.parent_plan_id.as_deref() {
+        if plans::is_unpublished(conn, env, parent).await? {
+            return Ok(Some((
+                ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft,
+                format!("base plan `{parent}` is still a draft"),
+            )));
+        }
+    }
+    let addons: Vec<String> =
+        version.compatible_addon_ids.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
+    for addon in addons {
+        if plans::is_unpublished(conn, env, &addon).await? {
+            return Ok(Some((
+                ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft,
+                format!("compatible add-on `{addon}` is still a draft"),
+            )));
+        }
+    }
+    Ok(None)
+}
+
+/// The job that starts a publish task.
+pub fn job(task: domain::TaskId) -> Job {
+    Job::Task { task_id: task }
+}

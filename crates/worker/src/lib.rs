@@ -1,0 +1,52 @@
+//! The worker side: job handlers (plan a publish, move a batch, import subscriptions), the
+//! consumer that feeds them from RabbitMQ with manual acks, retries through delay queues, and
+//! the outbox relay. Handlers re-read every row they act on, so any message may arrive twice,
+//! late or never-mind-the-order. It never answers HTTP.
+
+pub mod consumer;
+pub mod handlers;
+pub mod relay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use consumer::run_consumer;
+pub use relay::Relay;
+
+/// What a worker process is tuned by.
+#[derive(Debug, Clone)]
+pub struct WorkerSettings {
+    /// Identifies this process in leases, batches and the workers table.
+    pub worker_id: String,
+    /// Unacknowledged deliveries per work queue (RabbitMQ prefetch), which is also how many
+    /// jobs of each kind run at once in this process.
+    pub prefetch: u16,
+    /// Subscriptions per batch.
+    pub batch_size: i64,
+    /// How long a claimed task is ours before another worker may take it over.
+    pub lease: Duration,
+    /// How long a shutdown waits for in-flight jobs before it lets them go.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for WorkerSettings {
+    fn default() -> Self {
+        Self {
+            worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
+            prefetch: 4,
+            batch_size: 1000,
+            lease: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Everything a handler needs.
+pub struct WorkerContext {
+    pub pool: sqlx::PgPool,
+    pub amqp_url: String,
+    pub topology: queue::Topology,
+    pub settings: WorkerSettings,
+}
+
+pub type Context = Arc<WorkerContext>;

@@ -1,0 +1,127 @@
+//! The outbox relay: sends committed outbox rows to RabbitMQ with publisher confirms and marks
+//! them sent. Any number of relays run at once (one per api and worker process); `FOR UPDATE
+//! SKIP LOCKED` gives each its own rows. A row is marked sent only after the broker confirmed
+//! it, so a crash can at worst send a message twice — which the handlers make harmless.
+
+use queue::publisher::Outgoing;
+use queue::{Publisher, Topology};
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub struct Relay {
+    pool: PgPool,
+    amqp_url: String,
+    topology: Topology,
+    wake: Arc<Notify>,
+    poll: Duration,
+    batch: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+enum RelayError {
+    #[error(transparent)]
+    Queue(#[from] queue::QueueError),
+    #[error(transparent)]
+    Store(#[from] store::StoreError),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Relay {
+    pub fn new(pool: PgPool, amqp_url: String, topology: Topology) -> Self {
+        Self { pool, amqp_url, topology, wake: Arc::new(Notify::new()), poll: Duration::from_millis(250), batch: 500 }
+    }
+
+    /// Handed to request handlers: waking the relay after a commit sends the message at once
+    /// instead of at the next poll.
+    pub fn waker(&self) -> Arc<Notify> {
+        self.wake.clone()
+    }
+
+    pub async fn run(self, cancel: CancellationToken) {
+        loop {
+            let connection = match queue::connect_with_backoff(&self.amqp_url, &cancel).await {
+                Ok(connection) => connection,
+                Err(_) => return,
+            };
+            let publisher = match Publisher::open(&connection).await {
+                Ok(publisher) => publisher,
+                Err(e) => {
+                    tracing::warn!(error = %e, "relay could not open a channel");
+                    continue;
+                }
+            };
+            if let Err(e) = self.topology.declare(publisher.channel()).await {
+                tracing::warn!(error = %e, "relay could not declare the topology");
+                continue;
+            }
+            tracing::info!("relay connected");
+            let mut failures = 0u32;
+            loop {
+                match self.drain(&publisher).await {
+                    Ok(sent) if sent > 0 => {
+                        failures = 0;
+                        continue;
+                    }
+                    Ok(_) => failures = 0,
+                    Err(RelayError::Queue(e)) => {
+                        tracing::warn!(error = %e, "relay lost the broker; reconnecting");
+                        break;
+                    }
+                    Err(e) => {
+                        failures = failures.saturating_add(1);
+                        tracing::warn!(error = %e, "relay could not read the outbox; retrying");
+                        let pause = Duration::from_millis(100 * 2u64.pow(failures.min(6)));
+                        tokio::select! {
+                            () = tokio::time::sleep(pause) => continue,
+                            () = cancel.cancelled() => return,
+                        }
+                    }
+                }
+                if !publisher.is_open() {
+                    break;
+                }
+                tokio::select! {
+                    () = self.wake.notified() => {}
+                    () = tokio::time::sleep(self.poll) => {}
+                    () = cancel.cancelled() => {
+                        // one last pass so that nothing accepted just now waits for the next start
+                        let _ = self.drain(&publisher).await;
+                        let _ = connection.close(200, "shutting down").await;
+                        return;
+                    }
+                }
+            }
+            let _ = connection.close(320, "reconnecting").await;
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(200)) => {}
+                () = cancel.cancelled() => return,
+            }
+        }
+    }
+
+    /// Sends one batch of unsent rows. Answers how many went out.
+    async fn drain(&self, publisher: &Publisher) -> Result<usize, RelayError> {
+        let mut tx = self.pool.begin().await?;
+        let rows = store::outbox::lock_unsent(&mut tx, self.batch).await?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let payloads: Vec<Vec<u8>> = rows.iter().map(|r| r.payload.to_string().into_bytes()).collect();
+        let exchange = self.topology.exchange();
+        let messages: Vec<Outgoing<'_>> = rows
+            .iter()
+            .zip(&payloads)
+            .map(|(row, payload)| Outgoing { exchange: &exchange, routing_key: &row.routing_key, payload, attempt: 1 })
+            .collect();
+        publisher.publish_all(&messages).await?;
+        let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+        store::outbox::mark_sent(&mut tx, &ids).await?;
+        tx.commit().await?;
+        tracing::debug!(sent = ids.len(), "relayed outbox rows");
+        Ok(ids.len())
+    }
+}
