@@ -9,8 +9,6 @@ use store::events;
 #[tracing::instrument(skip_all, fields(task_id = %task_id, seq), err)]
 pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
     let mut tx = ctx.pool.begin().await?;
-    // a subscription locked elsewhere for too long fails this try, not the whole worker
-    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *tx).await?;
     let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
     if outcome == BatchOutcome::Missing {
         return Err(JobError::Permanent {

@@ -1,0 +1,157 @@
+//! A Cutover deployment for one test: its own database and queue prefix, the real binary
+//! started as separate processes, and helpers to wait on outcomes with a deadline.
+
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, Connection, PgPool};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+use tokio::process::{Child, Command};
+
+const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+pub struct Deployment {
+    pub id: String,
+    pub database_url: String,
+    pub pool: PgPool,
+    pub prefix: String,
+    pub key: String,
+    processes: Vec<(String, Child)>,
+    database: String,
+}
+
+fn admin_options() -> PgConnectOptions {
+    let url = std::env::var("DATABASE_URL").unwrap_or_else(|_| ADMIN_URL.to_owned());
+    PgConnectOptions::from_str(&url).unwrap().database("postgres").disable_statement_logging()
+}
+
+pub fn binary() -> &'static str {
+    env!("CARGO_BIN_EXE_cutover")
+}
+
+pub fn log_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("e2e-logs");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+impl Deployment {
+    /// Creates the database (migrated by the binary itself) and an API key.
+    pub async fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
+        let database = format!("cutover_it_{id}");
+        let options = admin_options();
+        let database_url =
+            format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), database);
+        let prefix = format!("it.{id}");
+        let key_output = Command::new(binary())
+            .args(["keys", "create", "--environment", "e2e"])
+            .env("CUTOVER_DATABASE_URL", &database_url)
+            .output()
+            .await
+            .unwrap();
+        assert!(key_output.status.success(), "keys create failed: {}", String::from_utf8_lossy(&key_output.stderr));
+        let key = String::from_utf8(key_output.stdout).unwrap().trim().to_owned();
+        assert!(key.starts_with("cut_"), "unexpected key output `{key}`");
+        let pool = PgPool::connect_with(PgConnectOptions::from_str(&database_url).unwrap().disable_statement_logging())
+            .await
+            .unwrap();
+        Self { id, database_url, pool, prefix, key, processes: Vec::new(), database }
+    }
+
+    fn command(&self, role: &str, extra: &[(&str, String)]) -> Command {
+        let mut command = Command::new(binary());
+        command
+            .arg(role)
+            .env("CUTOVER_DATABASE_URL", &self.database_url)
+            .env("CUTOVER_QUEUE_PREFIX", &self.prefix)
+            .env("CUTOVER_QUEUE_EXPIRES_MS", "900000")
+            .env("CUTOVER_SHUTDOWN_GRACE_SECS", "10")
+            .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        for (name, value) in extra {
+            command.env(name, value);
+        }
+        command
+    }
+
+    fn spawn(&mut self, role: &str, name: &str, extra: &[(&str, String)]) {
+        let log = log_dir().join(format!("{}-{name}.log", self.id));
+        let file = std::fs::File::create(&log).unwrap();
+        let child = self
+            .command(role, extra)
+            .stdout(Stdio::from(file.try_clone().unwrap()))
+            .stderr(Stdio::from(file))
+            .spawn()
+            .unwrap();
+        self.processes.push((name.to_owned(), child));
+    }
+
+    /// Starts `cutover api` and waits until it answers; returns its base URL.
+    pub async fn start_api(&mut self) -> String {
+        let port = free_port();
+        self.spawn("api", "api", &[("CUTOVER_LISTEN", format!("127.0.0.1:{port}"))]);
+        let base = format!("http://127.0.0.1:{port}");
+        let client = reqwest::Client::new();
+        wait_for("the api to answer /healthz", Duration::from_secs(30), || {
+            let client = client.clone();
+            let url = format!("{base}/healthz");
+            async move { client.get(url).send().await.map(|r| r.status().is_success()).unwrap_or(false) }
+        })
+        .await;
+        base
+    }
+
+    /// Starts a `cutover worker` process named `name`.
+    pub fn start_worker(&mut self, name: &str) {
+        self.spawn("worker", name, &[("CUTOVER_WORKER_ID", format!("{}-{name}", self.id))]);
+    }
+
+    pub async fn scalar(&self, sql: &str) -> i64 {
+        sqlx::query_scalar::<_, i64>(sql).fetch_one(&self.pool).await.unwrap()
+    }
+}
+
+impl Drop for Deployment {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.processes {
+            let _ = child.start_kill();
+        }
+        let database = self.database.clone();
+        // the pool and the children are gone with this value; drop the database from a
+        // thread of its own, since Drop cannot await
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
+            runtime.block_on(async move {
+                if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin_options()).await {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
+                        .execute(&mut conn)
+                        .await;
+                }
+            });
+        })
+        .join();
+    }
+}
+
+/// Polls `check` until it holds, failing the test after `deadline`.
+pub async fn wait_for<F, Fut>(what: &str, deadline: Duration, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(start.elapsed() < deadline, "timed out after {deadline:?} waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

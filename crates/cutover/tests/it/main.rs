@@ -1,0 +1,9 @@
+//! End-to-end tests: the real `cutover` binary (api and workers as separate processes), or the
+//! whole pipeline in-process, against the real Postgres and RabbitMQ — each test with its own
+//! database and queue prefix. They assert on what a user sees: HTTP answers and rows.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod harness;
+mod pipeline;
+mod sdk;
+mod stack;
