@@ -6,7 +6,7 @@ use crate::error::ApiError;
 use crate::extract::{comma_list, page_body, Json, PageQuery, Path, Query};
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use domain::task::progress_percent;
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType};
@@ -15,7 +15,11 @@ use serde_json::{json, Value};
 use store::tasks::{self, Task, TaskFilter};
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/api/v1/tasks", get(list)).route("/api/v1/tasks/{id}", get(get_one))
+    Router::new()
+        .route("/api/v1/tasks", get(list))
+        .route("/api/v1/tasks/{id}", get(get_one))
+        .route("/api/v1/tasks/{id}/cancel", post(cancel))
+        .route("/api/v1/tasks/{id}/retry", post(retry))
 }
 
 pub fn view(t: &Task) -> Value {
@@ -84,4 +88,33 @@ pub async fn list(
     };
     let page = tasks::list(&state.pool, caller.environment_id, &filter).await?;
     Ok(Json(page_body(&page, view)))
+}
+
+/// `POST /api/v1/tasks/{id}/cancel`
+pub async fn cancel(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let task = store::actions::cancel(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
+    tx.commit().await?;
+    tracing::info!(task_id = %task_id, "task canceled");
+    Ok(Json(json!({ "data": view(&task) })))
+}
+
+/// `POST /api/v1/tasks/{id}/retry`
+pub async fn retry(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let task = store::actions::retry(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
+    tx.commit().await?;
+    state.wake_relay();
+    tracing::info!(task_id = %task_id, "task retried");
+    Ok(Json(json!({ "data": view(&task) })))
 }

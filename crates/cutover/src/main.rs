@@ -115,6 +115,12 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             settings: settings.worker(),
         });
         tasks.spawn(worker::run_consumer(ctx, cancel.child_token()));
+        tasks.spawn(worker::run_rescuer(
+            pool.clone(),
+            settings.rescue_after(),
+            Some(relay_waker.clone()),
+            cancel.child_token(),
+        ));
     }
 
     if api {

@@ -64,6 +64,12 @@ pub struct Settings {
     /// Seconds a claimed task stays ours without progress.
     #[arg(long, env = "CUTOVER_LEASE_SECS", default_value_t = 60, global = true)]
     pub lease_secs: u64,
+    /// Milliseconds a job waits for a row lock before the try counts as a transient failure.
+    #[arg(long, env = "CUTOVER_LOCK_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub lock_timeout_ms: u64,
+    /// Seconds without progress after which a task's work is announced again.
+    #[arg(long, env = "CUTOVER_RESCUE_AFTER_SECS", default_value_t = 120, global = true)]
+    pub rescue_after_secs: u64,
     /// Seconds a shutdown waits for in-flight work.
     #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
     pub shutdown_grace_secs: u64,
@@ -89,6 +95,10 @@ impl Settings {
         topology
     }
 
+    pub fn rescue_after(&self) -> Duration {
+        Duration::from_secs(self.rescue_after_secs.max(1))
+    }
+
     pub fn shutdown_grace(&self) -> Duration {
         Duration::from_secs(self.shutdown_grace_secs)
     }
@@ -99,6 +109,7 @@ impl Settings {
             batch_size: self.batch_size.max(1),
             lease: Duration::from_secs(self.lease_secs.max(1)),
             shutdown_grace: self.shutdown_grace(),
+            lock_timeout: Duration::from_millis(self.lock_timeout_ms.max(1)),
             ..worker::WorkerSettings::default()
         };
         if let Some(id) = &self.worker_id {

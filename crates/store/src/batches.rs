@@ -81,8 +81,6 @@ struct BatchRow {
 
 /// Moves one batch. Runs inside the caller's transaction, which it expects to commit.
 pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &str) -> Result<BatchOutcome> {
-    // a subscription locked elsewhere for too long fails this try (transient), not the worker
-    sqlx::query("SET LOCAL lock_timeout = '10s'").execute(&mut *conn).await?;
     let Some(batch) = sqlx::query_as::<_, BatchRow>(
         "SELECT lo, hi, expected, status FROM task_batches WHERE task_id = $1 AND seq = $2 FOR UPDATE",
     )

@@ -2,6 +2,7 @@
 //! SQL. Every query that touches tenant data filters by `environment_id`; callers pass the
 //! environment they authenticated, never one they read from a request body.
 
+pub mod actions;
 pub mod api_keys;
 pub mod batches;
 pub mod customers;
@@ -132,6 +133,14 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
         }
     }
     conn.close().await?;
+    Ok(())
+}
+
+/// Bounds how long the current transaction waits for a row lock: a row locked elsewhere for
+/// too long fails this try (a transient error, retried later) instead of stalling a worker.
+pub async fn set_lock_timeout(conn: &mut sqlx::PgConnection, timeout: Duration) -> Result<()> {
+    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
+    sqlx::query(&format!("SET LOCAL lock_timeout = {ms}")).execute(conn).await?;
     Ok(())
 }
 

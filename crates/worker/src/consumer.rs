@@ -170,6 +170,9 @@ async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::me
         let settle = match outcome {
             Ok(()) => Settle::Ack,
             Err(JobError::Transient(message)) => retry_or_give_up(ctx, publisher, &job, attempt, &message).await,
+            Err(JobError::Busy) => {
+                retry_later(ctx, publisher, &job, 2, attempt, "task is leased by another worker").await
+            }
             Err(JobError::Permanent { code, message }) => give_up(ctx, &job, code, &message).await,
         };
         let result = match settle {
@@ -214,15 +217,21 @@ async fn retry_or_give_up(ctx: &Context, publisher: &Publisher, job: &Job, attem
     if let Err(e) = store::tasks::note_error(&ctx.pool, job.task_id(), ErrorCode::InternalError, message).await {
         tracing::debug!(error = %e, "could not note the error on the task");
     }
-    let (queue, seconds) = ctx.topology.delay_for_attempt(job.routing_key(), attempt);
+    retry_later(ctx, publisher, job, attempt, attempt + 1, message).await
+}
+
+/// Parks the job in the delay queue for `tier` and acks the delivery; the delay queue
+/// dead-letters it back to the work queue carrying attempt number `next`.
+async fn retry_later(ctx: &Context, publisher: &Publisher, job: &Job, tier: u32, next: u32, message: &str) -> Settle {
+    let (queue, seconds) = ctx.topology.delay_for_attempt(job.routing_key(), tier);
     let payload = match serde_json::to_vec(job) {
         Ok(payload) => payload,
         Err(_) => return Settle::Requeue,
     };
-    let outgoing = Outgoing { exchange: "", routing_key: &queue, payload: &payload, attempt: attempt + 1 };
+    let outgoing = Outgoing { exchange: "", routing_key: &queue, payload: &payload, attempt: next };
     match publisher.publish(&outgoing).await {
         Ok(()) => {
-            tracing::info!(error = message, retry_in_s = seconds, "transient failure; retrying later");
+            tracing::info!(reason = message, retry_in_s = seconds, next_attempt = next, "retrying later");
             Settle::Ack
         }
         Err(e) => {

@@ -6,12 +6,14 @@
 pub mod consumer;
 pub mod handlers;
 pub mod relay;
+pub mod rescuer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::run_consumer;
 pub use relay::Relay;
+pub use rescuer::run_rescuer;
 
 /// What a worker process is tuned by.
 #[derive(Debug, Clone)]
@@ -27,6 +29,8 @@ pub struct WorkerSettings {
     pub lease: Duration,
     /// How long a shutdown waits for in-flight jobs before it lets them go.
     pub shutdown_grace: Duration,
+    /// How long a job's transaction waits for a row lock before it gives the try up.
+    pub lock_timeout: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -37,6 +41,7 @@ impl Default for WorkerSettings {
             batch_size: 1000,
             lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct Deployment {
     pub key: String,
     processes: Vec<(String, Child)>,
     database: String,
+    env: Vec<(String, String)>,
 }
 
 fn admin_options() -> PgConnectOptions {
@@ -43,6 +44,11 @@ fn free_port() -> u16 {
 impl Deployment {
     /// Creates the database (migrated by the binary itself) and an API key.
     pub async fn new() -> Self {
+        Self::with_env(&[]).await
+    }
+
+    /// Like `new`, with settings (environment variables) given to every process it starts.
+    pub async fn with_env(env: &[(&str, &str)]) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database = format!("cutover_it_{id}");
         let options = admin_options();
@@ -61,7 +67,8 @@ impl Deployment {
         let pool = PgPool::connect_with(PgConnectOptions::from_str(&database_url).unwrap().disable_statement_logging())
             .await
             .unwrap();
-        Self { id, database_url, pool, prefix, key, processes: Vec::new(), database }
+        let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        Self { id, database_url, pool, prefix, key, processes: Vec::new(), database, env }
     }
 
     fn command(&self, role: &str, extra: &[(&str, String)]) -> Command {
@@ -75,6 +82,9 @@ impl Deployment {
             .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
+        for (name, value) in &self.env {
+            command.env(name, value);
+        }
         for (name, value) in extra {
             command.env(name, value);
         }
@@ -83,7 +93,7 @@ impl Deployment {
 
     fn spawn(&mut self, role: &str, name: &str, extra: &[(&str, String)]) {
         let log = log_dir().join(format!("{}-{name}.log", self.id));
-        let file = std::fs::File::create(&log).unwrap();
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&log).unwrap();
         let child = self
             .command(role, extra)
             .stdout(Stdio::from(file.try_clone().unwrap()))
@@ -95,8 +105,14 @@ impl Deployment {
 
     /// Starts `cutover api` and waits until it answers; returns its base URL.
     pub async fn start_api(&mut self) -> String {
+        self.start_api_with(&[]).await
+    }
+
+    pub async fn start_api_with(&mut self, extra: &[(&str, String)]) -> String {
         let port = free_port();
-        self.spawn("api", "api", &[("CUTOVER_LISTEN", format!("127.0.0.1:{port}"))]);
+        let mut env = vec![("CUTOVER_LISTEN", format!("127.0.0.1:{port}"))];
+        env.extend(extra.iter().cloned());
+        self.spawn("api", "api", &env);
         let base = format!("http://127.0.0.1:{port}");
         let client = reqwest::Client::new();
         wait_for("the api to answer /healthz", Duration::from_secs(30), || {
@@ -110,7 +126,48 @@ impl Deployment {
 
     /// Starts a `cutover worker` process named `name`.
     pub fn start_worker(&mut self, name: &str) {
-        self.spawn("worker", name, &[("CUTOVER_WORKER_ID", format!("{}-{name}", self.id))]);
+        self.start_worker_with(name, &[]);
+    }
+
+    pub fn start_worker_with(&mut self, name: &str, extra: &[(&str, String)]) {
+        let mut env = vec![("CUTOVER_WORKER_ID", format!("{}-{name}", self.id))];
+        env.extend(extra.iter().cloned());
+        self.spawn("worker", name, &env);
+    }
+
+    /// Starts `cutover api` and answers a client for it.
+    pub async fn api(&mut self) -> crate::client::ApiClient {
+        self.api_with(&[]).await
+    }
+
+    pub async fn api_with(&mut self, extra: &[(&str, String)]) -> crate::client::ApiClient {
+        let base = self.start_api_with(extra).await;
+        crate::client::ApiClient::new(base, self.key.clone())
+    }
+
+    fn child(&mut self, name: &str) -> &mut Child {
+        &mut self.processes.iter_mut().rev().find(|(n, _)| n == name).unwrap_or_else(|| panic!("no process {name}")).1
+    }
+
+    /// SIGKILL: the process dies at once, mid-whatever.
+    pub async fn kill(&mut self, name: &str) {
+        let child = self.child(name);
+        child.start_kill().unwrap();
+        child.wait().await.unwrap();
+    }
+
+    /// SIGTERM, then waits for the exit; answers the exit code and how long it took.
+    pub async fn terminate(&mut self, name: &str, deadline: Duration) -> (Option<i32>, Duration) {
+        let child = self.child(name);
+        let pid = child.id().expect("the process is running");
+        let started = Instant::now();
+        let sent = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(sent.success());
+        let status = tokio::time::timeout(deadline, child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("{name} did not exit within {deadline:?} of SIGTERM"))
+            .unwrap();
+        (status.code(), started.elapsed())
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

@@ -3,7 +3,10 @@
 //! database and queue prefix. They assert on what a user sees: HTTP answers and rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod client;
+mod faults;
 mod harness;
 mod pipeline;
+mod proxy;
 mod sdk;
 mod stack;

@@ -7,26 +7,24 @@ use serde_json::json;
 use sqlx::PgPool;
 
 async fn draft(stack: &Stack, plan: &str, patch: serde_json::Value) {
-    stack.post(&format!("/api/v1/plans/{plan}/draft"), json!({})).await;
-    let (status, body) = stack.call(reqwest::Method::PATCH, &format!("/api/v1/plans/{plan}"), Some(patch)).await;
-    assert_eq!(status, 200, "{body}");
+    stack.api.draft(plan, patch).await;
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn publishing_on_top_of_a_draft_base_plan_fails_the_task(pool: PgPool) {
     let stack = Stack::start(pool, 1, 100).await;
-    stack.plan_with_subscriptions("child", 3).await;
+    stack.api.plan_with_subscriptions("child", 3).await;
     // the base plan exists only as a draft
-    stack.post("/api/v1/plans", json!({"id": "base", "displayName": "Base", "productId": "product"})).await;
+    stack.api.post("/api/v1/plans", json!({"id": "base", "displayName": "Base", "productId": "product"})).await;
     draft(&stack, "child", json!({"parentPlanId": "base"})).await;
 
-    let accepted = stack.post("/api/v1/plans/child/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
-    let task = stack.wait_task(accepted["data"]["taskId"].as_str().unwrap()).await;
+    let accepted = stack.api.post("/api/v1/plans/child/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let task = stack.api.wait_task(accepted["data"]["taskId"].as_str().unwrap()).await;
     assert_eq!(task["status"], "FAILED");
     assert_eq!(task["error"]["code"], "PlanCannotBePublishWhenBasePlanIsDraft");
     assert!(!task["error"]["message"].as_str().unwrap().is_empty());
     // nothing changed: the draft is still a draft and nobody moved
-    let (_, plan) = stack.call(reqwest::Method::GET, "/api/v1/plans/child", None).await;
+    let (_, plan) = stack.api.call(reqwest::Method::GET, "/api/v1/plans/child", None).await;
     assert_eq!(plan["data"]["status"], "DRAFT");
     assert_eq!(stack.scalar("SELECT count(*) FROM subscription_version_history").await, 0);
 }
@@ -34,12 +32,12 @@ async fn publishing_on_top_of_a_draft_base_plan_fails_the_task(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn publishing_with_a_draft_compatible_addon_fails_the_task(pool: PgPool) {
     let stack = Stack::start(pool, 1, 100).await;
-    stack.plan_with_subscriptions("main", 0).await;
-    stack.post("/api/v1/plans", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
+    stack.api.plan_with_subscriptions("main", 0).await;
+    stack.api.post("/api/v1/plans", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
     draft(&stack, "main", json!({"compatibleAddonIds": ["addon-x"]})).await;
 
-    let accepted = stack.post("/api/v1/plans/main/publish", json!({"migrationType": "NEW_CUSTOMERS"})).await;
-    let task = stack.wait_task(accepted["data"]["taskId"].as_str().unwrap()).await;
+    let accepted = stack.api.post("/api/v1/plans/main/publish", json!({"migrationType": "NEW_CUSTOMERS"})).await;
+    let task = stack.api.wait_task(accepted["data"]["taskId"].as_str().unwrap()).await;
     assert_eq!(task["status"], "FAILED");
     assert_eq!(task["error"]["code"], "PlanCannotBePublishWhenCompatibleAddonIsDraft");
 }
@@ -47,7 +45,7 @@ async fn publishing_with_a_draft_compatible_addon_fails_the_task(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn two_consumers_share_a_migration_and_progress_is_exact(pool: PgPool) {
     let stack = Stack::start(pool, 2, 25).await;
-    stack.plan_with_subscriptions("shared", 500).await;
+    stack.api.plan_with_subscriptions("shared", 500).await;
     // a canceled subscription is not live: it is neither moved nor counted
     sqlx::query("UPDATE subscriptions SET status = 'CANCELED' WHERE id = 'shared-s0'")
         .execute(&stack.pool)
@@ -55,9 +53,9 @@ async fn two_consumers_share_a_migration_and_progress_is_exact(pool: PgPool) {
         .unwrap();
     draft(&stack, "shared", json!({"displayName": "v2"})).await;
 
-    let accepted = stack.post("/api/v1/plans/shared/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let accepted = stack.api.post("/api/v1/plans/shared/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
     let id = accepted["data"]["taskId"].as_str().unwrap().to_owned();
-    let task = stack.wait_task(&id).await;
+    let task = stack.api.wait_task(&id).await;
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["counts"], json!({"total": 499, "processed": 499, "failed": 0}));
     assert_eq!(task["progress"], 100);
@@ -86,11 +84,11 @@ async fn two_consumers_share_a_migration_and_progress_is_exact(pool: PgPool) {
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn redelivered_and_foreign_messages_change_nothing(pool: PgPool) {
     let stack = Stack::start(pool, 1, 50).await;
-    stack.plan_with_subscriptions("redo", 200).await;
+    stack.api.plan_with_subscriptions("redo", 200).await;
     draft(&stack, "redo", json!({"displayName": "v2"})).await;
-    let accepted = stack.post("/api/v1/plans/redo/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let accepted = stack.api.post("/api/v1/plans/redo/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
     let id = accepted["data"]["taskId"].as_str().unwrap().to_owned();
-    assert_eq!(stack.wait_task(&id).await["status"], "COMPLETED");
+    assert_eq!(stack.api.wait_task(&id).await["status"], "COMPLETED");
 
     // replay every message the task ever sent, plus garbage, straight into the work queues
     let connection = queue::connect(AMQP_URL).await.unwrap();
@@ -139,7 +137,7 @@ async fn redelivered_and_foreign_messages_change_nothing(pool: PgPool) {
         assert!(std::time::Instant::now() < deadline, "dead-lettered: {}", queue.message_count());
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
-    let task = stack.wait_task(&id).await;
+    let task = stack.api.wait_task(&id).await;
     assert_eq!(task["counts"], json!({"total": 200, "processed": 200, "failed": 0}));
     assert_eq!(
         stack.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{id}'")).await,

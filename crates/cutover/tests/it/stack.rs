@@ -2,9 +2,8 @@
 //! the test's own database (from `#[sqlx::test]`) and its own queue prefix. For checks that
 //! need to reach inside (inject a message, run two consumers) without a binary in between.
 
+use crate::client::ApiClient;
 use queue::Topology;
-use reqwest::StatusCode;
-use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,10 +13,8 @@ pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct Stack {
     pub pool: PgPool,
-    pub base: String,
-    pub key: String,
+    pub api: ApiClient,
     pub topology: Topology,
-    pub client: reqwest::Client,
     cancel: CancellationToken,
 }
 
@@ -66,67 +63,7 @@ impl Stack {
         });
         let key =
             store::api_keys::create_key(&pool, "stack", store::api_keys::Scope::Server, None).await.unwrap().secret;
-        Stack { pool, base, key, topology, client: reqwest::Client::new(), cancel }
-    }
-
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
-        let mut request = self.client.request(method, format!("{}{path}", self.base)).header("X-API-KEY", &self.key);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let body = response.json::<Value>().await.unwrap_or(Value::Null);
-        (status, body)
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> Value {
-        let (status, body) = self.call(reqwest::Method::POST, path, Some(body)).await;
-        assert_eq!(status, StatusCode::OK, "POST {path}: {body}");
-        body
-    }
-
-    /// A product and a plan with version 1 published, plus `subscriptions` live subscriptions
-    /// on it (customers `<plan>-c<i>`, subscriptions `<plan>-s<i>`), inserted through the
-    /// store so that tests start from a known catalog.
-    pub async fn plan_with_subscriptions(&self, plan: &str, subscriptions: usize) {
-        let (status, _) = self
-            .call(reqwest::Method::POST, "/api/v1/products", Some(json!({"id": "product", "displayName": "Product"})))
-            .await;
-        assert!(status == StatusCode::OK || status == StatusCode::BAD_REQUEST);
-        self.post(
-            "/api/v1/plans",
-            json!({"id": plan, "displayName": plan, "productId": "product", "status": "PUBLISHED"}),
-        )
-        .await;
-        if subscriptions == 0 {
-            return;
-        }
-        let customers: Vec<Value> =
-            (0..subscriptions).map(|i| json!({"id": format!("{plan}-c{i}"), "email": null, "name": null})).collect();
-        self.post("/api/v1/customers/import", json!({ "customers": customers })).await;
-        let subs: Vec<Value> = (0..subscriptions)
-            .map(|i| json!({"id": format!("{plan}-s{i}"), "customerId": format!("{plan}-c{i}"), "planId": plan}))
-            .collect();
-        let task = self.post("/api/v1/subscriptions/import", json!({ "subscriptions": subs })).await;
-        let id = task["data"]["taskId"].as_str().unwrap().to_owned();
-        let done = self.wait_task(&id).await;
-        assert_eq!(done["status"], "COMPLETED", "{done}");
-    }
-
-    /// Polls a task until it reaches a terminal state (deadline 60 s).
-    pub async fn wait_task(&self, id: &str) -> Value {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let (status, body) = self.call(reqwest::Method::GET, &format!("/api/v1/tasks/{id}"), None).await;
-            assert_eq!(status, StatusCode::OK, "{body}");
-            let task = body["data"].clone();
-            if !matches!(task["status"].as_str(), Some("PENDING" | "IN_PROGRESS")) {
-                return task;
-            }
-            assert!(std::time::Instant::now() < deadline, "task {id} did not finish: {task}");
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
+        Stack { pool, api: ApiClient::new(base, key), topology, cancel }
     }
 
     pub async fn scalar(&self, sql: &str) -> i64 {

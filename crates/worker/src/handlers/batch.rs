@@ -9,6 +9,7 @@ use store::events;
 #[tracing::instrument(skip_all, fields(task_id = %task_id, seq), err)]
 pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
     let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
     let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
     if outcome == BatchOutcome::Missing {
         return Err(JobError::Permanent {

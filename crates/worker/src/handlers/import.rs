@@ -56,6 +56,7 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
 
     let task_id = task.id();
     let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
     let Some(locked) = tasks::lock(&mut tx, task_id).await? else {
         return Ok(());
     };

@@ -16,6 +16,9 @@ pub enum JobError {
     /// holds the task.
     #[error("transient: {0}")]
     Transient(String),
+    /// Another worker holds the task's lease: look again later, without spending an attempt.
+    #[error("busy: another worker holds this task")]
+    Busy,
     /// Will never succeed; the task is failed with this code.
     #[error("{code}: {message}")]
     Permanent { code: ErrorCode, message: String },
@@ -49,7 +52,7 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
     let lease = ctx.settings.lease.as_secs() as i64;
     let task = match tasks::claim(&ctx.pool, task_id, &ctx.settings.worker_id, lease).await? {
         Claim::Claimed(task) => task,
-        Claim::Busy => return Err(JobError::Transient("another worker holds this task".into())),
+        Claim::Busy => return Err(JobError::Busy),
         Claim::Missing => {
             return Err(JobError::Permanent { code: ErrorCode::NotFound, message: format!("no task {task_id}") })
         }

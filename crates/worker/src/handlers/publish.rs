@@ -14,6 +14,7 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
     let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
     let Some(task) = tasks::lock(&mut tx, task_id).await? else {
         return Ok(());
     };

@@ -1,0 +1,339 @@
+//! The fault suite: the real binaries, with workers killed (SIGKILL) or stopped (SIGTERM),
+//! the broker or the database cut off through a TCP proxy, garbage in the queues, and rows
+//! held locked. Every test ends by counting rows in Postgres: nothing lost, nothing twice.
+
+use crate::harness::{wait_for, Deployment};
+use crate::proxy::Proxy;
+use futures::StreamExt;
+use queue::publisher::Outgoing;
+use rand::Rng;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+async fn assert_moved_exactly_once(d: &Deployment, task_id: &str, plan: &str, expected: i64) {
+    let history =
+        d.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{task_id}'")).await;
+    let distinct = d
+        .scalar(&format!(
+            "SELECT count(DISTINCT subscription_id) FROM subscription_version_history WHERE task_id = '{task_id}'"
+        ))
+        .await;
+    assert_eq!((history, distinct), (expected, expected), "history rows and distinct subscriptions");
+    let behind = d
+        .scalar(&format!(
+            "SELECT count(*) FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+             WHERE s.plan_id = '{plan}' AND v.version_number = 1"
+        ))
+        .await;
+    assert_eq!(behind, 0, "subscriptions left on the old version");
+    let pending =
+        d.scalar(&format!("SELECT count(*) FROM task_batches WHERE task_id = '{task_id}' AND status <> 'DONE'")).await;
+    assert_eq!(pending, 0, "batches not done");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigkill_of_workers_during_a_20000_subscription_migration_loses_and_repeats_nothing() {
+    let mut d = Deployment::with_env(&[
+        ("CUTOVER_BATCH_SIZE", "100"),
+        ("CUTOVER_PREFETCH", "1"),
+        ("CUTOVER_LEASE_SECS", "3"),
+        ("CUTOVER_RESCUE_AFTER_SECS", "10"),
+    ])
+    .await;
+    let api = d.api().await;
+    d.start_worker("a");
+    d.start_worker("b");
+    api.plan_with_subscriptions("big", 20_000).await;
+    api.draft("big", json!({"displayName": "v2"})).await;
+    let id = api.publish("big", "ALL_CUSTOMERS").await;
+
+    let mut kills_in_flight = 0;
+    for i in 0..5 {
+        let pause = rand::thread_rng().gen_range(30..250);
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if api.task(&id).await["status"] == "IN_PROGRESS" {
+            kills_in_flight += 1;
+        }
+        let victim = if i % 2 == 0 { "a" } else { "b" };
+        d.kill(victim).await;
+        d.start_worker(victim);
+    }
+    let task = api.wait_task_within(&id, Duration::from_secs(240)).await;
+    eprintln!("{kills_in_flight} of 5 kills landed while the migration ran; final: {task}");
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 20000, "processed": 20000, "failed": 0}));
+    assert_moved_exactly_once(&d, &id, "big", 20_000).await;
+    assert_eq!(d.scalar("SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn publishes_accepted_while_the_broker_is_cut_off_all_complete_once() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let mut d = Deployment::with_env(&[("CUTOVER_AMQP_URL", &amqp)]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("seed", 0).await;
+    futures::stream::iter(0..500)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.post("/api/v1/plans", json!({"id": format!("p{i}"), "displayName": "P", "productId": "product"}))
+                    .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+
+    proxy.cut();
+    let cut_at = Instant::now();
+    let answers: Vec<(reqwest::StatusCode, serde_json::Value)> = futures::stream::iter(0..500)
+        .map(|i| {
+            let api = api.clone();
+            async move {
+                api.call(
+                    reqwest::Method::POST,
+                    &format!("/api/v1/plans/p{i}/publish"),
+                    Some(json!({"migrationType": "ALL_CUSTOMERS"})),
+                )
+                .await
+            }
+        })
+        .buffer_unordered(16)
+        .collect()
+        .await;
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        assert!(uuid::Uuid::parse_str(body["data"]["taskId"].as_str().unwrap()).is_ok());
+    }
+    eprintln!("500 publishes answered in {:?} with the broker cut off", cut_at.elapsed());
+    // the outage lasts 10 s from the cut, whatever the requests took
+    tokio::time::sleep_until((cut_at + Duration::from_secs(10)).into()).await;
+    assert_eq!(
+        d.scalar("SELECT count(*) FROM tasks WHERE task_type = 'PUBLISH_PLAN' AND status = 'COMPLETED'").await,
+        0
+    );
+    proxy.restore();
+
+    wait_for("all 500 publishes to complete", Duration::from_secs(180), || async {
+        d.scalar("SELECT count(*) FROM tasks WHERE task_type = 'PUBLISH_PLAN' AND status = 'COMPLETED' AND plan_id <> 'seed'")
+            .await
+            == 500
+    })
+    .await;
+    assert_eq!(d.scalar("SELECT count(*) FROM tasks WHERE plan_id LIKE 'p%'").await, 500);
+    // each plan published once, by its own task, and each task published once
+    assert_eq!(
+        d.scalar(
+            "SELECT count(*) FROM plan_versions v JOIN tasks t ON t.id = v.published_by_task
+             WHERE v.plan_id LIKE 'p%' AND v.status = 'PUBLISHED' AND t.plan_id = v.plan_id"
+        )
+        .await,
+        500
+    );
+    assert_eq!(d.scalar("SELECT count(*) FROM task_events WHERE kind = 'published'").await, 500);
+    assert_eq!(d.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_database_cut_mid_migration_still_ends_with_exact_counts() {
+    let proxy = Proxy::start("127.0.0.1:5432").await;
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "100"), ("CUTOVER_PREFETCH", "1")]).await;
+    let via_proxy = d.database_url.replace(":5432/", &format!(":{}/", proxy.port));
+    let api = d.api().await;
+    d.start_worker_with("w", &[("CUTOVER_DATABASE_URL", via_proxy)]);
+    api.plan_with_subscriptions("pg", 5000).await;
+    api.draft("pg", json!({"displayName": "v2"})).await;
+    let id = api.publish("pg", "ALL_CUSTOMERS").await;
+
+    wait_for("the migration to start moving", Duration::from_secs(60), || async {
+        api.task(&id).await["counts"]["processed"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    proxy.cut();
+    let processed_at_cut = api.task(&id).await["counts"]["processed"].clone();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    proxy.restore();
+
+    let task = api.wait_task_within(&id, Duration::from_secs(180)).await;
+    eprintln!("cut at processed = {processed_at_cut}; final: {task}");
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 5000, "processed": 5000, "failed": 0}));
+    assert_moved_exactly_once(&d, &id, "pg", 5000).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn malformed_messages_are_dead_lettered_and_the_worker_carries_on() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("ok", 50).await;
+    api.draft("ok", json!({"displayName": "v2"})).await;
+
+    let connection = queue::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await.unwrap();
+    let publisher = queue::Publisher::open(&connection).await.unwrap();
+    let garbage: Vec<Vec<u8>> = (0..100)
+        .map(|i| match i % 4 {
+            0 => format!("{{not json {i}").into_bytes(),
+            1 => json!({"kind": "explode", "taskId": uuid::Uuid::new_v4()}).to_string().into_bytes(),
+            2 => json!({"kind": "task", "taskId": uuid::Uuid::new_v4()}).to_string().into_bytes(),
+            _ => vec![0xff, 0x00, 0xfe, i as u8],
+        })
+        .collect();
+    let exchange = d.prefix.clone();
+    let messages: Vec<Outgoing<'_>> = garbage
+        .iter()
+        .enumerate()
+        .map(|(i, payload)| Outgoing {
+            exchange: &exchange,
+            routing_key: if i % 2 == 0 { "task" } else { "batch" },
+            payload,
+            attempt: 1,
+        })
+        .collect();
+    publisher.publish_all(&messages).await.unwrap();
+
+    let id = api.publish("ok", "ALL_CUSTOMERS").await;
+    let task = api.wait_task(&id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_moved_exactly_once(&d, &id, "ok", 50).await;
+
+    let channel = publisher.channel();
+    let dead = format!("{}.dead", d.prefix);
+    wait_for("100 dead letters", Duration::from_secs(30), || async {
+        let options = queue::lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+        channel.queue_declare(&dead, options, Default::default()).await.unwrap().message_count() == 100
+    })
+    .await;
+    let (code, _) = d.terminate("w", Duration::from_secs(20)).await;
+    assert_eq!(code, Some(0), "the worker was still up and stopped cleanly");
+}
+
+/// Holds a row lock on the plan's draft so that publishing it fails with a lock timeout.
+async fn lock_draft(d: &Deployment, plan: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = d.pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM plan_versions WHERE plan_id = $1 AND status = 'DRAFT' FOR UPDATE")
+        .bind(plan)
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    blocker
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_that_fails_transiently_twice_completes_on_its_third_attempt() {
+    let mut d = Deployment::with_env(&[("CUTOVER_LOCK_TIMEOUT_MS", "300")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("flaky", 10).await;
+    api.draft("flaky", json!({"displayName": "v2"})).await;
+
+    let blocker = lock_draft(&d, "flaky").await;
+    let id = api.publish("flaky", "ALL_CUSTOMERS").await;
+    wait_for("two failed attempts", Duration::from_secs(30), || async {
+        d.scalar(&format!("SELECT count(*) FROM tasks WHERE id = '{id}' AND attempts = 2 AND lease_owner IS NULL"))
+            .await
+            == 1
+    })
+    .await;
+    blocker.rollback().await.unwrap();
+
+    let task = api.wait_task(&id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["attempts"], 3);
+    assert_eq!(task["counts"], json!({"total": 10, "processed": 10, "failed": 0}));
+    assert_moved_exactly_once(&d, &id, "flaky", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_that_always_fails_ends_failed_after_its_attempts_and_retry_reruns_it() {
+    let mut d = Deployment::with_env(&[("CUTOVER_LOCK_TIMEOUT_MS", "200"), ("CUTOVER_MAX_ATTEMPTS", "3")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("doomed", 10).await;
+    api.draft("doomed", json!({"displayName": "v2"})).await;
+
+    let blocker = lock_draft(&d, "doomed").await;
+    let id = api.publish("doomed", "ALL_CUSTOMERS").await;
+    let task = api.wait_task(&id).await;
+    assert_eq!(task["status"], "FAILED", "{task}");
+    assert_eq!(task["attempts"], 3);
+    assert_eq!(task["error"]["code"], "MaxAttemptsExceeded");
+    assert!(task["error"]["message"].as_str().unwrap().contains("lock"), "{task}");
+    // nothing happened: the draft is still a draft, nobody moved
+    assert_eq!(d.scalar("SELECT count(*) FROM plan_versions WHERE plan_id = 'doomed' AND status = 'DRAFT'").await, 1);
+    assert_eq!(d.scalar("SELECT count(*) FROM subscription_version_history").await, 0);
+    blocker.rollback().await.unwrap();
+
+    let retried = api.post(&format!("/api/v1/tasks/{id}/retry"), json!({})).await;
+    assert_eq!(retried["data"]["status"], "PENDING");
+    let task = api.wait_task(&id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_moved_exactly_once(&d, &id, "doomed", 10).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_publishes_get_one_task_per_plan_and_no_server_errors() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    api.plan_with_subscriptions("seed", 0).await;
+    for i in 0..20 {
+        api.post("/api/v1/plans", json!({"id": format!("c{i}"), "displayName": "C", "productId": "product"})).await;
+    }
+    // no worker yet: every task stays in flight, so later requests meet the first one's task
+    let answers = futures::future::join_all((0..200).map(|i| {
+        let api = api.clone();
+        async move {
+            api.call(
+                reqwest::Method::POST,
+                &format!("/api/v1/plans/c{}/publish", i % 20),
+                Some(json!({"migrationType": "ALL_CUSTOMERS"})),
+            )
+            .await
+        }
+    }))
+    .await;
+    let accepted = answers.iter().filter(|(s, _)| *s == 200).count();
+    let refused =
+        answers.iter().filter(|(s, b)| *s == 400 && b["code"] == "ObjectAlreadyBeingUsedByAnotherRequestError").count();
+    assert!(answers.iter().all(|(s, _)| !s.is_server_error()), "no 5xx");
+    assert_eq!((accepted, refused), (20, 180));
+    assert_eq!(d.scalar("SELECT count(*) FROM tasks").await, 20);
+    assert_eq!(d.scalar("SELECT count(DISTINCT plan_id) FROM tasks").await, 20);
+
+    d.start_worker("w");
+    wait_for("the 20 tasks to complete", Duration::from_secs(60), || async {
+        d.scalar("SELECT count(*) FROM tasks WHERE status = 'COMPLETED'").await == 20
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_migration_exits_cleanly_and_another_worker_finishes() {
+    let mut d = Deployment::with_env(&[
+        ("CUTOVER_BATCH_SIZE", "100"),
+        ("CUTOVER_PREFETCH", "1"),
+        ("CUTOVER_SHUTDOWN_GRACE_SECS", "10"),
+    ])
+    .await;
+    let api = d.api().await;
+    d.start_worker("a");
+    api.plan_with_subscriptions("term", 5000).await;
+    api.draft("term", json!({"displayName": "v2"})).await;
+    let id = api.publish("term", "ALL_CUSTOMERS").await;
+    wait_for("the migration to start moving", Duration::from_secs(60), || async {
+        api.task(&id).await["counts"]["processed"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    d.start_worker("b");
+
+    let (code, took) = d.terminate("a", Duration::from_secs(20)).await;
+    eprintln!("worker a exited with {code:?} {took:?} after SIGTERM");
+    assert_eq!(code, Some(0));
+    let task = api.wait_task_within(&id, Duration::from_secs(120)).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 5000, "processed": 5000, "failed": 0}));
+    assert_moved_exactly_once(&d, &id, "term", 5000).await;
+    assert!(d.scalar("SELECT count(DISTINCT worker) FROM task_batches").await >= 1);
+}

@@ -1,0 +1,194 @@
+//! What operators and callers do to tasks after accepting them: cancel, retry, and the
+//! rescue of work that stalled. Each is one transaction that also announces any work it
+//! re-opens through the outbox.
+
+use crate::{events, outbox, tasks, Result, StoreError};
+use domain::{EnvironmentId, ErrorCode, Job, TaskId, TaskStatus, TaskType};
+use sqlx::PgConnection;
+
+fn not_found(id: TaskId) -> StoreError {
+    StoreError::rejected(ErrorCode::NotFound, format!("task `{id}` not found"))
+}
+
+async fn lock_in(conn: &mut PgConnection, env: EnvironmentId, id: TaskId) -> Result<tasks::Task> {
+    let task = tasks::lock(conn, id).await?.ok_or_else(|| not_found(id))?;
+    if task.environment() != env {
+        return Err(not_found(id));
+    }
+    Ok(task)
+}
+
+/// Cancels a task that has not finished. A running migration stops between batches: moves
+/// already made stay and are counted; batches not yet run are canceled.
+pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
+    let task = lock_in(conn, env, id).await?;
+    if task.status().is_terminal() {
+        return Err(StoreError::rejected(
+            ErrorCode::BadUserInput,
+            format!("task `{id}` is already {} and cannot be canceled", task.status),
+        ));
+    }
+    let canceled = sqlx::query(
+        "UPDATE task_batches SET status = 'CANCELED', updated_at = now() WHERE task_id = $1 AND status = 'PENDING'",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    sqlx::query(
+        "UPDATE subscription_version_changes SET status = 'CANCELED', updated_at = now()
+         WHERE task_id = $1 AND status = 'SCHEDULED'",
+    )
+    .bind(id.0)
+    .execute(&mut *conn)
+    .await?;
+    let task = tasks::finish(conn, id, TaskStatus::Canceled, None).await?;
+    events::record(
+        conn,
+        env,
+        id,
+        "canceled",
+        &format!("canceled; {canceled} batches not run"),
+        Some(actor),
+        serde_json::json!({ "batchesCanceled": canceled, "processed": task.processed }),
+    )
+    .await?;
+    Ok(task)
+}
+
+/// Re-runs what failed, and only that. A task that failed before its work was planned starts
+/// over; a migration re-opens just the batches that had failures (their successful moves are
+/// not repeated: those subscriptions are on the target already); an import re-runs its items,
+/// which skips the ones that exist.
+pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
+    let task = lock_in(conn, env, id).await?;
+    if !matches!(task.status(), TaskStatus::Failed | TaskStatus::PartiallyFailed) {
+        return Err(StoreError::rejected(
+            ErrorCode::BadUserInput,
+            format!("task `{id}` is {}; only FAILED or PARTIALLY_FAILED tasks can be retried", task.status),
+        ));
+    }
+    let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM task_batches WHERE task_id = $1")
+        .bind(id.0)
+        .fetch_one(&mut *conn)
+        .await?;
+    let migration = task.task_type() == Some(TaskType::PublishPlan) && batches > 0;
+    if migration {
+        if let (Some(plan), Some(target)) = (&task.plan_id, task.target_version_number) {
+            let newer: bool = sqlx::query_scalar(
+                "SELECT EXISTS (SELECT 1 FROM plan_versions WHERE environment_id = $1 AND plan_id = $2
+                    AND status = 'PUBLISHED' AND version_number > $3)",
+            )
+            .bind(env.0)
+            .bind(plan)
+            .bind(target)
+            .fetch_one(&mut *conn)
+            .await?;
+            if newer {
+                return Err(StoreError::rejected(
+                    ErrorCode::BadUserInput,
+                    format!("a version newer than {target} has been published since; publish again instead"),
+                ));
+            }
+        }
+        reopen_failed_batches(conn, id).await?;
+    } else {
+        sqlx::query("DELETE FROM task_item_failures WHERE task_id = $1").bind(id.0).execute(&mut *conn).await?;
+        sqlx::query(
+            "UPDATE tasks SET status = 'PENDING', planned_at = NULL, processed = 0, failed = 0, attempts = 0
+             WHERE id = $1",
+        )
+        .bind(id.0)
+        .execute(&mut *conn)
+        .await?;
+    }
+    let reopened = sqlx::query_as::<_, tasks::Task>(
+        "UPDATE tasks SET status = CASE WHEN planned_at IS NULL THEN 'PENDING' ELSE 'IN_PROGRESS' END,
+            error_code = NULL, last_error = NULL, finished_at = NULL, lease_owner = NULL, lease_expires_at = NULL,
+            updated_at = now()
+         WHERE id = $1 RETURNING *",
+    )
+    .bind(id.0)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| {
+        if crate::is_unique_violation(&e, "tasks_one_publish_in_flight") {
+            StoreError::rejected(
+                ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+                "another publish of this plan is in flight; retry when it ends",
+            )
+        } else {
+            e.into()
+        }
+    })?;
+    if reopened.planned_at.is_some() {
+        outbox::enqueue_pending_batches(conn, id).await?;
+    } else {
+        outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
+    }
+    events::record(conn, env, id, "retried", "retry requested", Some(actor), serde_json::json!({})).await?;
+    Ok(reopened)
+}
+
+/// Puts every batch that had failures back to PENDING and takes its counts off the task.
+async fn reopen_failed_batches(conn: &mut PgConnection, id: TaskId) -> Result<()> {
+    sqlx::query(
+        "WITH reopened AS (
+            UPDATE task_batches b SET status = 'PENDING', attempts = 0, moved = 0, failed = 0, last_error = NULL,
+                updated_at = now()
+            FROM (SELECT seq, status AS was, expected, moved, failed FROM task_batches
+                  WHERE task_id = $1 AND (status = 'FAILED' OR (status = 'DONE' AND failed > 0)) FOR UPDATE) old
+            WHERE b.task_id = $1 AND b.seq = old.seq
+            RETURNING b.lo, b.hi,
+                CASE WHEN old.was = 'FAILED' THEN old.expected ELSE greatest(old.expected, old.moved + old.failed) END
+                    AS counted,
+                old.failed AS failed
+        ), cleared AS (
+            DELETE FROM task_item_failures f
+            USING subscriptions s, reopened r
+            WHERE f.task_id = $1 AND s.id = f.subscription_id AND s.row_id >= r.lo AND s.row_id < r.hi
+        )
+        UPDATE tasks SET processed = processed - (SELECT coalesce(sum(counted), 0) FROM reopened),
+                         failed = failed - (SELECT coalesce(sum(failed), 0) FROM reopened)
+        WHERE id = $1",
+    )
+    .bind(id.0)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Work that stalled: a task not yet planned whose lease is free and that nobody touched for
+/// `after_secs` (its message was lost to a dead-letter, say), or a planned migration with
+/// pending batches and no progress for as long. Its work is announced again; duplicates are
+/// harmless. Rescuers in several workers skip each other's rows.
+pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<Vec<TaskId>> {
+    let stalled: Vec<(uuid::Uuid, uuid::Uuid, bool)> = sqlx::query_as(
+        "WITH stalled AS (
+            SELECT id FROM tasks
+            WHERE status IN ('PENDING', 'IN_PROGRESS') AND updated_at < now() - make_interval(secs => $1)
+              AND (lease_expires_at IS NULL OR lease_expires_at < now())
+            ORDER BY updated_at LIMIT 100
+            FOR UPDATE SKIP LOCKED
+        )
+        UPDATE tasks t SET updated_at = now() FROM stalled s WHERE t.id = s.id
+        RETURNING t.id, t.environment_id, t.planned_at IS NOT NULL",
+    )
+    .bind(after_secs as f64)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut rescued = Vec::with_capacity(stalled.len());
+    for (id, env, planned) in stalled {
+        let id = TaskId(id);
+        let what = if planned {
+            let n = outbox::enqueue_pending_batches(conn, id).await?;
+            format!("{n} pending batches announced again")
+        } else {
+            outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
+            "task announced again".to_owned()
+        };
+        events::record(conn, EnvironmentId(env), id, "rescued", &what, Some("rescuer"), serde_json::json!({})).await?;
+        rescued.push(id);
+    }
+    Ok(rescued)
+}

@@ -1,0 +1,42 @@
+//! The rescuer: every few seconds, finds tasks whose work stalled (a lease that expired with
+//! its worker, a message parked by the broker) and announces their work again through the
+//! outbox. Runs in every worker; `SKIP LOCKED` keeps rescuers out of each other's way, and the
+//! handlers make a duplicate announcement harmless.
+
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run_rescuer(pool: PgPool, stalled_after: Duration, relay: Option<Arc<Notify>>, cancel: CancellationToken) {
+    let period = (stalled_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        match rescue_once(&pool, stalled_after).await {
+            Ok(0) => {}
+            Ok(n) => {
+                tracing::warn!(tasks = n, "rescued stalled tasks");
+                if let Some(relay) = &relay {
+                    relay.notify_one();
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "rescuer pass failed"),
+        }
+    }
+}
+
+async fn rescue_once(pool: &PgPool, stalled_after: Duration) -> Result<usize, store::StoreError> {
+    let mut tx = pool.begin().await?;
+    let rescued = store::actions::rescue_stalled(&mut tx, stalled_after.as_secs() as i64).await?;
+    tx.commit().await?;
+    for id in &rescued {
+        tracing::info!(task_id = %id, "announced stalled work again");
+    }
+    Ok(rescued.len())
+}
