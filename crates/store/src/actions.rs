@@ -20,13 +20,19 @@ async fn lock_in(conn: &mut PgConnection, env: EnvironmentId, id: TaskId) -> Res
 
 /// Cancels a task that has not finished. A running migration stops between batches: moves
 /// already made stay and are counted; batches not yet run are canceled.
+///
+/// Locks are taken in the order a running batch takes them — batch rows, then the task row —
+/// so a cancel that lands mid-batch waits for that batch to commit instead of deadlocking.
 pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
-    let task = lock_in(conn, env, id).await?;
-    if task.status().is_terminal() {
-        return Err(StoreError::rejected(
+    let refuse = |task: &tasks::Task| {
+        StoreError::rejected(
             ErrorCode::BadUserInput,
             format!("task `{id}` is already {} and cannot be canceled", task.status),
-        ));
+        )
+    };
+    let seen = tasks::read(conn, id).await?.filter(|t| t.environment() == env).ok_or_else(|| not_found(id))?;
+    if seen.status().is_terminal() {
+        return Err(refuse(&seen));
     }
     let canceled = sqlx::query(
         "UPDATE task_batches SET status = 'CANCELED', updated_at = now() WHERE task_id = $1 AND status = 'PENDING'",
@@ -42,6 +48,10 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
     .bind(id.0)
     .execute(&mut *conn)
     .await?;
+    let task = lock_in(conn, env, id).await?;
+    if task.status().is_terminal() {
+        return Err(refuse(&task));
+    }
     let task = tasks::finish(conn, id, TaskStatus::Canceled, None).await?;
     events::record(
         conn,
@@ -168,6 +178,9 @@ pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<
             SELECT id FROM tasks
             WHERE status IN ('PENDING', 'IN_PROGRESS') AND updated_at < now() - make_interval(secs => $1)
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
+              -- a planned task whose only open work is scheduled moves waits for the scheduler
+              AND (planned_at IS NULL OR EXISTS (SELECT 1 FROM task_batches b
+                                                 WHERE b.task_id = tasks.id AND b.status = 'PENDING'))
             ORDER BY updated_at LIMIT 100
             FOR UPDATE SKIP LOCKED
         )

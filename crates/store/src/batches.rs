@@ -109,6 +109,9 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
         return Ok(BatchOutcome::AlreadyDone);
     };
     let planned_at = task.started_at.unwrap_or(task.created_at);
+    // a Sequence update with `makeVersionEffectiveFromOutset`: the version counts from each
+    // subscription's start
+    let outset = task.payload.get("makeVersionEffectiveFromOutset").and_then(|v| v.as_bool()).unwrap_or(false);
 
     let moved = sqlx::query(
         "WITH candidates AS (
@@ -121,11 +124,11 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
             UPDATE subscriptions s SET plan_version_id = $7, updated_at = now()
             FROM candidates c
             WHERE s.environment_id = c.environment_id AND s.id = c.id
-            RETURNING s.id, c.from_version
+            RETURNING s.id, s.start_date, c.from_version
         )
         INSERT INTO subscription_version_history
             (environment_id, task_id, subscription_id, from_version_id, to_version_id, effective_from)
-        SELECT $1, $8, id, from_version, $7, now() FROM moved
+        SELECT $1, $8, id, from_version, $7, CASE WHEN $9 THEN start_date ELSE now() END FROM moved
         ON CONFLICT (task_id, subscription_id) DO NOTHING",
     )
     .bind(task.environment_id)
@@ -136,6 +139,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .bind(live_statuses())
     .bind(target)
     .bind(task.id)
+    .bind(outset)
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
@@ -228,12 +232,23 @@ pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<
         return Ok(None);
     }
     let status = TaskStatus::from_counts(task.processed, task.failed);
-    let error = (task.failed > 0).then(|| {
-        (
-            ErrorCode::SubscriptionAlreadyCanceledOrExpired,
-            format!("{} of {} subscriptions could not be moved", task.failed, task.processed),
+    let error = if task.failed > 0 {
+        // a batch that ran out of attempts says why; otherwise subscriptions stopped being live
+        let gave_up: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM task_batches WHERE task_id = $1 AND status = 'FAILED' ORDER BY seq LIMIT 1",
         )
-    });
+        .bind(task_id.0)
+        .fetch_optional(&mut *conn)
+        .await?
+        .flatten();
+        let summary = format!("{} of {} subscriptions could not be moved", task.failed, task.processed);
+        Some(match gave_up {
+            Some(reason) => (ErrorCode::MaxAttemptsExceeded, format!("{summary}: {reason}")),
+            None => (ErrorCode::SubscriptionAlreadyCanceledOrExpired, summary),
+        })
+    } else {
+        None
+    };
     tasks::finish(conn, task_id, status, error.as_ref().map(|(c, m)| (*c, m.as_str()))).await?;
     Ok(Some(status))
 }

@@ -145,3 +145,96 @@ async fn redelivered_and_foreign_messages_change_nothing(pool: PgPool) {
     );
     assert_eq!(stack.scalar("SELECT count(*) FROM subscription_version_history").await, 200);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_batch_out_of_attempts_leaves_the_task_partially_failed_and_retry_moves_only_those(pool: PgPool) {
+    let stack = Stack::start_with(pool, 1, 10, 2, |w| w.lock_timeout = std::time::Duration::from_millis(200)).await;
+    stack.api.plan_with_subscriptions("partial", 100).await;
+    draft(&stack, "partial", json!({"displayName": "v2"})).await;
+
+    // one subscription is held locked: its batch can never take it
+    let mut blocker = stack.pool.begin().await.unwrap();
+    sqlx::query("SELECT id FROM subscriptions WHERE id = 'partial-s55' FOR UPDATE")
+        .fetch_one(&mut *blocker)
+        .await
+        .unwrap();
+    let accepted = stack.api.post("/api/v1/plans/partial/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let id = accepted["data"]["taskId"].as_str().unwrap().to_owned();
+    let task = stack.api.wait_task(&id).await;
+    assert_eq!(task["status"], "PARTIALLY_FAILED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 100, "processed": 100, "failed": 10}));
+    assert_eq!(task["error"]["code"], "MaxAttemptsExceeded");
+    assert_eq!(
+        stack.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{id}'")).await,
+        90
+    );
+    blocker.rollback().await.unwrap();
+
+    let retried = stack.api.post(&format!("/api/v1/tasks/{id}/retry"), json!({})).await;
+    assert_eq!(retried["data"]["status"], "IN_PROGRESS");
+    assert_eq!(retried["data"]["counts"], json!({"total": 100, "processed": 90, "failed": 0}));
+    let task = stack.api.wait_task(&id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 100, "processed": 100, "failed": 0}));
+    assert_eq!(task["error"], serde_json::Value::Null);
+    assert_eq!(
+        stack
+            .scalar(&format!(
+                "SELECT count(DISTINCT subscription_id) FROM subscription_version_history WHERE task_id = '{id}'"
+            ))
+            .await,
+        100
+    );
+    assert_eq!(
+        stack.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{id}'")).await,
+        100
+    );
+    // a finished task cannot be retried again
+    let (status, body) =
+        stack.api.call(reqwest::Method::POST, &format!("/api/v1/tasks/{id}/retry"), Some(json!({}))).await;
+    assert_eq!(status, 400);
+    assert_eq!(body["code"], "BadUserInput");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn cancel_stops_a_migration_between_batches_and_keeps_what_moved(pool: PgPool) {
+    let stack = Stack::start_with(pool, 1, 10, 5, |w| w.prefetch = 1).await;
+    stack.api.plan_with_subscriptions("stop", 3000).await;
+    draft(&stack, "stop", json!({"displayName": "v2"})).await;
+    let accepted = stack.api.post("/api/v1/plans/stop/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let id = accepted["data"]["taskId"].as_str().unwrap().to_owned();
+    crate::harness::wait_for("the migration to start moving", std::time::Duration::from_secs(30), || async {
+        stack.api.task(&id).await["counts"]["processed"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+
+    let canceled = stack.api.post(&format!("/api/v1/tasks/{id}/cancel"), json!({})).await;
+    assert_eq!(canceled["data"]["status"], "CANCELED");
+    // a batch that was running when the cancel landed still commits and is counted
+    crate::harness::wait_for("moves and counts to agree", std::time::Duration::from_secs(30), || async {
+        let processed = stack.api.task(&id).await["counts"]["processed"].as_i64().unwrap();
+        let moved =
+            stack.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{id}'")).await;
+        let running = stack
+            .scalar(&format!("SELECT count(*) FROM task_batches WHERE task_id = '{id}' AND status = 'PENDING'"))
+            .await;
+        processed == moved && running == 0
+    })
+    .await;
+    let task = stack.api.task(&id).await;
+    let processed = task["counts"]["processed"].as_i64().unwrap();
+    assert!(processed > 0 && processed < 3000, "{task}");
+    assert_eq!(task["status"], "CANCELED");
+    let on_v2 = stack
+        .scalar("SELECT count(*) FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id WHERE s.plan_id = 'stop' AND v.version_number = 2")
+        .await;
+    assert_eq!(on_v2, processed);
+    // the plan is free again: the next publish is accepted
+    draft(&stack, "stop", json!({"displayName": "v3"})).await;
+    let next = stack.api.post("/api/v1/plans/stop/publish", json!({"migrationType": "NEW_CUSTOMERS"})).await;
+    assert!(next["data"]["taskId"].is_string());
+    // canceling a finished task is refused
+    let (status, body) =
+        stack.api.call(reqwest::Method::POST, &format!("/api/v1/tasks/{id}/cancel"), Some(json!({}))).await;
+    assert_eq!((status.as_u16(), body["code"].as_str()), (400, Some("BadUserInput")));
+}

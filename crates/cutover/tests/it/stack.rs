@@ -41,16 +41,31 @@ pub fn worker_context(pool: &PgPool, topology: &Topology, name: &str, batch_size
 impl Stack {
     /// Api, relay and `consumers` consumers, batches of `batch_size`.
     pub async fn start(pool: PgPool, consumers: usize, batch_size: i64) -> Stack {
+        Self::start_with(pool, consumers, batch_size, 5, |_| {}).await
+    }
+
+    /// Like `start`, with `max_attempts` per task and worker settings changed by `tune`.
+    pub async fn start_with(
+        pool: PgPool,
+        consumers: usize,
+        batch_size: i64,
+        max_attempts: i32,
+        tune: impl Fn(&mut worker::WorkerSettings),
+    ) -> Stack {
         let topology = topology();
         let cancel = CancellationToken::new();
         let relay = worker::Relay::new(pool.clone(), AMQP_URL.to_owned(), topology.clone());
         let waker = relay.waker();
         tokio::spawn(relay.run(cancel.child_token()));
         for i in 0..consumers {
-            let ctx = worker_context(&pool, &topology, &format!("w{i}"), batch_size);
+            let mut ctx = worker_context(&pool, &topology, &format!("w{i}"), batch_size);
+            if let Some(context) = Arc::get_mut(&mut ctx) {
+                tune(&mut context.settings);
+            }
             tokio::spawn(worker::run_consumer(ctx, cancel.child_token()));
         }
         let mut state = api::AppState::new(pool.clone());
+        state.settings.max_attempts = max_attempts;
         state.relay = Some(waker);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
