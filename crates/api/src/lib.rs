@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod sequence;
 pub mod stigg;
 pub mod tasks;
 
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(stigg::routes())
         .merge(tasks::routes())
+        .merge(sequence::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()
         .route("/healthz", get(health::healthz))

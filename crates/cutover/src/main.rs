@@ -114,6 +114,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             topology: topology.clone(),
             settings: settings.worker(),
         });
+        tasks.spawn(worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
         tasks.spawn(worker::run_consumer(ctx, cancel.child_token()));
         tasks.spawn(worker::run_rescuer(
             pool.clone(),

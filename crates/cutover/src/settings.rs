@@ -70,6 +70,9 @@ pub struct Settings {
     /// Seconds without progress after which a task's work is announced again.
     #[arg(long, env = "CUTOVER_RESCUE_AFTER_SECS", default_value_t = 120, global = true)]
     pub rescue_after_secs: u64,
+    /// Milliseconds between the scheduler's looks for due version changes.
+    #[arg(long, env = "CUTOVER_SCHEDULER_TICK_MS", default_value_t = 1000, global = true)]
+    pub scheduler_tick_ms: u64,
     /// Seconds a shutdown waits for in-flight work.
     #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
     pub shutdown_grace_secs: u64,
@@ -110,6 +113,7 @@ impl Settings {
             lease: Duration::from_secs(self.lease_secs.max(1)),
             shutdown_grace: self.shutdown_grace(),
             lock_timeout: Duration::from_millis(self.lock_timeout_ms.max(1)),
+            scheduler_tick: Duration::from_millis(self.scheduler_tick_ms.max(10)),
             ..worker::WorkerSettings::default()
         };
         if let Some(id) = &self.worker_id {

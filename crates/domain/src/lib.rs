@@ -12,7 +12,7 @@ pub mod task;
 pub use error::ErrorCode;
 pub use ids::{EntityId, EnvironmentId, TaskId};
 pub use message::Job;
-pub use plan::{MigrationType, PlanVersionStatus, PricingType, VersionChangeBehaviour};
+pub use plan::{Currency, MigrationType, PlanVersionStatus, PricingType, VersionChangeBehaviour};
 pub use subscription::{BillingPeriod, SubscriptionStatus};
 pub use task::{TaskStatus, TaskType};
 

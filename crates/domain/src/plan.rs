@@ -1,6 +1,7 @@
 //! Plans and their versions, and the one version-change policy both dialects map onto.
 
-use crate::wire_enum;
+use crate::{wire_enum, BillingPeriod};
+use chrono::{DateTime, TimeDelta, Utc};
 
 wire_enum!(
     /// A plan version's lifecycle. The Sequence dialect shows the same states as
@@ -48,6 +49,38 @@ impl From<MigrationType> for VersionChangeBehaviour {
     }
 }
 
+impl VersionChangeBehaviour {
+    /// When one subscription moves to a new version: `None` under NEVER; under IMMEDIATE at
+    /// max(now, effective_from); under NEXT_BILLING_DATE at its first billing date on or after
+    /// `effective_from` (or now). The store computes the same set-based in SQL.
+    pub fn move_at(
+        self,
+        anchor: DateTime<Utc>,
+        period: BillingPeriod,
+        now: DateTime<Utc>,
+        effective_from: Option<DateTime<Utc>>,
+    ) -> Option<DateTime<Utc>> {
+        match self {
+            VersionChangeBehaviour::Never => None,
+            VersionChangeBehaviour::Immediate => Some(effective_from.map_or(now, |e| e.max(now))),
+            VersionChangeBehaviour::NextBillingDate => {
+                let from = effective_from.unwrap_or(now);
+                Some(period.next_billing_date(anchor, from - TimeDelta::microseconds(1)))
+            }
+        }
+    }
+}
+
+wire_enum!(
+    /// The currencies a Sequence plan or price may be in (the contract's enum).
+    Currency, "currency" {
+        Ars => "ARS", Aud => "AUD", Brl => "BRL", Cad => "CAD", Chf => "CHF", Cny => "CNY", Cop => "COP",
+        Czk => "CZK", Dkk => "DKK", Eur => "EUR", Gbp => "GBP", Hkd => "HKD", Ils => "ILS", Jpy => "JPY",
+        Krw => "KRW", Mxn => "MXN", Nok => "NOK", Nzd => "NZD", Pln => "PLN", Sek => "SEK", Sgd => "SGD",
+        Thb => "THB", Usd => "USD", Uyu => "UYU", Zar => "ZAR",
+    }
+);
+
 wire_enum!(
     PricingType, "pricingType" {
         Free => "FREE",
@@ -65,5 +98,21 @@ mod tests {
         assert_eq!(VersionChangeBehaviour::from(MigrationType::NewCustomers), VersionChangeBehaviour::Never);
         assert_eq!(VersionChangeBehaviour::from(MigrationType::AllCustomers), VersionChangeBehaviour::Immediate);
         assert!(MigrationType::parse("SOME_CUSTOMERS").is_err());
+    }
+
+    #[test]
+    fn move_at_follows_the_behaviour() {
+        use chrono::TimeZone;
+        let at = |d: u32| Utc.with_ymd_and_hms(2026, 3, d, 12, 0, 0).unwrap();
+        let anchor = Utc.with_ymd_and_hms(2026, 1, 10, 12, 0, 0).unwrap();
+        let monthly = BillingPeriod::Monthly;
+        assert_eq!(VersionChangeBehaviour::Never.move_at(anchor, monthly, at(1), None), None);
+        assert_eq!(VersionChangeBehaviour::Immediate.move_at(anchor, monthly, at(1), None), Some(at(1)));
+        assert_eq!(VersionChangeBehaviour::Immediate.move_at(anchor, monthly, at(1), Some(at(5))), Some(at(5)));
+        assert_eq!(VersionChangeBehaviour::NextBillingDate.move_at(anchor, monthly, at(1), None), Some(at(10)));
+        // a billing date exactly at effective_from counts ("on or after")
+        assert_eq!(VersionChangeBehaviour::NextBillingDate.move_at(anchor, monthly, at(1), Some(at(10))), Some(at(10)));
+        assert_eq!(Currency::parse("EUR"), Ok(Currency::Eur));
+        assert!(Currency::parse("XYZ").is_err());
     }
 }

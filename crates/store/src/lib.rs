@@ -7,11 +7,15 @@ pub mod api_keys;
 pub mod batches;
 pub mod customers;
 pub mod events;
+pub mod idempotency;
 pub mod outbox;
 pub mod plans;
+pub mod prices;
 pub mod products;
+pub mod sequence_plans;
 pub mod subscriptions;
 pub mod tasks;
+pub mod version_changes;
 pub mod workers;
 
 use domain::ErrorCode;

@@ -7,6 +7,7 @@ pub mod consumer;
 pub mod handlers;
 pub mod relay;
 pub mod rescuer;
+pub mod scheduler;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use std::time::Duration;
 pub use consumer::run_consumer;
 pub use relay::Relay;
 pub use rescuer::run_rescuer;
+pub use scheduler::run_scheduler;
 
 /// What a worker process is tuned by.
 #[derive(Debug, Clone)]
@@ -31,6 +33,8 @@ pub struct WorkerSettings {
     pub shutdown_grace: Duration,
     /// How long a job's transaction waits for a row lock before it gives the try up.
     pub lock_timeout: Duration,
+    /// How often the scheduler looks for due version changes.
+    pub scheduler_tick: Duration,
 }
 
 impl Default for WorkerSettings {
@@ -42,6 +46,7 @@ impl Default for WorkerSettings {
             lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(10),
+            scheduler_tick: Duration::from_millis(1000),
         }
     }
 }

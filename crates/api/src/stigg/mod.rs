@@ -3,6 +3,7 @@
 //! `{"data": [...], "pagination": {"next", "prev"}}`.
 
 pub mod customers;
+pub mod migrate;
 pub mod plans;
 pub mod products;
 pub mod subscriptions;
@@ -27,4 +28,5 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/subscriptions", post(subscriptions::create).get(subscriptions::list))
         .route("/api/v1/subscriptions/import", post(subscriptions::import))
         .route("/api/v1/subscriptions/{id}", get(subscriptions::get))
+        .route("/api/v1/subscriptions/{id}/migrate", post(migrate::migrate))
 }

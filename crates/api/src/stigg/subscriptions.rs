@@ -85,7 +85,8 @@ pub async fn get(
     let subscription = subscriptions::get(&mut conn, caller.environment_id, &id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
-    Ok(Json(json!({ "data": views::subscription(&subscription, json!([])) })))
+    let changes = store::version_changes::for_subscription(&mut conn, caller.environment_id, &id).await?;
+    Ok(Json(json!({ "data": views::subscription(&subscription, super::migrate::future_updates(&changes)) })))
 }
 
 #[derive(Debug, Deserialize)]

@@ -9,4 +9,5 @@ mod harness;
 mod pipeline;
 mod proxy;
 mod sdk;
+mod sequence;
 mod stack;

@@ -3,6 +3,7 @@
 
 pub mod batch;
 pub mod import;
+pub mod migration;
 pub mod publish;
 
 use crate::Context;
@@ -64,7 +65,8 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
     let result = match task.task_type() {
         Some(TaskType::PublishPlan) => publish::run(ctx, &task).await,
         Some(TaskType::ImportSubscriptions) => import::run(ctx, &task).await,
-        Some(TaskType::SubscriptionMigration) | None => Err(JobError::Permanent {
+        Some(TaskType::SubscriptionMigration) => migration::run(ctx, &task).await,
+        None => Err(JobError::Permanent {
             code: ErrorCode::InternalError,
             message: format!("no handler for task type `{}`", task.task_type),
         }),

@@ -1,0 +1,192 @@
+//! `/plans`: Sequence's plans. `POST` makes version 1 a DRAFT; `PUT` edits a DRAFT in place
+//! (and publishes it when it carries `versionChangeBehaviour`), and on a LIVE plan publishes
+//! version N+1 at once, answering the new Plan with the migration task's id in `X-Task-Id`.
+//! `PUT` honours `Idempotency-Key`: the same key with the same body answers the same Plan and
+//! the same task, and does nothing twice.
+
+use super::views;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::stigg::plans::idempotency_key;
+use crate::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use domain::{Currency, EnvironmentId, ErrorCode, TaskId, VersionChangeBehaviour};
+use serde::Deserialize;
+use serde_json::Value;
+use sqlx::PgConnection;
+use store::idempotency::{self, KeyState};
+use store::plans::{self as plan_rows, PlanFilter, PlanVersion};
+use store::prices;
+use store::sequence_plans::{self, PlanInput};
+
+/// The body of `POST /plans` and `PUT /plans/{planId}`: the contract's fields, nothing else.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PlanBody {
+    id: Option<String>,
+    name: String,
+    label: String,
+    currency: Currency,
+    minimum: Option<String>,
+    price_ids: Vec<String>,
+    parent_id: Option<String>,
+    eligible_customer_ids: Vec<Value>,
+    version_effective_from: Option<DateTime<Utc>>,
+    version_change_behaviour: Option<VersionChangeBehaviour>,
+    make_version_effective_from_outset: Option<bool>,
+}
+
+/// Parses and checks a body; every refusal is 400 `BadUserInput` (or 404 for a price that
+/// does not exist) and happens before anything is written.
+async fn input(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    raw: Value,
+) -> Result<(Option<String>, PlanInput), ApiError> {
+    if !raw.is_object() {
+        return Err(ApiError::bad_input("expected a JSON object"));
+    }
+    let body: PlanBody = serde_json::from_value(raw).map_err(|e| ApiError::bad_input(e.to_string()))?;
+    if body.name.trim().is_empty() {
+        return Err(ApiError::bad_input("name must not be empty"));
+    }
+    if body.label.trim().is_empty() {
+        return Err(ApiError::bad_input("label must not be empty"));
+    }
+    if let Some(minimum) = &body.minimum {
+        if minimum.trim().parse::<f64>().map_or(true, |m| !m.is_finite() || m < 0.0) {
+            return Err(ApiError::bad_input("minimum must be a non-negative decimal number, as a string"));
+        }
+    }
+    for (i, id) in body.price_ids.iter().enumerate() {
+        entity_id(id, &format!("priceIds[{i}]"))?;
+    }
+    if let Some(parent) = &body.parent_id {
+        entity_id(parent, "parentId")?;
+    }
+    prices::require_all(conn, env, &body.price_ids).await?;
+    let id = body.id.map(|id| entity_id(&id, "plan id").map(|i| i.into_string())).transpose()?;
+    Ok((
+        id,
+        PlanInput {
+            name: body.name,
+            label: body.label,
+            currency: body.currency.as_str().to_owned(),
+            minimum: body.minimum,
+            price_ids: body.price_ids,
+            parent_id: body.parent_id,
+            eligible_customer_ids: Value::Array(body.eligible_customer_ids),
+            version_effective_from: body.version_effective_from,
+            behaviour: body.version_change_behaviour,
+            effective_from_outset: body.make_version_effective_from_outset.unwrap_or(false),
+        },
+    ))
+}
+
+/// The plan as the contract shows it.
+pub(crate) async fn render(conn: &mut PgConnection, env: EnvironmentId, v: &PlanVersion) -> Result<Value, ApiError> {
+    let ids: Vec<String> = serde_json::from_value(v.price_ids.clone()).unwrap_or_default();
+    let prices = prices::many(conn, env, &ids).await?;
+    let count = sequence_plans::schedules_count(conn, env, &v.plan_id).await?;
+    Ok(views::plan(v, env, &prices, count))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(raw): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let mut tx = state.pool.begin().await?;
+    let (id, input) = input(&mut tx, env, raw).await?;
+    let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    let version = sequence_plans::create(&mut tx, env, &id, &input).await?;
+    let body = render(&mut tx, env, &version).await?;
+    tx.commit().await?;
+    Ok(Json(body))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let mut conn = state.pool.acquire().await?;
+    let version = plan_rows::current(&mut conn, env, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::PlanNotFound, format!("plan `{id}` not found")))?;
+    Ok(Json(render(&mut conn, env, &version).await?))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let filter = PlanFilter { after: page.after()?, limit: page.limit()?, ..PlanFilter::default() };
+    let rows = plan_rows::list(&state.pool, env, &filter).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut rendered = Vec::with_capacity(rows.items.len());
+    for v in &rows.items {
+        rendered.push(render(&mut conn, env, v).await?);
+    }
+    let page = store::Page { items: rendered, next: rows.next };
+    Ok(Json(page_body(&page, Value::clone)))
+}
+
+fn answer(body: Value, task: Option<TaskId>) -> Response {
+    let mut response = (StatusCode::OK, axum::Json(body)).into_response();
+    if let Some(task) = task {
+        if let Ok(value) = HeaderValue::from_str(&task.to_string()) {
+            response.headers_mut().insert("x-task-id", value);
+        }
+    }
+    response
+}
+
+/// `PUT /plans/{planId}`.
+pub async fn update(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    Json(raw): Json<Value>,
+) -> Result<Response, ApiError> {
+    let env = caller.environment_id;
+    let plan_id = entity_id(&id, "plan id")?;
+    let key = idempotency_key(&headers)?;
+    let mut tx = state.pool.begin().await?;
+    if let Some(key) = &key {
+        let fingerprint = idempotency::fingerprint("PUT", &format!("/plans/{plan_id}"), &raw);
+        match idempotency::begin(&mut tx, env, key, &fingerprint).await? {
+            KeyState::Fresh => {}
+            KeyState::Replay { response, task_id, .. } => return Ok(answer(response, task_id)),
+            KeyState::Mismatch => {
+                return Err(ApiError::bad_input("this Idempotency-Key was used for a different request"))
+            }
+        }
+    }
+    let (body_id, input) = input(&mut tx, env, raw).await?;
+    if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
+        return Err(ApiError::bad_input("the body's id differs from the path's"));
+    }
+    let updated =
+        sequence_plans::update(&mut tx, env, plan_id.as_str(), &input, state.settings.max_attempts, &caller.key_prefix)
+            .await?;
+    let body = render(&mut tx, env, &updated.version).await?;
+    if let Some(key) = &key {
+        idempotency::record(&mut tx, env, key, 200, &body, updated.task).await?;
+    }
+    tx.commit().await?;
+    if let Some(task) = updated.task {
+        state.wake_relay();
+        tracing::info!(task_id = %task, plan_id = %plan_id, version = updated.version.version_number, "plan update accepted");
+    }
+    Ok(answer(body, updated.task))
+}

@@ -1,0 +1,116 @@
+//! `/billing-schedules`: Sequence's billing schedules, which are Stigg's subscriptions — the
+//! same rows. A schedule is created on its plan's newest LIVE version and shows its next
+//! billing date and its scheduled version change, if any.
+
+use super::views;
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::AppState;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use domain::{BillingPeriod, ErrorCode};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use store::subscriptions::{self, NewSubscription, Subscription, SubscriptionFilter};
+use store::version_changes;
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateSchedule {
+    id: Option<String>,
+    customer_id: String,
+    plan_id: String,
+    billing_period: Option<BillingPeriod>,
+    start_date: Option<DateTime<Utc>>,
+    metadata: Option<Map<String, Value>>,
+}
+
+async fn render(
+    conn: &mut sqlx::PgConnection,
+    env: domain::EnvironmentId,
+    s: &Subscription,
+) -> Result<Value, ApiError> {
+    let changes = version_changes::for_subscription(conn, env, &s.id).await?;
+    let scheduled = changes.iter().find(|c| c.status == "SCHEDULED");
+    Ok(views::schedule(s, scheduled))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Json(body): Json<CreateSchedule>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let id = match &body.id {
+        Some(id) => entity_id(id, "billing schedule id")?.into_string(),
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let customer = entity_id(&body.customer_id, "customerId")?;
+    let plan = entity_id(&body.plan_id, "planId")?;
+    let mut tx = state.pool.begin().await?;
+    let schedule = subscriptions::create(
+        &mut tx,
+        env,
+        &NewSubscription {
+            id,
+            customer_id: customer.into_string(),
+            plan_id: plan.into_string(),
+            billing_period: body.billing_period.unwrap_or(BillingPeriod::Monthly),
+            start_date: body.start_date.unwrap_or_else(Utc::now),
+            end_date: None,
+            status: None,
+            billing_id: None,
+            resource_id: None,
+            metadata: Value::Object(body.metadata.unwrap_or_default()),
+        },
+    )
+    .await?;
+    let rendered = render(&mut tx, env, &schedule).await?;
+    tx.commit().await?;
+    Ok(Json(rendered))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let mut conn = state.pool.acquire().await?;
+    let schedule = subscriptions::get(&mut conn, env, &id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("billing schedule `{id}` not found")))?;
+    Ok(Json(render(&mut conn, env, &schedule).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListQuery {
+    plan_id: Option<String>,
+    customer_id: Option<String>,
+    #[serde(flatten)]
+    page: PageQuery,
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let filter = SubscriptionFilter {
+        customer_id: query.customer_id,
+        plan_id: query.plan_id,
+        statuses: Vec::new(),
+        after: query.page.after()?,
+        limit: query.page.limit()?,
+    };
+    let rows = subscriptions::list(&state.pool, env, &filter).await?;
+    let mut conn = state.pool.acquire().await?;
+    let mut rendered = Vec::with_capacity(rows.items.len());
+    for s in &rows.items {
+        rendered.push(render(&mut conn, env, s).await?);
+    }
+    Ok(Json(page_body(&store::Page { items: rendered, next: rows.next }, Value::clone)))
+}

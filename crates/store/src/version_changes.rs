@@ -1,0 +1,489 @@
+//! Scheduled moves of subscriptions onto a newer plan version (`subscription_version_changes`):
+//! planned set-based when a SUBSCRIPTION_MIGRATION task starts, applied by any number of
+//! schedulers when due, superseded by a newer version, and the per-subscription migrate of
+//! Stigg's dialect. At most one move per subscription is SCHEDULED (a partial unique index);
+//! applying one writes exactly one history row (UNIQUE (task_id, subscription_id)) and never
+//! moves a subscription backwards. It decides nothing about HTTP or queues.
+
+use crate::{events, plans, tasks, Result, StoreError};
+use chrono::{DateTime, Utc};
+use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
+use serde_json::json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+fn live_statuses() -> Vec<&'static str> {
+    SubscriptionStatus::LIVE.iter().map(|s| s.as_str()).collect()
+}
+
+/// Cancels the SCHEDULED moves of `plan_id`'s subscriptions to versions older than
+/// `target_version_number`, and ends each task left with nothing scheduled: a task that lost
+/// moves this way ends CANCELED (moves it already made stay). Answers the tasks it ended.
+pub async fn supersede(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    plan_id: &str,
+    target_version_number: i32,
+    by: Option<TaskId>,
+) -> Result<Vec<TaskId>> {
+    let touched: Vec<Uuid> = sqlx::query_scalar(
+        "WITH canceled AS (
+            UPDATE subscription_version_changes c SET status = 'CANCELED', updated_at = now()
+            FROM plan_versions tv
+            WHERE c.environment_id = $1 AND c.status = 'SCHEDULED' AND tv.id = c.target_version_id
+              AND tv.plan_id = $2 AND tv.version_number < $3
+            RETURNING c.task_id
+        )
+        SELECT DISTINCT task_id FROM canceled WHERE task_id IS NOT NULL ORDER BY task_id",
+    )
+    .bind(env.0)
+    .bind(plan_id)
+    .bind(target_version_number)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut ended = Vec::new();
+    for task in touched {
+        let task = TaskId(task);
+        let message = match by {
+            Some(by) => format!("superseded by task {by} (version {target_version_number})"),
+            None => format!("superseded by version {target_version_number}"),
+        };
+        if end_if_settled(conn, task, Some((TaskStatus::Canceled, &message))).await?.is_some() {
+            events::record(conn, env, task, "superseded", &message, None, json!({ "by": by.map(|t| t.0) })).await?;
+            ended.push(task);
+        }
+    }
+    Ok(ended)
+}
+
+/// Ends an IN_PROGRESS, planned task that has no SCHEDULED move and no pending batch left:
+/// with `status` if given, else from its counts. Answers the status it ended with.
+pub async fn end_if_settled(
+    conn: &mut PgConnection,
+    task_id: TaskId,
+    status: Option<(TaskStatus, &str)>,
+) -> Result<Option<TaskStatus>> {
+    let Some(task) = tasks::lock(conn, task_id).await? else {
+        return Ok(None);
+    };
+    if task.status() != TaskStatus::InProgress || task.planned_at.is_none() {
+        return Ok(None);
+    }
+    let open: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM subscription_version_changes WHERE task_id = $1 AND status = 'SCHEDULED')
+             OR EXISTS (SELECT 1 FROM task_batches WHERE task_id = $1 AND status = 'PENDING')",
+    )
+    .bind(task_id.0)
+    .fetch_one(&mut *conn)
+    .await?;
+    if open {
+        return Ok(None);
+    }
+    let (status, message) = match status {
+        Some((status, message)) => (status, Some(message.to_owned())),
+        None => {
+            let status = TaskStatus::from_counts(task.processed, task.failed);
+            let message = (task.failed > 0)
+                .then(|| format!("{} of {} subscriptions could not be moved", task.failed, task.processed));
+            (status, message)
+        }
+    };
+    let error = match (&message, status) {
+        (Some(m), TaskStatus::Canceled) => {
+            sqlx::query("UPDATE tasks SET last_error = $2 WHERE id = $1")
+                .bind(task_id.0)
+                .bind(m)
+                .execute(&mut *conn)
+                .await?;
+            None
+        }
+        (Some(m), _) => Some((ErrorCode::SubscriptionAlreadyCanceledOrExpired, m.as_str())),
+        (None, _) => None,
+    };
+    tasks::finish(conn, task_id, status, error).await?;
+    Ok(Some(status))
+}
+
+/// Whether a migration of the same plan to a newer version was planned before this task: then
+/// this one has nothing left to do (its moves would be superseded at once).
+pub async fn newer_migration_planned(conn: &mut PgConnection, task: &tasks::Task) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND plan_id = $2
+            AND task_type = 'SUBSCRIPTION_MIGRATION' AND planned_at IS NOT NULL AND target_version_number > $3
+            AND id <> $4)",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(task.target_version_number.unwrap_or(0))
+    .bind(task.id)
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Ends a task that a newer version superseded before it was planned: CANCELED, planned, with
+/// the reason.
+pub async fn end_superseded(conn: &mut PgConnection, task_id: TaskId, message: &str) -> Result<()> {
+    tasks::mark_planned(conn, task_id).await?;
+    sqlx::query("UPDATE tasks SET last_error = $2 WHERE id = $1")
+        .bind(task_id.0)
+        .bind(message)
+        .execute(&mut *conn)
+        .await?;
+    tasks::finish(conn, task_id, TaskStatus::Canceled, None).await?;
+    Ok(())
+}
+
+/// Totals of a planned set of moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Planned {
+    pub total: i64,
+    pub affected_customers: i64,
+}
+
+/// Plans one SCHEDULED move per live subscription of the task's plan on an older version, in
+/// one statement: IMMEDIATE at max(now, effective_from), NEXT_BILLING_DATE at the
+/// subscription's first billing date on or after effective_from (or now), computed in SQL by
+/// `next_billing_date`, the same rule as `domain::BillingPeriod::next_billing_date`. The
+/// history row will say the version counts from `apply_at`, or from the subscription's start
+/// with `outset`. A subscription that already has a move SCHEDULED (to this version or a
+/// newer one) keeps it.
+pub async fn plan(
+    conn: &mut PgConnection,
+    task: &tasks::Task,
+    behaviour: VersionChangeBehaviour,
+    effective_from: Option<DateTime<Utc>>,
+    outset: bool,
+) -> Result<Planned> {
+    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
+        return Err(StoreError::rejected(ErrorCode::InternalError, "task has no target version"));
+    };
+    let (total, affected): (i64, i64) = sqlx::query_as(
+        "WITH candidates AS (
+            SELECT s.id, s.customer_id, s.start_date,
+                   CASE WHEN $5 = 'IMMEDIATE' THEN greatest(now(), coalesce($6, now()))
+                        ELSE next_billing_date(s.start_date, s.billing_period,
+                                               coalesce($6, now()) - interval '1 microsecond') END AS apply_at
+            FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+            WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
+        ), inserted AS (
+            INSERT INTO subscription_version_changes
+                (id, environment_id, subscription_id, target_version_id, apply_at, effective_from, status, task_id)
+            SELECT gen_random_uuid(), $1, c.id, $7, c.apply_at, CASE WHEN $8 THEN c.start_date ELSE c.apply_at END,
+                   'SCHEDULED', $9
+            FROM candidates c
+            ON CONFLICT (environment_id, subscription_id) WHERE status = 'SCHEDULED' DO NOTHING
+            RETURNING subscription_id
+        )
+        SELECT count(*), count(DISTINCT c.customer_id)
+        FROM inserted i JOIN candidates c ON c.id = i.subscription_id",
+    )
+    .bind(task.environment_id)
+    .bind(&task.plan_id)
+    .bind(target_number)
+    .bind(live_statuses())
+    .bind(behaviour.as_str())
+    .bind(effective_from)
+    .bind(target)
+    .bind(outset)
+    .bind(task.id)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(Planned { total, affected_customers: affected })
+}
+
+/// What one pass of a scheduler did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Applied {
+    /// Due moves taken in this pass.
+    pub taken: usize,
+    /// Subscriptions moved (one history row each).
+    pub moved: i64,
+    /// Moves that could not happen: the subscription stopped being live.
+    pub failed: i64,
+    /// Tasks that ended in this pass.
+    pub finished: Vec<(TaskId, TaskStatus)>,
+}
+
+/// Applies up to `limit` due moves in the caller's transaction. `FOR UPDATE SKIP LOCKED` gives
+/// each scheduler its own rows, so any number run at once without applying one twice. A move
+/// whose subscription is already on its target (or newer) is CANCELED and counted as done;
+/// one whose subscription stopped being live is FAILED with the reason.
+pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
+    let due: Vec<Uuid> = sqlx::query_scalar(
+        "SELECT id FROM subscription_version_changes
+         WHERE status = 'SCHEDULED' AND apply_at <= now()
+         ORDER BY apply_at, id LIMIT $1
+         FOR UPDATE SKIP LOCKED",
+    )
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    if due.is_empty() {
+        return Ok(Applied::default());
+    }
+    let outcomes: Vec<(Uuid, Option<Uuid>, String)> = sqlx::query_as(
+        "WITH candidates AS (
+            SELECT c.id AS change_id, c.environment_id, c.subscription_id, c.target_version_id, c.task_id,
+                   coalesce(c.effective_from, c.apply_at) AS effective_from, s.plan_version_id AS from_version,
+                   s.status = ANY($2) AS live, sv.version_number < tv.version_number AS behind
+            FROM subscription_version_changes c
+            JOIN subscriptions s ON s.environment_id = c.environment_id AND s.id = c.subscription_id
+            JOIN plan_versions sv ON sv.id = s.plan_version_id
+            JOIN plan_versions tv ON tv.id = c.target_version_id
+            WHERE c.id = ANY($1)
+            ORDER BY s.environment_id, s.id
+            FOR UPDATE OF s
+        ), moved AS (
+            UPDATE subscriptions s SET plan_version_id = c.target_version_id, updated_at = now()
+            FROM candidates c
+            WHERE c.live AND c.behind AND s.environment_id = c.environment_id AND s.id = c.subscription_id
+            RETURNING s.environment_id, s.id
+        ), history AS (
+            INSERT INTO subscription_version_history
+                (environment_id, task_id, subscription_id, from_version_id, to_version_id, effective_from)
+            SELECT c.environment_id, c.task_id, c.subscription_id, c.from_version, c.target_version_id, c.effective_from
+            FROM candidates c JOIN moved m ON m.environment_id = c.environment_id AND m.id = c.subscription_id
+            ON CONFLICT (task_id, subscription_id) DO NOTHING
+        ), settled AS (
+            UPDATE subscription_version_changes sc
+            SET status = CASE WHEN m.id IS NOT NULL THEN 'DONE' WHEN NOT c.live THEN 'FAILED' ELSE 'CANCELED' END,
+                updated_at = now()
+            FROM candidates c LEFT JOIN moved m ON m.environment_id = c.environment_id AND m.id = c.subscription_id
+            WHERE sc.id = c.change_id
+            RETURNING sc.id, sc.task_id, sc.status, sc.subscription_id
+        ), failures AS (
+            INSERT INTO task_item_failures (task_id, subscription_id, code, message)
+            SELECT task_id, subscription_id, $3, 'subscription is no longer live and was not moved'
+            FROM settled WHERE status = 'FAILED' AND task_id IS NOT NULL
+            ON CONFLICT (task_id, subscription_id) DO NOTHING
+        )
+        SELECT id, task_id, status FROM settled",
+    )
+    .bind(&due)
+    .bind(live_statuses())
+    .bind(ErrorCode::SubscriptionAlreadyCanceledOrExpired.as_str())
+    .fetch_all(&mut *conn)
+    .await?;
+
+    let mut applied = Applied { taken: due.len(), ..Applied::default() };
+    let mut per_task: std::collections::BTreeMap<Uuid, (i64, i64)> = std::collections::BTreeMap::new();
+    for (_, task, status) in &outcomes {
+        match status.as_str() {
+            "DONE" => applied.moved += 1,
+            "FAILED" => applied.failed += 1,
+            _ => {}
+        }
+        if let Some(task) = task {
+            let entry = per_task.entry(*task).or_default();
+            entry.0 += 1;
+            if status == "FAILED" {
+                entry.1 += 1;
+            }
+        }
+    }
+    // task rows last and in id order, so that concurrent schedulers never deadlock on them
+    for (task, (processed, failed)) in per_task {
+        sqlx::query(
+            "UPDATE tasks SET processed = processed + $2, failed = failed + $3, updated_at = now() WHERE id = $1",
+        )
+        .bind(task)
+        .bind(processed)
+        .bind(failed)
+        .execute(&mut *conn)
+        .await?;
+        if let Some(status) = end_if_settled(conn, TaskId(task), None).await? {
+            if let Some(t) = tasks::read(conn, TaskId(task)).await? {
+                events::record(
+                    conn,
+                    t.environment(),
+                    TaskId(task),
+                    "finished",
+                    status.as_str(),
+                    Some("scheduler"),
+                    json!({ "processed": t.processed, "failed": t.failed }),
+                )
+                .await?;
+            }
+            applied.finished.push((TaskId(task), status));
+        }
+    }
+    Ok(applied)
+}
+
+/// A subscription's scheduled (or once-scheduled) moves, newest first, as `futureUpdates`.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct FutureUpdate {
+    pub status: String,
+    pub apply_at: DateTime<Utc>,
+    pub plan_id: String,
+    pub version_number: i32,
+}
+
+pub async fn for_subscription(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    subscription_id: &str,
+) -> Result<Vec<FutureUpdate>> {
+    Ok(sqlx::query_as::<_, FutureUpdate>(
+        "SELECT c.status, c.apply_at, v.plan_id, v.version_number
+         FROM subscription_version_changes c JOIN plan_versions v ON v.id = c.target_version_id
+         WHERE c.environment_id = $1 AND c.subscription_id = $2
+         ORDER BY c.created_at DESC, c.id",
+    )
+    .bind(env.0)
+    .bind(subscription_id)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// When Stigg's per-subscription migrate moves the subscription.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MigrationTime {
+    Immediate,
+    EndOfBillingPeriod,
+}
+
+/// Stigg's `POST /api/v1/subscriptions/{id}/migrate`: moves one live subscription to its plan's
+/// newest published version now (a COMPLETED SUBSCRIPTION_MIGRATION task and a history row), or
+/// schedules the move at its next billing date (an IN_PROGRESS task the scheduler finishes).
+/// Answers the task.
+pub async fn migrate_subscription(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    subscription_id: &str,
+    when: MigrationTime,
+    max_attempts: i32,
+    actor: &str,
+) -> Result<TaskId> {
+    let row: Option<(String, String, i32, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT s.plan_id, s.status, v.version_number, s.start_date
+         FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+         WHERE s.environment_id = $1 AND s.id = $2 FOR UPDATE OF s",
+    )
+    .bind(env.0)
+    .bind(subscription_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some((plan_id, status, on_number, _start)) = row else {
+        return Err(StoreError::rejected(
+            ErrorCode::SubscriptionNotFound,
+            format!("subscription `{subscription_id}` not found"),
+        ));
+    };
+    if !SubscriptionStatus::parse(&status).is_ok_and(SubscriptionStatus::is_live) {
+        return Err(StoreError::rejected(
+            ErrorCode::SubscriptionAlreadyCanceledOrExpired,
+            format!("subscription `{subscription_id}` is {status}"),
+        ));
+    }
+    let latest = plans::latest_published(conn, env, &plan_id).await?;
+    let Some(latest) = latest.filter(|l| l.version_number > on_number) else {
+        return Err(StoreError::rejected(
+            ErrorCode::SubscriptionAlreadyOnLatestPlan,
+            format!("subscription `{subscription_id}` is already on the latest version of plan `{plan_id}`"),
+        ));
+    };
+    let scheduled: Option<(Uuid, Option<Uuid>, i32)> = sqlx::query_as(
+        "SELECT c.id, c.task_id, v.version_number FROM subscription_version_changes c
+         JOIN plan_versions v ON v.id = c.target_version_id
+         WHERE c.environment_id = $1 AND c.subscription_id = $2 AND c.status = 'SCHEDULED' FOR UPDATE OF c",
+    )
+    .bind(env.0)
+    .bind(subscription_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some((change, old_task, target_number)) = scheduled {
+        if when == MigrationTime::EndOfBillingPeriod && target_number >= latest.version_number {
+            return Err(StoreError::rejected(
+                ErrorCode::ScheduledMigrationAlreadyExistsError,
+                format!("subscription `{subscription_id}` already has a move to version {target_number} scheduled"),
+            ));
+        }
+        sqlx::query("UPDATE subscription_version_changes SET status = 'CANCELED', updated_at = now() WHERE id = $1")
+            .bind(change)
+            .execute(&mut *conn)
+            .await?;
+        if let Some(old) = old_task {
+            let message = format!("superseded by a migrate of subscription `{subscription_id}`");
+            end_if_settled(conn, TaskId(old), Some((TaskStatus::Canceled, &message))).await?;
+        }
+    }
+
+    let task_id = TaskId::new();
+    let time = match when {
+        MigrationTime::Immediate => "IMMEDIATE",
+        MigrationTime::EndOfBillingPeriod => "END_OF_BILLING_PERIOD",
+    };
+    tasks::insert(
+        conn,
+        &tasks::NewTask {
+            id: task_id,
+            environment: env,
+            task_type: TaskType::SubscriptionMigration,
+            plan_id: Some(plan_id.clone()),
+            payload: json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": time }),
+            target_version_id: Some(latest.id),
+            target_version_number: Some(latest.version_number),
+            idempotency_key: None,
+            max_attempts,
+            total: 1,
+        },
+    )
+    .await?;
+    sqlx::query(
+        "UPDATE tasks SET status = 'IN_PROGRESS', started_at = now(), planned_at = now(), affected_customers = 1
+         WHERE id = $1",
+    )
+    .bind(task_id.0)
+    .execute(&mut *conn)
+    .await?;
+    match when {
+        MigrationTime::Immediate => {
+            sqlx::query(
+                "WITH moved AS (
+                    UPDATE subscriptions s SET plan_version_id = $3, updated_at = now()
+                    FROM subscriptions old
+                    WHERE s.environment_id = $1 AND s.id = $2 AND old.environment_id = s.environment_id AND old.id = s.id
+                    RETURNING old.plan_version_id AS from_version
+                )
+                INSERT INTO subscription_version_history
+                    (environment_id, task_id, subscription_id, from_version_id, to_version_id, effective_from)
+                SELECT $1, $4, $2, from_version, $3, now() FROM moved",
+            )
+            .bind(env.0)
+            .bind(subscription_id)
+            .bind(latest.id)
+            .bind(task_id.0)
+            .execute(&mut *conn)
+            .await?;
+            sqlx::query("UPDATE tasks SET processed = 1 WHERE id = $1").bind(task_id.0).execute(&mut *conn).await?;
+            tasks::finish(conn, task_id, TaskStatus::Completed, None).await?;
+        }
+        MigrationTime::EndOfBillingPeriod => {
+            sqlx::query(
+                "INSERT INTO subscription_version_changes
+                    (id, environment_id, subscription_id, target_version_id, apply_at, effective_from, status, task_id)
+                 SELECT gen_random_uuid(), $1, s.id, $3, nb, nb, 'SCHEDULED', $4
+                 FROM subscriptions s, next_billing_date(s.start_date, s.billing_period, now()) AS nb
+                 WHERE s.environment_id = $1 AND s.id = $2",
+            )
+            .bind(env.0)
+            .bind(subscription_id)
+            .bind(latest.id)
+            .bind(task_id.0)
+            .execute(&mut *conn)
+            .await?;
+        }
+    }
+    events::record(
+        conn,
+        env,
+        task_id,
+        "accepted",
+        &format!("migrate of subscription `{subscription_id}` to version {} ({time})", latest.version_number),
+        Some(actor),
+        json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": time }),
+    )
+    .await?;
+    Ok(task_id)
+}

@@ -1,0 +1,107 @@
+//! Planning a SUBSCRIPTION_MIGRATION task (a Sequence plan update), in one transaction: it
+//! supersedes the SCHEDULED moves to older versions of the plan, then either cuts an immediate
+//! move into batches (the publish path's machinery) or writes one SCHEDULED move per
+//! subscription for the scheduler. A task older than one already planned for a newer version
+//! is superseded whole. It moves no subscription itself.
+
+use super::JobError;
+use crate::Context;
+use chrono::{DateTime, Utc};
+use domain::{ErrorCode, TaskStatus, VersionChangeBehaviour};
+use serde_json::json;
+use store::tasks::Task;
+use store::{batches, events, outbox, tasks, version_changes};
+
+#[tracing::instrument(skip_all, fields(task_id = %task.id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
+pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+    let env = task.environment();
+    let task_id = task.id();
+    let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let Some(task) = tasks::lock(&mut tx, task_id).await? else {
+        return Ok(());
+    };
+    if task.planned_at.is_some() || task.status().is_terminal() {
+        return Ok(());
+    }
+    let plan_id = task.plan_id.clone().unwrap_or_default();
+    let Some(target_number) = task.target_version_number else {
+        return Err(JobError::Permanent {
+            code: ErrorCode::InternalError,
+            message: "task has no target version".into(),
+        });
+    };
+    let behaviour = task
+        .payload
+        .get("versionChangeBehaviour")
+        .and_then(|v| v.as_str())
+        .and_then(|v| VersionChangeBehaviour::parse(v).ok())
+        .unwrap_or(VersionChangeBehaviour::Never);
+    let effective_from: Option<DateTime<Utc>> =
+        task.payload.get("versionEffectiveFrom").and_then(|v| serde_json::from_value(v.clone()).ok());
+    let outset = task.payload.get("makeVersionEffectiveFromOutset").and_then(|v| v.as_bool()).unwrap_or(false);
+
+    if store::version_changes::newer_migration_planned(&mut tx, &task).await? {
+        let message = "superseded: a newer version's migration was planned first".to_owned();
+        version_changes::end_superseded(&mut tx, task_id, &message).await?;
+        events::record(&mut tx, env, task_id, "superseded", &message, None, json!({})).await?;
+        tx.commit().await?;
+        return Ok(());
+    }
+
+    let superseded = version_changes::supersede(&mut tx, env, &plan_id, target_number, Some(task_id)).await?;
+    let now = Utc::now();
+    let immediate = behaviour == VersionChangeBehaviour::Immediate && effective_from.is_none_or(|e| e <= now);
+    let mut finished = None;
+    if behaviour == VersionChangeBehaviour::Never {
+        finished = Some(TaskStatus::Completed);
+    } else if immediate {
+        let plan = batches::plan_migration(&mut tx, &task, target_number, ctx.settings.batch_size).await?;
+        tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
+        events::record(
+            &mut tx,
+            env,
+            task_id,
+            "planned",
+            &format!("{} subscriptions in {} batches", plan.total, plan.batches),
+            None,
+            json!({ "total": plan.total, "batches": plan.batches, "superseded": superseded.len() }),
+        )
+        .await?;
+        if plan.batches == 0 {
+            finished = Some(TaskStatus::Completed);
+        } else {
+            outbox::enqueue_pending_batches(&mut tx, task_id).await?;
+        }
+    } else {
+        let started = std::time::Instant::now();
+        let planned = version_changes::plan(&mut tx, &task, behaviour, effective_from, outset).await?;
+        tasks::set_totals(&mut tx, task_id, planned.total, planned.affected_customers).await?;
+        events::record(
+            &mut tx,
+            env,
+            task_id,
+            "planned",
+            &format!("{} moves scheduled ({behaviour})", planned.total),
+            None,
+            json!({
+                "total": planned.total, "superseded": superseded.len(),
+                "planningMs": started.elapsed().as_millis() as u64,
+            }),
+        )
+        .await?;
+        tracing::info!(total = planned.total, elapsed_ms = started.elapsed().as_millis() as u64, "moves scheduled");
+        if planned.total == 0 {
+            finished = Some(TaskStatus::Completed);
+        }
+    }
+    if let Some(status) = finished {
+        tasks::finish(&mut tx, task_id, status, None).await?;
+    }
+    tasks::mark_planned(&mut tx, task_id).await?;
+    if let Some(status) = finished {
+        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}

@@ -1,0 +1,55 @@
+//! The scheduler: every tick, applies the scheduled version changes that are due, in batches,
+//! one transaction each (move, history row, change DONE, task progress, task end). Runs in
+//! every worker; `FOR UPDATE SKIP LOCKED` gives each scheduler its own rows, so any number run
+//! at once and none applies a change twice. It plans nothing; the migration handler does.
+
+use crate::Context;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Changes applied per transaction.
+pub const BATCH: i64 = 1000;
+
+pub async fn run_scheduler(ctx: Context, tick: Duration, cancel: CancellationToken) {
+    let mut interval = tokio::time::interval(tick.max(Duration::from_millis(10)));
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = interval.tick() => {}
+            () = cancel.cancelled() => return,
+        }
+        // drain what is due, a batch at a time, unless asked to stop
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            match apply_once(&ctx).await {
+                Ok(taken) if taken as i64 >= BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "scheduler pass failed; trying again next tick");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// One batch of due changes in one transaction; answers how many it took.
+pub async fn apply_once(ctx: &Context) -> Result<usize, store::StoreError> {
+    let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let applied = store::version_changes::apply_due(&mut tx, BATCH).await?;
+    tx.commit().await?;
+    if applied.taken > 0 {
+        tracing::info!(
+            worker = %ctx.settings.worker_id,
+            taken = applied.taken,
+            moved = applied.moved,
+            failed = applied.failed,
+            finished = applied.finished.len(),
+            "applied due version changes"
+        );
+    }
+    Ok(applied.taken)
+}
