@@ -1,7 +1,7 @@
 //! The api's error: a code from the one table, a message, and the status the code travels
 //! with. A 5xx never carries its cause to the client; the cause goes to the log.
 
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use domain::ErrorCode;
@@ -37,18 +37,6 @@ impl From<StoreError> for ApiError {
 impl From<sqlx::Error> for ApiError {
     fn from(error: sqlx::Error) -> Self {
         StoreError::from(error).into()
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(rejection: JsonRejection) -> Self {
-        let message = match &rejection {
-            JsonRejection::MissingJsonContentType(_) => {
-                "expected a JSON body with `Content-Type: application/json`".to_owned()
-            }
-            other => other.body_text(),
-        };
-        ApiError::bad_input(message)
     }
 }
 

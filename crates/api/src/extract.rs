@@ -6,9 +6,38 @@ use axum::extract::{FromRequest, FromRequestParts};
 use domain::EntityId;
 use serde::{Deserialize, Deserializer};
 
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// A JSON object body. Anything else — another content type, invalid JSON, an array or a
+/// scalar (which serde would otherwise read into a struct field by field), an unknown field,
+/// a bad enum value — is 400 `BadUserInput` naming the problem.
+#[derive(Debug)]
 pub struct Json<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(request: axum::extract::Request, state: &S) -> Result<Self, ApiError> {
+        let json = request
+            .headers()
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .map(|v| {
+                let v = v.trim();
+                v.eq_ignore_ascii_case("application/json") || v.ends_with("+json")
+            })
+            .unwrap_or(false);
+        if !json {
+            return Err(ApiError::bad_input("expected a JSON body with `Content-Type: application/json`"));
+        }
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| ApiError::bad_input(rejection.body_text()))?;
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(ApiError::bad_input("the request body must be a JSON object"));
+        }
+        serde_json::from_slice(&bytes).map(Json).map_err(|e| ApiError::bad_input(format!("invalid request body: {e}")))
+    }
+}
 
 #[derive(Debug, FromRequestParts)]
 #[from_request(via(axum::extract::Path), rejection(ApiError))]

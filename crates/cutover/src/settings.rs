@@ -37,11 +37,18 @@ pub struct Settings {
         long,
         env = "CUTOVER_DATABASE_URL",
         default_value = "postgres://postgres@127.0.0.1:5432/cutover",
-        global = true
+        global = true,
+        hide_env_values = true
     )]
     pub database_url: Secret,
     /// RabbitMQ URL.
-    #[arg(long, env = "CUTOVER_AMQP_URL", default_value = "amqp://guest:guest@127.0.0.1:5672/%2f", global = true)]
+    #[arg(
+        long,
+        env = "CUTOVER_AMQP_URL",
+        default_value = "amqp://guest:guest@127.0.0.1:5672/%2f",
+        global = true,
+        hide_env_values = true
+    )]
     pub amqp_url: Secret,
     /// Address the api listens on.
     #[arg(long, env = "CUTOVER_LISTEN", default_value = "127.0.0.1:8080", global = true)]

@@ -1,0 +1,13 @@
+//! The api's integration tests: a real server on a loopback port, a fresh database per test,
+//! requests as a Stigg SDK would send them, and assertions on the answers and the rows.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod auth;
+mod catalog;
+mod customers;
+mod environments;
+mod harness;
+mod publish;
+mod routing;
+mod subscriptions;
