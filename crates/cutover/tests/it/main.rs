@@ -8,6 +8,7 @@ mod faults;
 mod harness;
 mod pipeline;
 mod proxy;
+mod scale;
 mod sdk;
 mod sequence;
 mod stack;
