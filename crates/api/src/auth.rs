@@ -45,6 +45,9 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
     if !reads && !principal.scope.can_write() {
         return Err(ApiError::new(ErrorCode::AccessDeniedError, "this API key is read-only"));
     }
+    let span = tracing::Span::current();
+    span.record("environment_id", tracing::field::display(principal.environment_id.0));
+    span.record("key_prefix", principal.key_prefix.as_str());
     parts.extensions.insert(principal);
     Ok(next.run(Request::from_parts(parts, body)).await)
 }

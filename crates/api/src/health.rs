@@ -1,4 +1,6 @@
-//! Probes: `/healthz` says the process is up; `/readyz` says its database and broker answer.
+//! Probes: `/healthz` says the process is up; `/readyz` says its database answers and its
+//! outbox relay holds a channel to the broker (without a relay, as in the api tests, the broker
+//! is not part of readiness).
 
 use crate::AppState;
 use axum::extract::State;

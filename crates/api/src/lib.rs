@@ -7,6 +7,7 @@ pub mod auth;
 pub mod error;
 pub mod extract;
 pub mod health;
+pub mod metrics;
 pub mod sequence;
 pub mod stigg;
 pub mod tasks;
@@ -43,11 +44,13 @@ pub struct AppState {
     pub relay: Option<Arc<Notify>>,
     /// Whether the broker answered lately; `/readyz` reports it.
     pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// This router's Prometheus series (see `metrics`).
+    pub metrics: Arc<metrics::ApiMetrics>,
 }
 
 impl AppState {
     pub fn new(pool: sqlx::PgPool) -> Self {
-        Self { pool, settings: ApiSettings::default(), relay: None, broker: None }
+        Self { pool, settings: ApiSettings::default(), relay: None, broker: None, metrics: Arc::default() }
     }
 
     pub(crate) fn wake_relay(&self) {
@@ -55,6 +58,21 @@ impl AppState {
             relay.notify_one();
         }
     }
+}
+
+/// The span every request runs in. `environment_id` and `key_prefix` are filled in by
+/// `auth` once the caller is known; `task_id` by the task handlers.
+fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str().to_owned());
+    tracing::info_span!(
+        "request",
+        method = %request.method(),
+        uri = %request.uri(),
+        route = route.as_deref().unwrap_or("unmatched"),
+        environment_id = tracing::field::Empty,
+        key_prefix = tracing::field::Empty,
+        task_id = tracing::field::Empty,
+    )
 }
 
 /// The whole HTTP surface.
@@ -67,10 +85,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::serve))
         .merge(authenticated)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
-        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
         .with_state(state)
 }

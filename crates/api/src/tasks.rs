@@ -47,6 +47,7 @@ pub fn view(t: &Task) -> Value {
 }
 
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
+    tracing::Span::current().record("task_id", raw);
     TaskId::parse(raw).map_err(|_| ApiError::new(ErrorCode::NotFound, format!("task `{raw}` not found")))
 }
 

@@ -92,6 +92,9 @@ pub struct Settings {
     /// `text` or `json`.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
+    /// Where `cutover worker` serves `/metrics` (the api serves its own on `--listen`).
+    #[arg(long, env = "CUTOVER_METRICS_LISTEN", global = true)]
+    pub metrics_listen: Option<String>,
 }
 
 impl Settings {

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api_keys;
 pub mod batches;
 pub mod customers;
+pub mod dashboard;
 pub mod events;
 pub mod idempotency;
 pub mod outbox;

@@ -9,7 +9,7 @@ use crate::Context;
 use domain::{ErrorCode, Job};
 use futures::StreamExt;
 use queue::lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
 };
 use queue::lapin::types::{AMQPValue, FieldTable};
 use queue::lapin::Connection;
@@ -101,6 +101,8 @@ async fn consume(
     }
     let mut deliveries = futures::stream::select_all(streams);
     let mut running = JoinSet::new();
+    let mut stats_channel = None;
+    let mut stats_tick = tokio::time::interval(Duration::from_secs(5));
 
     let result = loop {
         tokio::select! {
@@ -120,6 +122,7 @@ async fn consume(
                 None => break Err(QueueError::Cancelled("the broker closed the consumer".into())),
             },
             Some(_) = running.join_next(), if !running.is_empty() => {}
+            _ = stats_tick.tick() => queue_stats(ctx, connection, &mut stats_channel).await,
         }
     };
 
@@ -135,6 +138,30 @@ async fn consume(
         while running.join_next().await.is_some() {}
     }
     result
+}
+
+/// Reads the work queues' depth and consumer count with a passive declare (which creates
+/// nothing) on a channel of its own, and sets `cutover_queue_messages` and
+/// `cutover_queue_consumers`. A failed declare closes that channel; the next tick opens another.
+async fn queue_stats(ctx: &Context, connection: &Connection, channel: &mut Option<queue::lapin::Channel>) {
+    let Some(metrics) = crate::metrics::get() else { return };
+    if !channel.as_ref().is_some_and(|c| c.status().connected()) {
+        *channel = connection.create_channel().await.ok();
+    }
+    let Some(stats) = channel.as_ref() else { return };
+    for kind in queue::topology::KINDS {
+        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        match stats.queue_declare(&ctx.topology.work_queue(kind), options, FieldTable::default()).await {
+            Ok(q) => {
+                metrics.queue_messages.with_label_values(&[kind]).set(i64::from(q.message_count()));
+                metrics.queue_consumers.with_label_values(&[kind]).set(i64::from(q.consumer_count()));
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, queue = kind, "could not read queue stats");
+                return;
+            }
+        }
+    }
 }
 
 fn attempt_of(headers: &Option<FieldTable>) -> u32 {

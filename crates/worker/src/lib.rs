@@ -5,6 +5,7 @@
 
 pub mod consumer;
 pub mod handlers;
+pub mod metrics;
 pub mod relay;
 pub mod rescuer;
 pub mod scheduler;

@@ -6,6 +6,7 @@
 use queue::publisher::Outgoing;
 use queue::{Publisher, Topology};
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -18,6 +19,7 @@ pub struct Relay {
     wake: Arc<Notify>,
     poll: Duration,
     batch: i64,
+    up: Arc<AtomicBool>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,7 +34,15 @@ enum RelayError {
 
 impl Relay {
     pub fn new(pool: PgPool, amqp_url: String, topology: Topology) -> Self {
-        Self { pool, amqp_url, topology, wake: Arc::new(Notify::new()), poll: Duration::from_millis(250), batch: 500 }
+        Self {
+            pool,
+            amqp_url,
+            topology,
+            wake: Arc::new(Notify::new()),
+            poll: Duration::from_millis(250),
+            batch: 500,
+            up: Arc::default(),
+        }
     }
 
     /// Handed to request handlers: waking the relay after a commit sends the message at once
@@ -41,7 +51,21 @@ impl Relay {
         self.wake.clone()
     }
 
+    /// True while the relay holds an open channel on which the topology was declared (and
+    /// its last send, if any, was confirmed); `/readyz` and `cutover_broker_up` report it.
+    pub fn broker_up(&self) -> Arc<AtomicBool> {
+        self.up.clone()
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::Relaxed);
+        if let Some(metrics) = crate::metrics::get() {
+            metrics.broker_up.set(i64::from(up));
+        }
+    }
+
     pub async fn run(self, cancel: CancellationToken) {
+        self.set_up(false);
         loop {
             let connection = match queue::connect_with_backoff(&self.amqp_url, &cancel).await {
                 Ok(connection) => connection,
@@ -59,6 +83,7 @@ impl Relay {
                 continue;
             }
             tracing::info!("relay connected");
+            self.set_up(true);
             let mut failures = 0u32;
             loop {
                 match self.drain(&publisher).await {
@@ -90,11 +115,13 @@ impl Relay {
                     () = cancel.cancelled() => {
                         // one last pass so that nothing accepted just now waits for the next start
                         let _ = self.drain(&publisher).await;
+                        self.set_up(false);
                         let _ = connection.close(200, "shutting down").await;
                         return;
                     }
                 }
             }
+            self.set_up(false);
             let _ = connection.close(320, "reconnecting").await;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}

@@ -8,6 +8,7 @@ mod catalog;
 mod customers;
 mod environments;
 mod harness;
+mod observability;
 mod publish;
 mod routing;
 mod subscriptions;

@@ -6,8 +6,19 @@ use domain::TaskId;
 use store::batches::{self, BatchOutcome};
 use store::events;
 
-#[tracing::instrument(skip_all, fields(task_id = %task_id, seq), err)]
+/// Runs one batch and records how long it took in `cutover_batch_duration_seconds`.
 pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
+    let started = std::time::Instant::now();
+    let result = run_batch(ctx, task_id, seq).await;
+    if let Some(metrics) = crate::metrics::get() {
+        let outcome = if result.is_ok() { "ok" } else { "error" };
+        metrics.batch_duration.with_label_values(&[outcome]).observe(started.elapsed().as_secs_f64());
+    }
+    result
+}
+
+#[tracing::instrument(skip_all, fields(task_id = %task_id, seq, environment_id = tracing::field::Empty), err)]
+async fn run_batch(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
     let mut tx = ctx.pool.begin().await?;
     store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
     let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
@@ -19,6 +30,7 @@ pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobErro
     }
     if let BatchOutcome::Ran { task_finished: Some(status), .. } = outcome {
         if let Some(task) = store::tasks::read(&mut tx, task_id).await? {
+            tracing::Span::current().record("environment_id", tracing::field::display(task.environment_id));
             events::record(
                 &mut tx,
                 task.environment(),

@@ -1,0 +1,180 @@
+//! What operators look at: counts for `/metrics` (read at scrape time, across environments),
+//! the dashboard's overview (per environment), a task's timeline for the SSE stream, and the
+//! dashboard's sign-in sessions. Reads only, except for sessions.
+
+use crate::{api_keys::Principal, api_keys::Scope, Result};
+use chrono::{DateTime, Utc};
+use domain::{EnvironmentId, TaskId};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+/// Tasks by `(task_type, status)` across every environment, for the `cutover_tasks` gauge.
+pub async fn task_counts_all(pool: &PgPool) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as("SELECT task_type, status, count(*) FROM tasks GROUP BY task_type, status ORDER BY 1, 2")
+        .fetch_all(pool)
+        .await?)
+}
+
+/// Tasks by `(task_type, status)` in one environment.
+pub async fn task_counts(pool: &PgPool, env: EnvironmentId) -> Result<Vec<(String, String, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT task_type, status, count(*) FROM tasks WHERE environment_id = $1
+         GROUP BY task_type, status ORDER BY 1, 2",
+    )
+    .bind(env.0)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// One minute of the last hour: tasks that finished COMPLETED, and FAILED or PARTIALLY_FAILED.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Minute {
+    pub minute: DateTime<Utc>,
+    pub completed: i64,
+    pub failed: i64,
+}
+
+/// Sixty rows, oldest first, one per minute of the last hour (empty minutes included).
+pub async fn throughput(pool: &PgPool, env: EnvironmentId) -> Result<Vec<Minute>> {
+    Ok(sqlx::query_as::<_, Minute>(
+        "SELECT m.minute,
+                count(t.id) FILTER (WHERE t.status = 'COMPLETED') AS completed,
+                count(t.id) FILTER (WHERE t.status IN ('FAILED', 'PARTIALLY_FAILED')) AS failed
+         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
+         LEFT JOIN tasks t ON t.environment_id = $1 AND t.finished_at IS NOT NULL
+              AND date_trunc('minute', t.finished_at) = m.minute
+         GROUP BY m.minute ORDER BY m.minute",
+    )
+    .bind(env.0)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A worker process and how long ago it last said it was alive.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct WorkerRow {
+    pub id: String,
+    pub hostname: String,
+    pub pid: i32,
+    pub started_at: DateTime<Utc>,
+    pub heartbeat_age_secs: f64,
+    pub in_flight: i32,
+    pub stopped_at: Option<DateTime<Utc>>,
+}
+
+/// Workers seen in the last day, most recent heartbeat first.
+pub async fn workers(pool: &PgPool) -> Result<Vec<WorkerRow>> {
+    Ok(sqlx::query_as::<_, WorkerRow>(
+        "SELECT id, hostname, pid, started_at, EXTRACT(EPOCH FROM now() - heartbeat_at)::float8 AS heartbeat_age_secs,
+                in_flight, stopped_at
+         FROM workers WHERE heartbeat_at > now() - interval '1 day' ORDER BY heartbeat_at DESC LIMIT 100",
+    )
+    .fetch_all(pool)
+    .await?)
+}
+
+/// A row of a task's timeline.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Event {
+    pub id: i64,
+    pub kind: String,
+    pub message: String,
+    pub actor: Option<String>,
+    pub data: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// The task's events with an id above `after`, oldest first.
+pub async fn events_after(pool: &PgPool, env: EnvironmentId, task: TaskId, after: i64) -> Result<Vec<Event>> {
+    Ok(sqlx::query_as::<_, Event>(
+        "SELECT id, kind, message, actor, data, created_at FROM task_events
+         WHERE task_id = $1 AND environment_id = $2 AND id > $3 ORDER BY id LIMIT 1000",
+    )
+    .bind(task.0)
+    .bind(env.0)
+    .bind(after)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Subscriptions a task could not move, with why.
+pub async fn item_failures(pool: &PgPool, task: TaskId) -> Result<Vec<(String, String, String)>> {
+    Ok(sqlx::query_as(
+        "SELECT subscription_id, code, message FROM task_item_failures WHERE task_id = $1
+         ORDER BY subscription_id LIMIT 200",
+    )
+    .bind(task.0)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Plans of an environment with their versions: `(plan_id, version_number, status,
+/// display_name, published_at, subscriptions on that version)`.
+pub async fn plan_versions(
+    pool: &PgPool,
+    env: EnvironmentId,
+) -> Result<Vec<(String, i32, String, String, Option<DateTime<Utc>>, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT v.plan_id, v.version_number, v.status, v.display_name, v.published_at,
+                (SELECT count(*) FROM subscriptions s WHERE s.plan_version_id = v.id)
+         FROM plan_versions v WHERE v.environment_id = $1
+         ORDER BY v.plan_id, v.version_number DESC LIMIT 2000",
+    )
+    .bind(env.0)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// Opens a dashboard session for a key; answers the session's secret token (only its hash
+/// is stored).
+pub async fn create_session(pool: &PgPool, key_id: Uuid, ttl_secs: i64) -> Result<String> {
+    use rand::Rng;
+    let token: String =
+        rand::thread_rng().sample_iter(&rand::distributions::Alphanumeric).take(48).map(char::from).collect();
+    sqlx::query(
+        "INSERT INTO dashboard_sessions (token_sha256, key_id, expires_at)
+         VALUES ($1, $2, now() + make_interval(secs => $3))",
+    )
+    .bind(hash(&token))
+    .bind(key_id)
+    .bind(ttl_secs as f64)
+    .execute(pool)
+    .await?;
+    Ok(token)
+}
+
+fn hash(token: &str) -> Vec<u8> {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).to_vec()
+}
+
+/// The principal behind a live session: the session and its key must both be live.
+pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
+    let row: Option<(Uuid, String, Uuid, String)> = sqlx::query_as(
+        "SELECT k.id, k.prefix, k.environment_id, k.scope
+         FROM dashboard_sessions s JOIN api_keys k ON k.id = s.key_id
+         WHERE s.token_sha256 = $1 AND s.expires_at > now()
+           AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())",
+    )
+    .bind(hash(token))
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(key_id, key_prefix, environment_id, scope)| {
+        Some(Principal {
+            key_id,
+            key_prefix,
+            environment_id: EnvironmentId(environment_id),
+            scope: Scope::parse(&scope)?,
+        })
+    }))
+}
+
+/// Ends a session (sign-out) and sweeps expired ones.
+pub async fn end_session(pool: &PgPool, token: &str) -> Result<()> {
+    sqlx::query("DELETE FROM dashboard_sessions WHERE token_sha256 = $1 OR expires_at < now()")
+        .bind(hash(token))
+        .execute(pool)
+        .await?;
+    Ok(())
+}
