@@ -20,6 +20,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(get_one))
         .route("/api/v1/tasks/{id}/cancel", post(cancel))
         .route("/api/v1/tasks/{id}/retry", post(retry))
+        .route("/api/v1/tasks/{id}/events", get(events))
 }
 
 pub fn view(t: &Task) -> Value {
@@ -118,4 +119,88 @@ pub async fn retry(
     state.wake_relay();
     tracing::info!(task_id = %task_id, "task retried");
     Ok(Json(json!({ "data": view(&task) })))
+}
+
+/// How often the stream looks at the task and its timeline.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// One timeline row as the stream and the dashboard show it.
+pub fn event_view(e: &store::dashboard::Event) -> Value {
+    json!({
+        "id": e.id, "kind": e.kind, "message": e.message, "actor": e.actor,
+        "data": e.data, "createdAt": e.created_at,
+    })
+}
+
+struct Stream {
+    state: AppState,
+    caller: store::api_keys::Principal,
+    task_id: TaskId,
+    last_event: i64,
+    last_task: Option<Value>,
+    pending: std::collections::VecDeque<axum::response::sse::Event>,
+    done: bool,
+}
+
+impl Stream {
+    /// Reads what changed since the last look; queues `task` (when the task changed), one
+    /// `event` per new timeline row, and `end` once the task is terminal.
+    async fn poll(&mut self) -> Result<(), ApiError> {
+        use axum::response::sse::Event;
+        let task = tasks::get(&self.state.pool, self.caller.environment_id, self.task_id)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{}` not found", self.task_id)))?;
+        let events =
+            store::dashboard::events_after(&self.state.pool, self.caller.environment_id, self.task_id, self.last_event)
+                .await?;
+        let view = view(&task);
+        if self.last_task.as_ref() != Some(&view) {
+            self.pending.push_back(Event::default().event("task").data(json!({ "data": view }).to_string()));
+            self.last_task = Some(view.clone());
+        }
+        for e in &events {
+            self.last_event = e.id;
+            self.pending
+                .push_back(Event::default().event("event").id(e.id.to_string()).data(event_view(e).to_string()));
+        }
+        if task.status().is_terminal() {
+            self.pending.push_back(Event::default().event("end").data(json!({ "data": view }).to_string()));
+            self.done = true;
+        }
+        Ok(())
+    }
+}
+
+/// `GET /api/v1/tasks/{id}/events`: Server-Sent Events. `task` carries the task (the same
+/// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes; `event` carries each
+/// new row of its timeline; `end` carries the final task, after which the stream closes.
+pub async fn events(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<
+    axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>,
+    ApiError,
+> {
+    let task_id = parse_task_id(&id)?;
+    let mut stream =
+        Stream { state, caller, task_id, last_event: 0, last_task: None, pending: Default::default(), done: false };
+    // a task that is not there answers 404 before the stream starts
+    stream.poll().await?;
+    let events = futures::stream::unfold(stream, |mut s| async move {
+        loop {
+            if let Some(event) = s.pending.pop_front() {
+                return Some((Ok(event), s));
+            }
+            if s.done {
+                return None;
+            }
+            tokio::time::sleep(STREAM_POLL).await;
+            if let Err(e) = s.poll().await {
+                tracing::warn!(error = %e, task_id = %s.task_id, "task stream stopped");
+                return None;
+            }
+        }
+    });
+    Ok(axum::response::sse::Sse::new(events).keep_alive(axum::response::sse::KeepAlive::default()))
 }

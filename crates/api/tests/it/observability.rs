@@ -66,3 +66,83 @@ async fn readyz_reports_the_broker_as_the_relay_sees_it(pool: PgPool) {
     let ready = client.get(format!("{base}/readyz")).send().await.unwrap();
     assert_eq!(ready.status(), StatusCode::OK);
 }
+
+/// Reads server-sent events until the stream closes or `deadline` passes: `(event, data)`.
+pub async fn read_events(
+    response: reqwest::Response,
+    deadline: std::time::Duration,
+) -> Vec<(String, serde_json::Value)> {
+    let mut response = response;
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let _ = tokio::time::timeout(deadline, async {
+        while let Some(chunk) = response.chunk().await.unwrap() {
+            buffer.push_str(&String::from_utf8_lossy(&chunk));
+            while let Some(end) = buffer.find("\n\n") {
+                let block: String = buffer.drain(..end + 2).collect();
+                let mut name = String::from("message");
+                let mut data = String::new();
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("event:") {
+                        name = v.trim().to_owned();
+                    } else if let Some(v) = line.strip_prefix("data:") {
+                        data.push_str(v.trim_start());
+                    }
+                }
+                if !data.is_empty() {
+                    events.push((name, serde_json::from_str(&data).unwrap()));
+                }
+            }
+        }
+    })
+    .await;
+    events
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_stream_sends_state_and_timeline_until_the_task_ends(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.draft_plan("plan-s").await;
+    let task = app.publish_ok("plan-s").await;
+    let stream = app.request(reqwest::Method::GET, &format!("/api/v1/tasks/{task}/events")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+    assert!(stream.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+
+    // the task moves on while the stream is open: a timeline row, then its end
+    let writer = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        let mut tx = pool.begin().await.unwrap();
+        let env: uuid::Uuid = sqlx::query_scalar("SELECT environment_id FROM tasks WHERE id = $1")
+            .bind(task)
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        let (env, id) = (domain::EnvironmentId(env), domain::TaskId(task));
+        store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({}))
+            .await
+            .unwrap();
+        store::tasks::finish(&mut tx, id, domain::TaskStatus::Completed, None).await.unwrap();
+        tx.commit().await.unwrap();
+    });
+    let events = read_events(stream, std::time::Duration::from_secs(10)).await;
+    writer.await.unwrap();
+
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"task"), "{events:?}");
+    assert_eq!(events[0].1["data"]["status"], "PENDING");
+    assert_eq!(events[0].1["data"]["id"], task.to_string());
+    let kinds: Vec<&str> =
+        events.iter().filter(|(n, _)| n == "event").filter_map(|(_, e)| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["accepted", "planned"], "{events:?}");
+    let (last, body) = events.last().unwrap();
+    assert_eq!(last, "end", "{events:?}");
+    assert_eq!(body["data"]["status"], "COMPLETED");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_stream_of_an_unknown_task_is_404(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (status, body) = app.get(&format!("/api/v1/tasks/{}/events", uuid::Uuid::new_v4())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(body["code"], "NotFound");
+}
