@@ -4,6 +4,7 @@
 //! outbox row together; the api never consumes from RabbitMQ.
 
 pub mod auth;
+pub mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod health;
@@ -86,6 +87,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
+        .merge(dashboard::routes(state.clone()))
         .merge(authenticated)
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)

@@ -6,6 +6,7 @@
 mod auth;
 mod catalog;
 mod customers;
+mod dashboard;
 mod environments;
 mod harness;
 mod observability;

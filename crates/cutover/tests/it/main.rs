@@ -3,7 +3,9 @@
 //! database and queue prefix. They assert on what a user sees: HTTP answers and rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod browser;
 mod client;
+mod dashboard;
 mod faults;
 mod harness;
 mod pipeline;

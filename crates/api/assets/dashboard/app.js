@@ -1,0 +1,236 @@
+// The Cutover dashboard: a hash-routed page over /dashboard/api, no framework, no build step.
+'use strict';
+
+const $ = (sel) => document.querySelector(sel);
+const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
+const STATUSES = ['PENDING', 'IN_PROGRESS', 'COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'];
+const TYPES = ['PUBLISH_PLAN', 'SUBSCRIPTION_MIGRATION', 'IMPORT_SUBSCRIPTIONS'];
+let me = null;
+let timer = null;
+let source = null;
+let routeId = 0;
+let seenEvents = new Set();
+// a page whose data arrives after the user moved on must not draw over the new page
+const current = (id) => id === routeId;
+
+async function api(path, options = {}) {
+  const headers = { 'X-Cutover-Dashboard': '1' };
+  if (options.body) headers['Content-Type'] = 'application/json';
+  const response = await fetch('/dashboard/api' + path, { credentials: 'same-origin', ...options, headers });
+  const body = response.status === 204 ? null : await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = new Error((body && body.message) || response.statusText);
+    error.status = response.status;
+    throw error;
+  }
+  return body && body.data;
+}
+
+function stop() {
+  if (timer) clearInterval(timer);
+  timer = null;
+  if (source) source.close();
+  source = null;
+}
+
+function bar(progress, big) {
+  return `<span class="bar${big ? ' big' : ''}" data-progress="${progress}"><div style="width:${progress}%"></div></span>`;
+}
+
+function status(s) { return `<span class="status s-${esc(s)}">${esc(s)}</span>`; }
+
+function seconds(s) {
+  if (s == null) return '—';
+  if (s < 90) return `${Math.round(s)} s`;
+  if (s < 5400) return `${Math.round(s / 60)} min`;
+  return `${(s / 3600).toFixed(1)} h`;
+}
+
+function chart(minutes) {
+  const w = 600, h = 120, n = minutes.length || 1;
+  const max = Math.max(1, ...minutes.map((m) => Math.max(m.completed, m.failed)));
+  const line = (key) => minutes.map((m, i) => `${(i / (n - 1 || 1)) * w},${h - (m[key] / max) * (h - 10)}`).join(' ');
+  return `<svg class="chart" id="per-minute" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="completed and failed tasks per minute">
+    <polyline fill="none" stroke="#15803d" stroke-width="2" points="${line('completed')}"/>
+    <polyline fill="none" stroke="#b91c1c" stroke-width="2" points="${line('failed')}"/>
+  </svg><div class="muted">last 60 minutes · <span class="s-COMPLETED">completed</span> · <span class="s-FAILED">failed</span> · peak ${max}/min</div>`;
+}
+
+async function overview(id) {
+  const d = await api('/overview');
+  if (!current(id)) return;
+  const cards = STATUSES.map((s) => `<div class="card"><div class="n" id="count-${s}">${d.tasksByStatus[s] || 0}</div><div class="l">${s}</div></div>`).join('');
+  const workers = d.workers.map((w) => `<tr><td><code>${esc(w.id)}</code></td><td>${esc(w.hostname)}:${w.pid}</td>
+    <td>${w.stoppedAt ? 'stopped' : seconds(w.heartbeatAgeSecs) + ' ago'}</td><td>${w.inFlight}</td></tr>`).join('');
+  $('#view').innerHTML = `<h1>Overview</h1><div class="cards">${cards}
+      <div class="card"><div class="n" id="outbox-unsent">${d.outbox.unsent}</div><div class="l">outbox unsent · oldest ${seconds(d.outbox.oldestAgeSecs)}</div></div></div>
+    <h2>Completed and failed per minute</h2>${chart(d.perMinute)}
+    <h2>Workers</h2><table><thead><tr><th>id</th><th>host</th><th>heartbeat</th><th>in flight</th></tr></thead>
+    <tbody>${workers || '<tr><td colspan="4" class="muted">no worker has reported</td></tr>'}</tbody></table>`;
+}
+
+function actions(t) {
+  if (!me.canWrite) return '';
+  let out = '';
+  if (t.status === 'FAILED' || t.status === 'PARTIALLY_FAILED') out += `<button data-act="retry" data-id="${esc(t.id)}">Retry</button> `;
+  if (t.status === 'PENDING' || t.status === 'IN_PROGRESS') out += `<button class="danger" data-act="cancel" data-id="${esc(t.id)}">Cancel</button>`;
+  return out;
+}
+
+async function act(button) {
+  const verb = button.dataset.act, id = button.dataset.id;
+  if (!confirm(`${verb === 'retry' ? 'Retry' : 'Cancel'} task ${id}?`)) return;
+  try {
+    await api(`/tasks/${encodeURIComponent(id)}/${verb}`, { method: 'POST' });
+    route();
+  } catch (e) {
+    alert(e.message);
+  }
+}
+
+async function tasks(params, id) {
+  const query = new URLSearchParams(params);
+  const rows = await api('/tasks?' + query.toString());
+  if (!current(id)) return;
+  const opts = (list, current) => '<option value="">any</option>' + list.map((v) => `<option${v === current ? ' selected' : ''}>${v}</option>`).join('');
+  const body = rows.map((t) => `<tr data-task="${esc(t.id)}"><td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
+      <td>${esc(t.taskType)}</td><td>${esc(t.initiatedPackageId || '')}${t.targetVersion ? ' v' + t.targetVersion : ''}</td>
+      <td>${status(t.status)}</td><td>${bar(t.progress)} ${t.progress}%</td>
+      <td>${t.counts.processed}/${t.counts.total}${t.counts.failed ? ` <span class="error">(${t.counts.failed} failed)</span>` : ''}</td>
+      <td>${new Date(t.createdAt).toLocaleString()}</td><td>${actions(t)}</td></tr>`).join('');
+  $('#view').innerHTML = `<h1>Tasks</h1>
+    <form class="filters" id="filters">
+      <label>status <select name="status">${opts(STATUSES, params.status)}</select></label>
+      <label>type <select name="type">${opts(TYPES, params.type)}</select></label>
+      <label>plan <input name="plan" value="${esc(params.plan || '')}" size="12"></label>
+      <label>id <input name="q" value="${esc(params.q || '')}" size="36" placeholder="task id"></label>
+      <button type="submit">Filter</button></form>
+    <table id="task-table"><thead><tr><th>id</th><th>type</th><th>plan</th><th>status</th><th>progress</th><th>items</th><th>created</th><th></th></tr></thead>
+    <tbody>${body || '<tr><td colspan="8" class="muted">no tasks</td></tr>'}</tbody></table>`;
+  $('#filters').onsubmit = (e) => {
+    e.preventDefault();
+    const form = new FormData(e.target), next = {};
+    for (const [k, v] of form) if (v) next[k] = v;
+    location.hash = '#/tasks?' + new URLSearchParams(next).toString();
+  };
+}
+
+function renderTask(d) {
+  const t = d.task;
+  $('#task-status').innerHTML = status(t.status);
+  $('#task-progress').innerHTML = `${bar(t.progress, true)}<div><span id="progress-value">${t.progress}</span>% · ${t.counts.processed} of ${t.counts.total} processed, ${t.counts.failed} failed · affected customers ${t.affectedCustomersCount}</div>`;
+  $('#task-actions').innerHTML = actions(t);
+  $('#task-facts').innerHTML = `<tr><th>type</th><td>${esc(t.taskType)}</td></tr>
+    <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>
+    <tr><th>attempts</th><td>${t.attempts}</td></tr>
+    <tr><th>error</th><td>${t.error ? `<code>${esc(t.error.code)}</code> ${esc(t.error.message)}` : '—'}</td></tr>
+    <tr><th>rate</th><td>${d.ratePerSec != null ? d.ratePerSec.toFixed(1) + ' /s' : '—'}</td></tr>
+    <tr><th>ETA</th><td>${seconds(d.etaSecs)}</td></tr>
+    <tr><th>started · ended</th><td>${t.startDate ? new Date(t.startDate).toLocaleString() : '—'} · ${t.endDate ? new Date(t.endDate).toLocaleString() : '—'}</td></tr>`;
+  if (d.batches) {
+    $('#batches').innerHTML = d.batches.map((b) => `<tr><td>${b.seq}</td><td>${status(b.status)}</td><td>${b.moved}/${b.expected}</td><td>${b.failed}</td><td>${b.attempts}</td><td><code>${esc(b.worker || '')}</code></td></tr>`).join('') || '<tr><td colspan="6" class="muted">no batches</td></tr>';
+    $('#failures').innerHTML = d.failures.map((f) => `<tr><td><code>${esc(f.subscriptionId)}</code></td><td><code>${esc(f.code)}</code></td><td>${esc(f.message)}</td></tr>`).join('') || '<tr><td colspan="3" class="muted">none</td></tr>';
+    $('#timeline').innerHTML = '';
+    seenEvents = new Set();
+    d.events.forEach(addEvent);
+  }
+}
+
+function addEvent(e) {
+  // the stream replays rows the page already shows
+  if (seenEvents.has(e.id)) return;
+  seenEvents.add(e.id);
+  const row = document.createElement('tr');
+  row.innerHTML = `<td>${new Date(e.createdAt).toLocaleTimeString()}</td><td>${esc(e.kind)}</td><td>${esc(e.message)}</td><td><code>${esc(e.actor || 'system')}</code></td>`;
+  $('#timeline').appendChild(row);
+}
+
+async function taskPage(id, rid) {
+  $('#view').innerHTML = `<h1>Task <code>${esc(id)}</code> <span id="task-status"></span></h1>
+    <div id="task-progress"></div>
+    <p><span id="task-actions"></span> <button id="pause">Pause live updates</button> <span id="live" class="muted"></span></p>
+    <table><tbody id="task-facts"></tbody></table>
+    <h2>Timeline</h2><table><thead><tr><th>when</th><th>what</th><th>message</th><th>who</th></tr></thead><tbody id="timeline"></tbody></table>
+    <h2>Batches</h2><table><thead><tr><th>#</th><th>state</th><th>moved</th><th>failed</th><th>attempts</th><th>worker</th></tr></thead><tbody id="batches"></tbody></table>
+    <h2>Failed items</h2><table><thead><tr><th>subscription</th><th>code</th><th>message</th></tr></thead><tbody id="failures"></tbody></table>`;
+  let detail = await api('/tasks/' + encodeURIComponent(id));
+  if (!current(rid)) return;
+  renderTask(detail);
+  let paused = false;
+  const refresh = async () => { detail = await api('/tasks/' + encodeURIComponent(id)); renderTask(detail); };
+  const open = () => {
+    source = new EventSource(`/dashboard/api/tasks/${encodeURIComponent(id)}/events`);
+    $('#live').textContent = 'live';
+    source.addEventListener('task', (m) => { detail.task = JSON.parse(m.data).data; renderTask({ ...detail, batches: null }); });
+    source.addEventListener('event', (m) => addEvent(JSON.parse(m.data)));
+    source.addEventListener('end', () => { source.close(); source = null; $('#live').textContent = 'finished'; refresh(); });
+    source.onerror = () => { $('#live').textContent = 'reconnecting…'; };
+  };
+  $('#pause').onclick = () => {
+    paused = !paused;
+    $('#pause').textContent = paused ? 'Resume live updates' : 'Pause live updates';
+    if (paused) { if (source) source.close(); source = null; $('#live').textContent = 'paused'; } else { refresh(); open(); }
+  };
+  if (!['COMPLETED', 'FAILED', 'PARTIALLY_FAILED', 'CANCELED'].includes(detail.task.status)) open();
+  else $('#live').textContent = 'finished';
+  timer = setInterval(() => { if (!paused && source) refresh().catch(() => {}); }, 3000);
+}
+
+async function plans(id) {
+  const rows = await api('/plans');
+  if (!current(id)) return;
+  $('#view').innerHTML = `<h1>Plans</h1><table><thead><tr><th>plan</th><th>version</th><th>status</th><th>name</th><th>published</th><th>subscriptions</th></tr></thead><tbody>
+    ${rows.map((r) => `<tr><td><a href="#/tasks?plan=${encodeURIComponent(r.planId)}">${esc(r.planId)}</a></td><td>v${r.version}</td><td>${esc(r.status)}</td><td>${esc(r.displayName)}</td>
+      <td>${r.publishedAt ? new Date(r.publishedAt).toLocaleString() : '—'}</td><td>${r.subscriptions}</td></tr>`).join('') || '<tr><td colspan="6" class="muted">no plans</td></tr>'}</tbody></table>`;
+}
+
+async function route() {
+  stop();
+  const id = ++routeId;
+  const hash = location.hash || '#/overview';
+  const [path, query] = hash.slice(1).split('?');
+  const parts = path.split('/').filter(Boolean);
+  document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === (parts[0] === 'task' ? 'tasks' : parts[0])));
+  try {
+    if (parts[0] === 'tasks') await tasks(Object.fromEntries(new URLSearchParams(query || '')), id);
+    else if (parts[0] === 'task' && parts[1]) await taskPage(decodeURIComponent(parts[1]), id);
+    else if (parts[0] === 'plans') await plans(id);
+    else { await overview(id); if (current(id)) timer = setInterval(() => overview(id).catch(() => {}), 5000); }
+  } catch (e) {
+    if (e.status === 401) return showSignIn();
+    if (current(id)) $('#view').innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
+}
+
+function showSignIn() {
+  stop();
+  me = null;
+  $('#nav').hidden = true; $('#sign-out').hidden = true; $('#who').textContent = '';
+  $('#view').innerHTML = '';
+  $('#sign-in').hidden = false;
+}
+
+async function start() {
+  try { me = await api('/me'); } catch (e) { return showSignIn(); }
+  $('#sign-in').hidden = true;
+  $('#nav').hidden = false; $('#sign-out').hidden = false;
+  $('#who').textContent = `${me.keyPrefix}… (${me.scope})`;
+  document.body.dataset.scope = me.scope;
+  route();
+}
+
+$('#sign-in').onsubmit = async (e) => {
+  e.preventDefault();
+  $('#sign-in-error').textContent = '';
+  try {
+    await api('/sign-in', { method: 'POST', body: JSON.stringify({ key: $('#key').value }) });
+    $('#key').value = '';
+    start();
+  } catch (err) {
+    $('#sign-in-error').textContent = err.message;
+  }
+};
+$('#sign-out').onclick = async () => { await api('/sign-out', { method: 'POST' }).catch(() => {}); showSignIn(); };
+$('#view').addEventListener('click', (e) => { const b = e.target.closest('button[data-act]'); if (b) act(b); });
+window.addEventListener('hashchange', () => { if (me) route(); });
+start();

@@ -1,0 +1,267 @@
+//! The operations dashboard at `/dashboard`: plain HTML, JavaScript and CSS compiled into the
+//! binary (no CDN, no build step), and JSON endpoints under `/dashboard/api` that it calls.
+//! Sign-in trades an `admin` or `read-only` API key for a session in an HttpOnly,
+//! SameSite=Strict cookie (the key itself never stays in the browser). A read-only session
+//! sees everything and changes nothing: the page hides the buttons and the server refuses
+//! with 403 `AccessDeniedError`. Changes must also carry `X-Cutover-Dashboard: 1`, which a
+//! cross-site form cannot send. Retry and cancel are recorded in the task's timeline with the
+//! key prefix of whoever did them.
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::extract::{Json, Path, Query};
+use crate::tasks::{event_view, parse_task_id, view};
+use crate::AppState;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use domain::{ErrorCode, TaskStatus, TaskType};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use store::api_keys::{Principal, Scope};
+use store::tasks::TaskFilter;
+
+const COOKIE: &str = "cutover_session";
+/// How long a session lasts.
+pub const SESSION_SECS: i64 = 8 * 3600;
+const CSRF_HEADER: &str = "x-cutover-dashboard";
+
+const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
+const APP_JS: &str = include_str!("../assets/dashboard/app.js");
+const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
+
+pub fn routes(state: AppState) -> Router<AppState> {
+    let session = Router::new()
+        .route("/dashboard/api/me", get(me))
+        .route("/dashboard/api/overview", get(overview))
+        .route("/dashboard/api/tasks", get(tasks))
+        .route("/dashboard/api/tasks/{id}", get(task))
+        .route("/dashboard/api/tasks/{id}/events", get(crate::tasks::events))
+        .route("/dashboard/api/tasks/{id}/retry", post(crate::tasks::retry))
+        .route("/dashboard/api/tasks/{id}/cancel", post(crate::tasks::cancel))
+        .route("/dashboard/api/plans", get(plans))
+        .route("/dashboard/api/sign-out", post(sign_out))
+        .layer(axum::middleware::from_fn_with_state(state, require_session));
+    Router::new()
+        .route("/dashboard", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route("/dashboard/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
+        .route("/dashboard/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))
+        .route("/dashboard/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
+        .route("/dashboard/api/sign-in", post(sign_in))
+        .merge(session)
+}
+
+async fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-cache"),
+            (header::CONTENT_SECURITY_POLICY, "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).find_map(|pair| {
+        let (name, value) = pair.trim().split_once('=')?;
+        (name == COOKIE && !value.is_empty()).then(|| value.to_owned())
+    })
+}
+
+fn refuse_forged(headers: &HeaderMap) -> Result<(), ApiError> {
+    if headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) != Some("1") {
+        return Err(ApiError::new(
+            ErrorCode::AccessDeniedError,
+            "dashboard changes need the `X-Cutover-Dashboard: 1` header",
+        ));
+    }
+    Ok(())
+}
+
+/// Puts the session's principal where `Caller` finds it; refuses changes from read-only
+/// sessions and changes without the dashboard's header.
+pub async fn require_session(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let (mut parts, body) = request.into_parts();
+    let Some(token) = cookie_token(&parts.headers) else {
+        return Err(ApiError::new(ErrorCode::Unauthenticated, "sign in to the dashboard first"));
+    };
+    let Some(principal) = store::dashboard::session(&state.pool, &token).await? else {
+        return Err(ApiError::new(ErrorCode::Unauthenticated, "the dashboard session has ended; sign in again"));
+    };
+    if parts.method != Method::GET && parts.method != Method::HEAD {
+        refuse_forged(&parts.headers)?;
+        let signing_out = parts.uri.path() == "/dashboard/api/sign-out";
+        if !principal.scope.can_write() && !signing_out {
+            return Err(ApiError::new(ErrorCode::AccessDeniedError, "this dashboard session is read-only"));
+        }
+    }
+    let span = tracing::Span::current();
+    span.record("environment_id", tracing::field::display(principal.environment_id.0));
+    span.record("key_prefix", principal.key_prefix.as_str());
+    parts.extensions.insert(principal);
+    Ok(next.run(Request::from_parts(parts, body)).await)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignIn {
+    key: String,
+}
+
+fn who(p: &Principal) -> Value {
+    json!({ "keyPrefix": p.key_prefix, "scope": p.scope.as_str(), "canWrite": p.scope.can_write(),
+            "environmentId": p.environment_id.0 })
+}
+
+/// `POST /dashboard/api/sign-in` `{"key"}`: an admin or read-only key opens a session.
+pub async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(body): Json<SignIn>,
+) -> Result<Response, ApiError> {
+    refuse_forged(&headers)?;
+    let principal = store::api_keys::authenticate(&state.pool, body.key.trim())
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "invalid API key"))?;
+    if principal.scope == Scope::Server {
+        return Err(ApiError::new(
+            ErrorCode::AccessDeniedError,
+            "the dashboard takes an admin or read-only key, not a server key",
+        ));
+    }
+    let token = store::dashboard::create_session(&state.pool, principal.key_id, SESSION_SECS).await?;
+    tracing::info!(key_prefix = %principal.key_prefix, scope = principal.scope.as_str(), "dashboard sign-in");
+    let cookie = format!("{COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}");
+    let mut response = axum::Json(json!({ "data": who(&principal) })).into_response();
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
+    Ok(response)
+}
+
+pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if let Some(token) = cookie_token(&headers) {
+        store::dashboard::end_session(&state.pool, &token).await?;
+    }
+    let mut response = StatusCode::NO_CONTENT.into_response();
+    response.headers_mut().insert(
+        header::SET_COOKIE,
+        HeaderValue::from_static("cutover_session=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0"),
+    );
+    Ok(response)
+}
+
+pub async fn me(Caller(caller): Caller) -> axum::Json<Value> {
+    axum::Json(json!({ "data": who(&caller) }))
+}
+
+pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> Result<axum::Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let counts = store::dashboard::task_counts(&state.pool, env).await?;
+    let mut by_status = serde_json::Map::new();
+    for status in TaskStatus::ALL {
+        let n: i64 = counts.iter().filter(|(_, s, _)| s == status.as_str()).map(|(_, _, n)| n).sum();
+        by_status.insert(status.as_str().to_owned(), json!(n));
+    }
+    let minutes = store::dashboard::throughput(&state.pool, env).await?;
+    let workers = store::dashboard::workers(&state.pool).await?;
+    let (unsent, oldest) = store::outbox::backlog(&state.pool).await?;
+    Ok(axum::Json(json!({ "data": {
+        "tasksByStatus": by_status,
+        "tasksByType": counts.iter().map(|(t, s, n)| json!({"taskType": t, "status": s, "count": n})).collect::<Vec<_>>(),
+        "perMinute": minutes.iter().map(|m| json!({"minute": m.minute, "completed": m.completed, "failed": m.failed})).collect::<Vec<_>>(),
+        "workers": workers.iter().map(|w| json!({
+            "id": w.id, "hostname": w.hostname, "pid": w.pid, "startedAt": w.started_at,
+            "heartbeatAgeSecs": w.heartbeat_age_secs, "inFlight": w.in_flight, "stoppedAt": w.stopped_at,
+        })).collect::<Vec<_>>(),
+        "outbox": { "unsent": unsent, "oldestAgeSecs": oldest },
+    }})))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TasksQuery {
+    status: Option<String>,
+    #[serde(rename = "type")]
+    task_type: Option<String>,
+    plan: Option<String>,
+    q: Option<String>,
+}
+
+/// The newest 200 tasks matching the filters; `q` finds one by id.
+pub async fn tasks(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Query(query): Query<TasksQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        let found = match domain::TaskId::parse(q) {
+            Ok(id) => store::tasks::get(&state.pool, caller.environment_id, id).await?,
+            Err(_) => None,
+        };
+        return Ok(axum::Json(json!({ "data": found.iter().map(view).collect::<Vec<_>>() })));
+    }
+    let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
+    let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
+    let filter = TaskFilter {
+        statuses: crate::extract::comma_list(query.status.as_deref(), "status", &statuses)?,
+        task_types: crate::extract::comma_list(query.task_type.as_deref(), "type", &types)?,
+        plan_id: query.plan.filter(|p| !p.trim().is_empty()),
+        after: None,
+        limit: 200,
+    };
+    let page = store::tasks::list(&state.pool, caller.environment_id, &filter).await?;
+    Ok(axum::Json(json!({ "data": page.items.iter().map(view).collect::<Vec<_>>() })))
+}
+
+/// One task with everything its page shows: batches, failed items, timeline, rate and ETA.
+pub async fn task(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    let task = store::tasks::get(&state.pool, caller.environment_id, task_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")))?;
+    let mut conn = state.pool.acquire().await?;
+    let batches = store::batches::list(&mut conn, task.id).await?;
+    drop(conn);
+    let failures = store::dashboard::item_failures(&state.pool, task_id).await?;
+    let events = store::dashboard::events_after(&state.pool, caller.environment_id, task_id, 0).await?;
+    let end = task.finished_at.unwrap_or_else(chrono::Utc::now);
+    let elapsed = task.started_at.map(|s| (end - s).num_milliseconds() as f64 / 1000.0).filter(|s| *s > 0.0);
+    let rate = elapsed.map(|s| task.processed as f64 / s);
+    let eta = match (rate, task.status().is_terminal()) {
+        (Some(r), false) if r > 0.0 => Some((task.total - task.processed).max(0) as f64 / r),
+        _ => None,
+    };
+    Ok(axum::Json(json!({ "data": {
+        "task": view(&task),
+        "ratePerSec": rate,
+        "etaSecs": eta,
+        "lastError": task.last_error,
+        "batches": batches.iter().map(|b| json!({
+            "seq": b.seq, "expected": b.expected, "status": b.status, "attempts": b.attempts,
+            "moved": b.moved, "failed": b.failed, "worker": b.worker,
+        })).collect::<Vec<_>>(),
+        "failures": failures.iter().map(|(s, c, m)| json!({"subscriptionId": s, "code": c, "message": m})).collect::<Vec<_>>(),
+        "events": events.iter().map(event_view).collect::<Vec<_>>(),
+    }})))
+}
+
+pub async fn plans(State(state): State<AppState>, Caller(caller): Caller) -> Result<axum::Json<Value>, ApiError> {
+    let rows = store::dashboard::plan_versions(&state.pool, caller.environment_id).await?;
+    Ok(axum::Json(json!({ "data": rows.iter().map(|(plan, version, status, name, published, subs)| json!({
+        "planId": plan, "version": version, "status": status, "displayName": name,
+        "publishedAt": published, "subscriptions": subs,
+    })).collect::<Vec<_>>() })))
+}

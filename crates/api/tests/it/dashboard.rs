@@ -1,0 +1,101 @@
+//! The dashboard's JSON endpoints: sign-in into a cookie session, what a read-only session may
+//! do, and the header every change must carry.
+
+use crate::harness::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use sqlx::PgPool;
+use store::api_keys::Scope;
+
+async fn session(app: &TestApp, scope: Scope) -> (String, String) {
+    let key = store::api_keys::create_key(&app.pool, crate::harness::ENV_A, scope, None).await.unwrap();
+    let response = app
+        .anonymous(Method::POST, "/dashboard/api/sign-in")
+        .header("X-Cutover-Dashboard", "1")
+        .json(&json!({ "key": key.secret }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    (cookie.split(';').next().unwrap().to_owned(), key.prefix)
+}
+
+async fn call(app: &TestApp, cookie: &str, method: Method, path: &str, header: bool) -> (StatusCode, Value) {
+    let mut request = app.anonymous(method, path).header("cookie", cookie);
+    if header {
+        request = request.header("X-Cutover-Dashboard", "1");
+    }
+    TestApp::send(request).await
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn an_admin_session_reads_and_acts_and_is_audited(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.draft_plan("plan-d").await;
+    let task = app.publish_ok("plan-d").await;
+    let (cookie, prefix) = session(&app, Scope::Admin).await;
+
+    let (status, me) = call(&app, &cookie, Method::GET, "/dashboard/api/me", false).await;
+    assert_eq!((status, me["data"]["scope"].clone()), (StatusCode::OK, json!("admin")));
+    let (status, list) = call(&app, &cookie, Method::GET, "/dashboard/api/tasks?status=PENDING", false).await;
+    assert_eq!(status, StatusCode::OK, "{list}");
+    assert_eq!(list["data"][0]["id"], task.to_string());
+    let (status, found) = call(&app, &cookie, Method::GET, &format!("/dashboard/api/tasks?q={task}"), false).await;
+    assert_eq!((status, found["data"].as_array().unwrap().len()), (StatusCode::OK, 1));
+    let (status, overview) = call(&app, &cookie, Method::GET, "/dashboard/api/overview", false).await;
+    assert_eq!(status, StatusCode::OK, "{overview}");
+    assert_eq!(overview["data"]["tasksByStatus"]["PENDING"], 1);
+    assert_eq!(overview["data"]["perMinute"].as_array().unwrap().len(), 60);
+    let (status, plans) = call(&app, &cookie, Method::GET, "/dashboard/api/plans", false).await;
+    assert_eq!((status, plans["data"][0]["planId"].clone()), (StatusCode::OK, json!("plan-d")));
+
+    // a change without the dashboard's header is refused, with it the cancel happens
+    let cancel = format!("/dashboard/api/tasks/{task}/cancel");
+    let (status, body) = call(&app, &cookie, Method::POST, &cancel, false).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("AccessDeniedError")));
+    let (status, body) = call(&app, &cookie, Method::POST, &cancel, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, detail) = call(&app, &cookie, Method::GET, &format!("/dashboard/api/tasks/{task}"), false).await;
+    assert_eq!(status, StatusCode::OK);
+    let canceled = detail["data"]["events"].as_array().unwrap().iter().find(|e| e["kind"] == "canceled").cloned();
+    assert_eq!(canceled.unwrap()["actor"], prefix);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_read_only_session_reads_but_cannot_act(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.draft_plan("plan-r").await;
+    let task = app.publish_ok("plan-r").await;
+    let (cookie, _) = session(&app, Scope::ReadOnly).await;
+
+    let (status, _) = call(&app, &cookie, Method::GET, &format!("/dashboard/api/tasks/{task}"), false).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = call(&app, &cookie, Method::POST, &format!("/dashboard/api/tasks/{task}/cancel"), true).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("AccessDeniedError")));
+    let (_, after) = app.get_task(&task.to_string()).await;
+    assert_eq!(after["data"]["status"], "PENDING");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sign_in_refuses_server_keys_and_bad_keys_and_sessions_end(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let sign_in = |key: String| {
+        app.anonymous(Method::POST, "/dashboard/api/sign-in")
+            .header("X-Cutover-Dashboard", "1")
+            .json(&json!({ "key": key }))
+    };
+    let (status, body) = TestApp::send(sign_in(app.key.clone())).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("AccessDeniedError")));
+    let (status, _) = TestApp::send(sign_in("cut_ak_nope".into())).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = TestApp::send(app.anonymous(Method::GET, "/dashboard/api/me")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    let (cookie, _) = session(&app, Scope::Admin).await;
+    let (status, _) = call(&app, &cookie, Method::POST, "/dashboard/api/sign-out", true).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = call(&app, &cookie, Method::GET, "/dashboard/api/me", false).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
