@@ -8,6 +8,7 @@ mod client;
 mod dashboard;
 mod faults;
 mod harness;
+mod observability;
 mod pipeline;
 mod proxy;
 mod scale;
