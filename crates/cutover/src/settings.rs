@@ -59,9 +59,12 @@ pub struct Settings {
     /// Queues delete themselves after this many ms unused (unset: never). For tests.
     #[arg(long, env = "CUTOVER_QUEUE_EXPIRES_MS", global = true)]
     pub queue_expires_ms: Option<u32>,
-    /// Unacknowledged deliveries per work queue, i.e. jobs of each kind run at once per worker.
+    /// Unacknowledged batch deliveries per worker, i.e. batches moved at once.
     #[arg(long, env = "CUTOVER_PREFETCH", default_value_t = 4, global = true)]
     pub prefetch: u16,
+    /// Unacknowledged task deliveries per worker, i.e. tasks planned at once.
+    #[arg(long, env = "CUTOVER_TASK_PREFETCH", default_value_t = 16, global = true)]
+    pub task_prefetch: u16,
     /// Subscriptions moved per batch (one transaction each).
     #[arg(long, env = "CUTOVER_BATCH_SIZE", default_value_t = 1000, global = true)]
     pub batch_size: i64,
@@ -84,7 +87,7 @@ pub struct Settings {
     #[arg(long, env = "CUTOVER_SHUTDOWN_GRACE_SECS", default_value_t = 30, global = true)]
     pub shutdown_grace_secs: u64,
     /// Postgres connections per process.
-    #[arg(long, env = "CUTOVER_DB_MAX_CONNECTIONS", default_value_t = 16, global = true)]
+    #[arg(long, env = "CUTOVER_DB_MAX_CONNECTIONS", default_value_t = 24, global = true)]
     pub db_max_connections: u32,
     /// Worker id in leases and the workers table (default: random).
     #[arg(long, env = "CUTOVER_WORKER_ID", global = true)]
@@ -119,6 +122,7 @@ impl Settings {
     pub fn worker(&self) -> worker::WorkerSettings {
         let mut settings = worker::WorkerSettings {
             prefetch: self.prefetch.max(1),
+            task_prefetch: self.task_prefetch.max(1),
             batch_size: self.batch_size.max(1),
             lease: Duration::from_secs(self.lease_secs.max(1)),
             shutdown_grace: self.shutdown_grace(),

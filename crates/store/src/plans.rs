@@ -483,9 +483,24 @@ pub async fn archive(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str)
     Ok(newest)
 }
 
+/// A draft's identity: what a publish request pins as its target.
+#[derive(Debug, Clone, Copy, sqlx::FromRow)]
+pub struct DraftRef {
+    pub id: Uuid,
+    pub version_number: i32,
+}
+
 /// The draft a publish request would publish: 404 without the plan, 400 without a draft.
-pub async fn draft_to_publish(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<PlanVersion> {
-    match draft(conn, env, plan_id).await? {
+/// One indexed lookup on the hot path of accepting a publish.
+pub async fn draft_to_publish(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<DraftRef> {
+    let draft = sqlx::query_as::<_, DraftRef>(
+        "SELECT id, version_number FROM plan_versions WHERE environment_id = $1 AND plan_id = $2 AND status = 'DRAFT'",
+    )
+    .bind(env.0)
+    .bind(plan_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match draft {
         Some(draft) => Ok(draft),
         None if plan_exists(conn, env, plan_id).await? => Err(StoreError::rejected(
             ErrorCode::PackageAlreadyPublished,

@@ -90,24 +90,69 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTask) -> Result<Task> {
     .bind(new.total)
     .fetch_one(conn)
     .await
-    .map_err(|e| {
-        if is_unique_violation(&e, "tasks_one_publish_in_flight") {
-            StoreError::rejected(
-                ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-                format!(
-                    "plan `{}` is already being published by another request",
-                    new.plan_id.as_deref().unwrap_or_default()
-                ),
-            )
-        } else if is_unique_violation(&e, "tasks_idempotency") {
-            StoreError::rejected(
-                ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-                "a request with this Idempotency-Key is in progress",
-            )
-        } else {
-            e.into()
-        }
-    })
+    .map_err(|e| refusal(e, new))
+}
+
+/// What the caller's accepted request says happened, for the task's timeline.
+#[derive(Debug, Clone)]
+pub struct Accepted<'a> {
+    pub message: &'a str,
+    pub actor: Option<&'a str>,
+    pub data: Value,
+}
+
+/// Accepts a task in one round trip: inserts it, its outbox row (the job that starts it) and
+/// its first timeline event. Refusals are those of `insert`.
+pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>) -> Result<()> {
+    sqlx::query(
+        "WITH task AS (
+            INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
+                target_version_number, idempotency_key, max_attempts, total)
+            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10)
+            RETURNING id, environment_id
+        ), job AS (
+            INSERT INTO outbox (routing_key, payload)
+            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
+        )
+        INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
+        SELECT id, environment_id, 'accepted', $11, $12, $13 FROM task",
+    )
+    .bind(new.id.0)
+    .bind(new.environment.0)
+    .bind(new.task_type.as_str())
+    .bind(&new.plan_id)
+    .bind(&new.payload)
+    .bind(new.target_version_id)
+    .bind(new.target_version_number)
+    .bind(&new.idempotency_key)
+    .bind(new.max_attempts)
+    .bind(new.total)
+    .bind(event.message)
+    .bind(event.actor)
+    .bind(&event.data)
+    .execute(conn)
+    .await
+    .map_err(|e| refusal(e, new))?;
+    Ok(())
+}
+
+fn refusal(e: sqlx::Error, new: &NewTask) -> StoreError {
+    if is_unique_violation(&e, "tasks_one_publish_in_flight") {
+        StoreError::rejected(
+            ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+            format!(
+                "plan `{}` is already being published by another request",
+                new.plan_id.as_deref().unwrap_or_default()
+            ),
+        )
+    } else if is_unique_violation(&e, "tasks_idempotency") {
+        StoreError::rejected(
+            ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+            "a request with this Idempotency-Key is in progress",
+        )
+    } else {
+        e.into()
+    }
 }
 
 pub async fn by_idempotency_key(conn: &mut PgConnection, env: EnvironmentId, key: &str) -> Result<Option<Task>> {

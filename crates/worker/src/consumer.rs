@@ -91,7 +91,8 @@ async fn consume(
     let mut streams = Vec::new();
     for kind in queue::topology::KINDS {
         let channel = connection.create_channel().await?;
-        channel.basic_qos(ctx.settings.prefetch, BasicQosOptions::default()).await?;
+        let prefetch = if kind == "task" { ctx.settings.task_prefetch } else { ctx.settings.prefetch };
+        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
         let tag = format!("{}-{kind}", ctx.settings.worker_id);
         let consumer = channel
             .basic_consume(&ctx.topology.work_queue(kind), &tag, BasicConsumeOptions::default(), FieldTable::default())

@@ -23,9 +23,12 @@ pub use scheduler::run_scheduler;
 pub struct WorkerSettings {
     /// Identifies this process in leases, batches and the workers table.
     pub worker_id: String,
-    /// Unacknowledged deliveries per work queue (RabbitMQ prefetch), which is also how many
-    /// jobs of each kind run at once in this process.
+    /// Unacknowledged batch deliveries (RabbitMQ prefetch), which is also how many batches
+    /// this process moves at once. Batches are heavy: each moves `batch_size` rows.
     pub prefetch: u16,
+    /// Unacknowledged task deliveries: how many tasks this process plans at once. Planning is
+    /// short and mostly waits on the database, so more of them overlap well.
+    pub task_prefetch: u16,
     /// Subscriptions per batch.
     pub batch_size: i64,
     /// How long a claimed task is ours before another worker may take it over.
@@ -43,6 +46,7 @@ impl Default for WorkerSettings {
         Self {
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             prefetch: 4,
+            task_prefetch: 16,
             batch_size: 1000,
             lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),

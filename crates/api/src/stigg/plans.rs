@@ -8,12 +8,11 @@ use crate::extract::{comma_list, double_option, entity_id, page_body, Json, Page
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{ErrorCode, Job, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType};
+use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use store::plans::{self, PlanFilter, VersionFields, VersionPatch};
 use store::tasks::{self, NewTask};
-use store::{events, outbox};
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -237,33 +236,25 @@ pub async fn publish(
     }
     let draft = plans::draft_to_publish(&mut tx, env, plan_id.as_str()).await?;
     let task_id = TaskId::new();
-    tasks::insert(
-        &mut tx,
-        &NewTask {
-            id: task_id,
-            environment: env,
-            task_type: TaskType::PublishPlan,
-            plan_id: Some(plan_id.as_str().to_owned()),
-            payload: json!({ "migrationType": body.migration_type }),
-            target_version_id: Some(draft.id),
-            target_version_number: Some(draft.version_number),
-            idempotency_key: key,
-            max_attempts: state.settings.max_attempts,
-            total: 0,
-        },
-    )
-    .await?;
-    outbox::enqueue(&mut tx, &Job::Task { task_id }).await?;
-    events::record(
-        &mut tx,
-        env,
-        task_id,
-        "accepted",
-        &format!("publish of version {} with {}", draft.version_number, body.migration_type),
-        Some(&caller.key_prefix),
-        json!({ "migrationType": body.migration_type, "versionNumber": draft.version_number }),
-    )
-    .await?;
+    let new = NewTask {
+        id: task_id,
+        environment: env,
+        task_type: TaskType::PublishPlan,
+        plan_id: Some(plan_id.as_str().to_owned()),
+        payload: json!({ "migrationType": body.migration_type }),
+        target_version_id: Some(draft.id),
+        target_version_number: Some(draft.version_number),
+        idempotency_key: key,
+        max_attempts: state.settings.max_attempts,
+        total: 0,
+    };
+    let message = format!("publish of version {} with {}", draft.version_number, body.migration_type);
+    let event = tasks::Accepted {
+        message: &message,
+        actor: Some(&caller.key_prefix),
+        data: json!({ "migrationType": body.migration_type, "versionNumber": draft.version_number }),
+    };
+    tasks::accept(&mut tx, &new, &event).await?;
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");

@@ -8,13 +8,12 @@ use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Qu
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::{BillingPeriod, ErrorCode, Job, SubscriptionStatus, TaskId, TaskType};
+use domain::{BillingPeriod, ErrorCode, SubscriptionStatus, TaskId, TaskType};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use store::subscriptions::{self, NewSubscription, SubscriptionFilter};
 use store::tasks::{self, NewTask};
-use store::{events, outbox};
 
 /// Largest number of subscriptions one import request may carry.
 pub const MAX_IMPORT: usize = 100_000;
@@ -191,33 +190,21 @@ pub async fn import(
     let env = caller.environment_id;
     let task_id = TaskId::new();
     let mut tx = state.pool.begin().await?;
-    tasks::insert(
-        &mut tx,
-        &NewTask {
-            id: task_id,
-            environment: env,
-            task_type: TaskType::ImportSubscriptions,
-            plan_id: None,
-            payload: json!({ "subscriptions": items }),
-            target_version_id: None,
-            target_version_number: None,
-            idempotency_key: None,
-            max_attempts: state.settings.max_attempts,
-            total: count as i64,
-        },
-    )
-    .await?;
-    outbox::enqueue(&mut tx, &Job::Task { task_id }).await?;
-    events::record(
-        &mut tx,
-        env,
-        task_id,
-        "accepted",
-        &format!("import of {count} subscriptions"),
-        Some(&caller.key_prefix),
-        json!({ "count": count }),
-    )
-    .await?;
+    let new = NewTask {
+        id: task_id,
+        environment: env,
+        task_type: TaskType::ImportSubscriptions,
+        plan_id: None,
+        payload: json!({ "subscriptions": items }),
+        target_version_id: None,
+        target_version_number: None,
+        idempotency_key: None,
+        max_attempts: state.settings.max_attempts,
+        total: count as i64,
+    };
+    let message = format!("import of {count} subscriptions");
+    let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data: json!({ "count": count }) };
+    tasks::accept(&mut tx, &new, &event).await?;
     tx.commit().await?;
     state.wake_relay();
     Ok(Json(json!({ "data": { "taskId": task_id } })))
