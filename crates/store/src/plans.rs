@@ -309,7 +309,7 @@ async fn plan_exists(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str)
 }
 
 /// Locks the plan row so that changes to one plan's versions happen one at a time.
-async fn lock_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
+pub(crate) async fn lock_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
     let found: Option<String> =
         sqlx::query_scalar("SELECT id FROM plans WHERE environment_id = $1 AND id = $2 FOR UPDATE")
             .bind(env.0)
@@ -319,7 +319,7 @@ async fn lock_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -
     found.map(|_| ()).ok_or_else(|| not_found(plan_id))
 }
 
-async fn refuse_while_publishing(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
+pub(crate) async fn refuse_while_publishing(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
     let busy: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND plan_id = $2
             AND task_type = 'PUBLISH_PLAN' AND status IN ('PENDING', 'IN_PROGRESS'))",

@@ -97,29 +97,8 @@ pub async fn update(
     max_attempts: i32,
     actor: &str,
 ) -> Result<Updated> {
-    let locked: Option<String> =
-        sqlx::query_scalar("SELECT id FROM plans WHERE environment_id = $1 AND id = $2 FOR UPDATE")
-            .bind(env.0)
-            .bind(plan_id)
-            .fetch_optional(&mut *conn)
-            .await?;
-    if locked.is_none() {
-        return Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found")));
-    }
-    let publishing: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND plan_id = $2
-            AND task_type = 'PUBLISH_PLAN' AND status IN ('PENDING', 'IN_PROGRESS'))",
-    )
-    .bind(env.0)
-    .bind(plan_id)
-    .fetch_one(&mut *conn)
-    .await?;
-    if publishing {
-        return Err(StoreError::rejected(
-            ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-            format!("plan `{plan_id}` is being published by another request"),
-        ));
-    }
+    plans::lock_plan(conn, env, plan_id).await?;
+    plans::refuse_while_publishing(conn, env, plan_id).await?;
     let Some(current) = plans::current(conn, env, plan_id).await? else {
         return Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found")));
     };
