@@ -66,7 +66,7 @@ impl Deployment {
             .env("CUTOVER_DATABASE_URL", &self.database_url)
             .env("CUTOVER_QUEUE_PREFIX", &self.prefix)
             .env("CUTOVER_QUEUE_EXPIRES_MS", "600000")
-            .env("RUST_LOG", "warn")
+            .env("RUST_LOG", "warn,sqlx=error")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
