@@ -41,6 +41,9 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
     let Some(principal) = store::api_keys::authenticate(&state.pool, &secret).await? else {
         return Err(ApiError::new(ErrorCode::Unauthenticated, "invalid API key"));
     };
+    if let Some(limiter) = &state.limiter {
+        limiter.check(principal.key_id)?;
+    }
     let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
     if !reads && !principal.scope.can_write() {
         return Err(ApiError::new(ErrorCode::AccessDeniedError, "this API key is read-only"));
@@ -65,5 +68,29 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .cloned()
             .map(Caller)
             .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated, "missing API key"))
+    }
+}
+
+/// A token bucket per API key (governor's GCRA): `per_second` requests a second on average,
+/// bursts up to `burst`. Past it the caller gets 429 `RateLimitExceeded` with `Retry-After`.
+pub struct RateLimiter {
+    buckets: governor::DefaultKeyedRateLimiter<uuid::Uuid>,
+}
+
+impl RateLimiter {
+    /// `None` when `per_second` is 0 (no limit).
+    pub fn new(per_second: u32, burst: u32) -> Option<Self> {
+        let rate = std::num::NonZeroU32::new(per_second)?;
+        let burst = std::num::NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+        let quota = governor::Quota::per_second(rate).allow_burst(burst);
+        Some(Self { buckets: governor::RateLimiter::keyed(quota) })
+    }
+
+    pub fn check(&self, key: uuid::Uuid) -> Result<(), ApiError> {
+        use governor::clock::Clock;
+        self.buckets.check_key(&key).map_err(|not_until| {
+            let wait = not_until.wait_time_from(governor::clock::DefaultClock::default().now());
+            ApiError::RateLimited { retry_after: wait }
+        })
     }
 }

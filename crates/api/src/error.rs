@@ -11,6 +11,9 @@ use store::StoreError;
 pub enum ApiError {
     #[error("{message}")]
     Coded { code: ErrorCode, message: String },
+    /// Past the caller's rate limit; `retry_after` is when a request would be let through.
+    #[error("rate limit exceeded")]
+    RateLimited { retry_after: std::time::Duration },
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
 }
@@ -68,6 +71,17 @@ impl IntoResponse for ApiError {
                     if status != StatusCode::TOO_MANY_REQUESTS {
                         response.headers_mut().insert("x-should-retry", HeaderValue::from_static("false"));
                     }
+                }
+                response
+            }
+            ApiError::RateLimited { retry_after } => {
+                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                let code = ErrorCode::RateLimitExceeded;
+                let message = format!("too many requests for this API key; retry in {} s", seconds.max(1));
+                let mut response =
+                    (StatusCode::TOO_MANY_REQUESTS, axum::Json(body(code.as_str(), &message))).into_response();
+                if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
+                    response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
                 response
             }

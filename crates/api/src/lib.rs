@@ -47,11 +47,20 @@ pub struct AppState {
     pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// This router's Prometheus series (see `metrics`).
     pub metrics: Arc<metrics::ApiMetrics>,
+    /// Per-key token buckets; `None` turns rate limiting off.
+    pub limiter: Option<Arc<auth::RateLimiter>>,
 }
 
 impl AppState {
     pub fn new(pool: sqlx::PgPool) -> Self {
-        Self { pool, settings: ApiSettings::default(), relay: None, broker: None, metrics: Arc::default() }
+        Self {
+            pool,
+            settings: ApiSettings::default(),
+            relay: None,
+            broker: None,
+            metrics: Arc::default(),
+            limiter: None,
+        }
     }
 
     pub(crate) fn wake_relay(&self) {

@@ -142,6 +142,8 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         let address = listener.local_addr()?;
         let mut state = api::AppState::new(pool.clone());
         state.settings = settings.api();
+        state.limiter =
+            api::auth::RateLimiter::new(settings.rate_limit_per_sec, settings.rate_limit_burst).map(Arc::new);
         state.relay = Some(relay_waker);
         state.broker = Some(Arc::new(move || broker_up.load(std::sync::atomic::Ordering::Relaxed)));
         let app = api::router(state);

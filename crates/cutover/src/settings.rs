@@ -92,6 +92,13 @@ pub struct Settings {
     /// Worker id in leases and the workers table (default: random).
     #[arg(long, env = "CUTOVER_WORKER_ID", global = true)]
     pub worker_id: Option<String>,
+    /// Requests a second each API key may make on average (0: no limit). Past it: 429
+    /// `RateLimitExceeded` with `Retry-After`.
+    #[arg(long, env = "CUTOVER_RATE_LIMIT_PER_SEC", default_value_t = 1000, global = true)]
+    pub rate_limit_per_sec: u32,
+    /// Requests an API key may make in a burst above its rate.
+    #[arg(long, env = "CUTOVER_RATE_LIMIT_BURST", default_value_t = 2000, global = true)]
+    pub rate_limit_burst: u32,
     /// `text` or `json`.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,

@@ -11,5 +11,6 @@ mod environments;
 mod harness;
 mod observability;
 mod publish;
+mod ratelimit;
 mod routing;
 mod subscriptions;
