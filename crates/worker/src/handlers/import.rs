@@ -55,14 +55,9 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
         .collect();
 
     let task_id = task.id();
-    let mut tx = ctx.pool.begin().await?;
-    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
-    let Some(locked) = tasks::lock(&mut tx, task_id).await? else {
+    let Some((mut tx, _)) = super::open_planning(ctx, task_id).await? else {
         return Ok(());
     };
-    if locked.planned_at.is_some() || locked.status().is_terminal() {
-        return Ok(());
-    }
     let outcome = subscriptions::import(&mut tx, task.environment(), task_id, &items).await?;
     tasks::set_counts(&mut tx, task_id, outcome.total, outcome.total, outcome.failed).await?;
     let status = TaskStatus::from_counts(outcome.total, outcome.failed);

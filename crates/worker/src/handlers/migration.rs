@@ -16,14 +16,9 @@ use store::{batches, events, outbox, tasks, version_changes};
 pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
-    let mut tx = ctx.pool.begin().await?;
-    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
-    let Some(task) = tasks::lock(&mut tx, task_id).await? else {
+    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
         return Ok(());
     };
-    if task.planned_at.is_some() || task.status().is_terminal() {
-        return Ok(());
-    }
     let plan_id = task.plan_id.clone().unwrap_or_default();
     let Some(target_number) = task.target_version_number else {
         return Err(JobError::Permanent {

@@ -41,6 +41,24 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
+/// Opens a task's planning transaction: lock timeout set and the task row locked for the
+/// rest of it. `None` when there is nothing left to plan — the task is gone, was planned by an
+/// earlier delivery, or has finished — so a redelivered message changes nothing.
+pub(crate) async fn open_planning(
+    ctx: &Context,
+    task_id: TaskId,
+) -> Result<Option<(store::Tx<'static>, tasks::Task)>, JobError> {
+    let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let Some(task) = tasks::lock(&mut tx, task_id).await? else {
+        return Ok(None);
+    };
+    if task.planned_at.is_some() || task.status().is_terminal() {
+        return Ok(None);
+    }
+    Ok(Some((tx, task)))
+}
+
 /// Runs one job to its end (or to an error that says what to do next).
 pub async fn run(ctx: &Context, job: Job) -> Result<(), JobError> {
     match job {
