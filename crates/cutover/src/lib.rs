@@ -1,9 +1,11 @@
 //! Cutover's entry point: `cutover up` (api + worker in one process), `cutover api`,
-//! `cutover worker`, `cutover migrate`, `cutover keys create`. It wires settings, telemetry,
-//! the database, the broker and graceful shutdown around the library crates; it holds no
-//! business rules. The `cutover` binary is a one-line call of `run`; the benchmark harness
-//! starts the same entry point as separate processes.
+//! `cutover worker`, `cutover migrate`, `cutover keys create`, and the client commands
+//! (`cutover plans publish`, `cutover tasks get|watch`) that talk to a running Cutover over
+//! HTTP. It wires settings, telemetry, the database, the broker and graceful shutdown around
+//! the library crates; it holds no business rules. The `cutover` binary is a one-line call of
+//! `main`; the benchmark harness starts the same entry point (`run`) as separate processes.
 
+mod client;
 mod settings;
 mod telemetry;
 
@@ -38,6 +40,16 @@ enum Command {
         #[command(subcommand)]
         command: KeysCommand,
     },
+    /// Client of a running Cutover (over HTTP): publishes plans.
+    Plans {
+        #[command(subcommand)]
+        command: client::PlansCommand,
+    },
+    /// Client of a running Cutover (over HTTP): shows and follows tasks.
+    Tasks {
+        #[command(subcommand)]
+        command: client::TasksCommand,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -55,6 +67,21 @@ enum KeysCommand {
     Revoke { prefix: String },
 }
 
+/// The binary's `main`: runs the command line and answers the process's exit code. A client
+/// command that ends with a documented code (see `client::exit`) has said why already.
+pub fn main() -> std::process::ExitCode {
+    match run(std::env::args_os()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => match e.downcast_ref::<client::Exit>() {
+            Some(client::Exit(code)) => std::process::ExitCode::from(*code),
+            None => {
+                eprintln!("Error: {e:?}");
+                std::process::ExitCode::FAILURE
+            }
+        },
+    }
+}
+
 /// Parses `args` (the program name first) and runs the command to its end.
 pub fn run<I, T>(args: I) -> anyhow::Result<()>
 where
@@ -66,7 +93,10 @@ where
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
-    telemetry::init(&cli.settings.log_format);
+    // the client commands print what they have to say; they keep stderr free of logs
+    if !matches!(cli.command, Command::Plans { .. } | Command::Tasks { .. }) {
+        telemetry::init(&cli.settings.log_format);
+    }
     match cli.command {
         Command::Up => serve(cli.settings, true, true).await,
         Command::Api => serve(cli.settings, true, false).await,
@@ -79,6 +109,8 @@ async fn run_cli(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(cli.settings, command).await,
+        Command::Plans { command } => client::plans(command).await,
+        Command::Tasks { command } => client::tasks(command).await,
     }
 }
 

@@ -1,5 +1,5 @@
-//! The `cutover` binary; everything it does is in the library's `run`.
+//! The `cutover` binary; everything it does is in the library's `main`.
 
-fn main() -> anyhow::Result<()> {
-    cutover::run(std::env::args_os())
+fn main() -> std::process::ExitCode {
+    cutover::main()
 }

@@ -31,6 +31,7 @@ impl std::str::FromStr for Secret {
 }
 
 #[derive(Debug, Args)]
+#[command(next_help_heading = "Server settings")]
 pub struct Settings {
     /// Postgres URL; the database is created if absent.
     #[arg(

@@ -1,0 +1,304 @@
+//! The client commands (`cutover plans publish`, `cutover tasks get|watch`) as a user runs
+//! them: the real binary against a real deployment, over HTTP only. They assert on what the
+//! command prints, its exit code, and the rows it caused.
+
+use crate::client::ApiClient;
+use crate::harness::{binary, wait_for, Deployment};
+use crate::proxy::Proxy;
+use serde_json::{json, Value};
+use std::process::{Output, Stdio};
+use std::time::Duration;
+use tokio::process::{Child, Command};
+
+/// `cutover <args>` pointed at `api` with its key in the environment, as a user would set it.
+fn cutover(api: &ApiClient, args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .args(args)
+        .env("CUTOVER_URL", &api.base)
+        .env("CUTOVER_API_KEY", &api.key)
+        .env_remove("CUTOVER_DATABASE_URL")
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+async fn run(mut command: Command) -> Output {
+    tokio::time::timeout(Duration::from_secs(180), command.output())
+        .await
+        .expect("the command ends within 180 s")
+        .unwrap()
+}
+
+async fn finish(child: Child) -> Output {
+    tokio::time::timeout(Duration::from_secs(180), child.wait_with_output())
+        .await
+        .expect("the command ends within 180 s")
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    text(&output.stdout)
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {line}")))
+        .collect()
+}
+
+/// Counts of the `progress` lines, in order.
+fn progress(lines: &[Value]) -> Vec<(i64, String)> {
+    lines
+        .iter()
+        .filter(|l| l["event"] == "progress")
+        .map(|l| (l["counts"]["processed"].as_i64().unwrap(), l["status"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn on_version(d: &Deployment, plan: &str, version: i64) -> i64 {
+    d.scalar(&format!(
+        "SELECT count(*) FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+         WHERE s.plan_id = '{plan}' AND v.version_number = {version}"
+    ))
+    .await
+}
+
+/// A plan whose draft names a base plan that was never published: the worker's catalog check
+/// fails the publish with `PlanCannotBePublishWhenBasePlanIsDraft`.
+async fn plan_that_cannot_publish(api: &ApiClient, plan: &str) {
+    api.plan_with_subscriptions(plan, 0).await;
+    api.post("/api/v1/plans", json!({"id": format!("{plan}-base"), "displayName": "Base", "productId": "product"}))
+        .await;
+    api.draft(plan, json!({"parentPlanId": format!("{plan}-base")})).await;
+}
+
+#[tokio::test]
+async fn publish_wait_json_follows_the_migration_to_completed() {
+    const SUBSCRIPTIONS: i64 = 3000;
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "100"), ("CUTOVER_PREFETCH", "1")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("cli", SUBSCRIPTIONS as usize).await;
+    api.draft("cli", json!({"displayName": "v2"})).await;
+
+    let output = run(cutover(
+        &api,
+        &["plans", "publish", "cli", "--migration-type", "ALL_CUSTOMERS", "--wait", "--output", "json"],
+    ))
+    .await;
+    let stderr = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "stdout: {}\nstderr: {stderr}", text(&output.stdout));
+    let lines = json_lines(&output);
+    assert_eq!(lines[0]["event"], "accepted", "{lines:?}");
+    let task_id = lines[0]["taskId"].as_str().unwrap().to_owned();
+
+    // progress only grows, and was seen before the end
+    let seen = progress(&lines);
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "progress went back: {seen:?}");
+    assert!(seen[0].0 < SUBSCRIPTIONS, "the first progress was already the end: {seen:?}");
+    assert_eq!(seen.last().unwrap(), &(SUBSCRIPTIONS, "COMPLETED".to_owned()));
+    assert!(lines.iter().all(|l| l["taskId"].is_null() || l["taskId"] == task_id.as_str()));
+
+    let end = lines.last().unwrap();
+    assert_eq!(end["event"], "end");
+    assert_eq!(end["task"]["id"], task_id.as_str());
+    assert_eq!(end["task"]["status"], "COMPLETED");
+    assert_eq!(end["task"]["progress"], 100);
+    assert_eq!(end["task"]["counts"], json!({"total": SUBSCRIPTIONS, "processed": SUBSCRIPTIONS, "failed": 0}));
+    eprintln!("{} progress lines: {seen:?}", seen.len());
+
+    // the rows moved
+    assert_eq!(on_version(&d, "cli", 2).await, SUBSCRIPTIONS);
+    assert_eq!(on_version(&d, "cli", 1).await, 0);
+    let history =
+        d.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{task_id}'")).await;
+    assert_eq!(history, SUBSCRIPTIONS);
+
+    // the key is never printed
+    assert!(!stderr.contains(&api.key) && !text(&output.stdout).contains(&api.key));
+
+    // tasks get: the task as the api answers it (json), and readably (text)
+    let got = run(cutover(&api, &["tasks", "get", &task_id, "--output", "json"])).await;
+    assert_eq!(got.status.code(), Some(0), "{}", text(&got.stderr));
+    let task: Value = serde_json::from_slice(&got.stdout).unwrap();
+    assert_eq!(task, api.task(&task_id).await);
+    let got = run(cutover(&api, &["tasks", "get", &task_id])).await;
+    assert_eq!(got.status.code(), Some(0));
+    let shown = text(&got.stdout);
+    assert!(shown.contains("status:    COMPLETED"), "{shown}");
+    assert!(shown.contains("progress:  100% (3000 of 3000 processed, 0 failed)"), "{shown}");
+    assert!(shown.contains("plan:      cli → version 2"), "{shown}");
+}
+
+#[tokio::test]
+async fn watch_of_a_task_that_fails_exits_3_with_its_error() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    plan_that_cannot_publish(&api, "child").await;
+    // no worker yet: the task waits, PENDING
+    let task_id = api.publish("child", "ALL_CUSTOMERS").await;
+
+    let mut watch = cutover(&api, &["tasks", "watch", &task_id]).spawn().unwrap();
+    // it keeps following a task that has not started
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), watch.wait()).await.is_err(),
+        "watch ended while the task was still pending"
+    );
+    d.start_worker("w");
+
+    let output = finish(watch).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(3), "stdout: {stdout}\nstderr: {}", text(&output.stderr));
+    assert!(stdout.starts_with("FAILED: 0 of 0 processed, 0 failed, plan child"), "{stdout}");
+    assert!(stdout.contains("PlanCannotBePublishWhenBasePlanIsDraft: "), "{stdout}");
+    assert_eq!(api.task(&task_id).await["status"], "FAILED");
+}
+
+#[tokio::test]
+async fn watch_of_a_canceled_task_exits_5() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    api.plan_with_subscriptions("stopped", 0).await;
+    api.draft("stopped", json!({"displayName": "v2"})).await;
+    let task_id = api.publish("stopped", "ALL_CUSTOMERS").await;
+
+    let mut watch = cutover(&api, &["tasks", "watch", &task_id, "--output", "json"]).spawn().unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(1000), watch.wait()).await.is_err());
+    api.post(&format!("/api/v1/tasks/{task_id}/cancel"), json!({})).await;
+
+    let output = finish(watch).await;
+    assert_eq!(output.status.code(), Some(5), "{}", text(&output.stderr));
+    let lines = json_lines(&output);
+    assert_eq!(progress(&lines).first().map(|p| p.1.as_str()), Some("PENDING"), "{lines:?}");
+    assert_eq!(lines.last().unwrap()["event"], "end");
+    assert_eq!(lines.last().unwrap()["task"]["status"], "CANCELED");
+}
+
+#[tokio::test]
+async fn errors_are_printed_with_their_code_and_exit_2() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    let wrong = ApiClient::new(api.base.clone(), "cut_sk_not-a-key-at-all".to_owned());
+    let task = uuid::Uuid::new_v4().to_string();
+
+    // a bad key: the contract's error, readably
+    let output = run(cutover(&wrong, &["tasks", "watch", &task])).await;
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = text(&output.stderr);
+    assert!(stderr.starts_with("error: 401 Unauthenticated: "), "{stderr}");
+    assert!(!stderr.contains("not-a-key-at-all"), "{stderr}");
+    assert!(output.stdout.is_empty());
+
+    // and as a JSON line for scripts
+    let output =
+        run(cutover(&wrong, &["plans", "publish", "any", "--migration-type", "NEW_CUSTOMERS", "--output", "json"]))
+            .await;
+    assert_eq!(output.status.code(), Some(2));
+    let lines = json_lines(&output);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert_eq!(lines[0]["event"], "error");
+    assert_eq!(lines[0]["httpStatus"], 401);
+    assert_eq!(lines[0]["code"], "Unauthenticated");
+    assert!(!lines[0]["message"].as_str().unwrap().is_empty());
+
+    // the api's refusals with the right key: no such plan, no such task
+    let output = run(cutover(&api, &["plans", "publish", "nope", "--migration-type", "ALL_CUSTOMERS", "--wait"])).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).starts_with("error: 404 PlanNotFound: "), "{}", text(&output.stderr));
+    let output = run(cutover(&api, &["tasks", "get", &task])).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).starts_with("error: 404 NotFound: "), "{}", text(&output.stderr));
+
+    // nobody listening
+    let mut unreachable = cutover(&api, &["tasks", "get", &task]);
+    unreachable.env("CUTOVER_URL", "http://127.0.0.1:9");
+    let output = run(unreachable).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).starts_with("error: cannot reach Cutover: "), "{}", text(&output.stderr));
+
+    // usage: no key at all, a bad migration type
+    let mut keyless = cutover(&api, &["tasks", "get", &task]);
+    keyless.env_remove("CUTOVER_API_KEY");
+    let output = run(keyless).await;
+    assert_eq!(output.status.code(), Some(2));
+    assert!(text(&output.stderr).contains("--api-key"), "{}", text(&output.stderr));
+    let output = run(cutover(&api, &["plans", "publish", "any", "--migration-type", "SOME"])).await;
+    assert_eq!(output.status.code(), Some(2));
+
+    // the key's value stays out of --help
+    let output = run(cutover(&api, &["tasks", "watch", "--help"])).await;
+    assert_eq!(output.status.code(), Some(0));
+    let help = text(&output.stdout);
+    assert!(help.contains("CUTOVER_API_KEY") && !help.contains(&api.key), "{help}");
+    assert_eq!(d.scalar("SELECT count(*) FROM tasks").await, 0);
+}
+
+#[tokio::test]
+async fn watch_rides_out_a_cut_connection() {
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "100"), ("CUTOVER_PREFETCH", "1")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("cut", 3000).await;
+    api.draft("cut", json!({"displayName": "v2"})).await;
+    let port = api.base.rsplit(':').next().unwrap().to_owned();
+    let proxy = Proxy::start(Box::leak(format!("127.0.0.1:{port}").into_boxed_str())).await;
+    let through = ApiClient::new(format!("http://127.0.0.1:{}", proxy.port), api.key.clone());
+
+    let task_id = api.publish("cut", "ALL_CUSTOMERS").await;
+    let watch = cutover(&through, &["tasks", "watch", &task_id, "--output", "json"]).spawn().unwrap();
+    wait_for("the migration to start moving", Duration::from_secs(60), || async {
+        api.task(&task_id).await["counts"]["processed"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    // the stream drops and new connections are refused for a while
+    proxy.cut();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    proxy.restore();
+
+    let output = finish(watch).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines = json_lines(&output);
+    let seen = progress(&lines);
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(lines.last().unwrap()["task"]["status"], "COMPLETED");
+    assert_eq!(lines.last().unwrap()["task"]["counts"]["processed"], 3000);
+}
+
+#[tokio::test]
+async fn the_progress_bar_draws_in_a_terminal() {
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "100"), ("CUTOVER_PREFETCH", "1")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("tty", 2000).await;
+    api.draft("tty", json!({"displayName": "v2"})).await;
+
+    // `script` gives the command a pseudo-terminal and copies what it shows to our stdout
+    let line =
+        format!("stty cols 120 rows 40; exec {} plans publish tty --migration-type ALL_CUSTOMERS --wait", binary());
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", &line, "/dev/null"])
+        .env("CUTOVER_URL", &api.base)
+        .env("CUTOVER_API_KEY", &api.key)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let output = run(script).await;
+    let screen = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{screen}");
+    // the bar, its percentage, rate and ETA, then the summary
+    assert!(screen.contains("100%"), "{screen}");
+    assert!(screen.contains("2,000/2,000") || screen.contains("2000/2000"), "{screen}");
+    assert!(screen.contains("/s") && screen.contains("ETA"), "{screen}");
+    assert!(screen.contains("=>") || screen.contains("=="), "{screen}");
+    assert!(screen.contains("COMPLETED: 2000 of 2000 processed, 0 failed, plan tty → version 2"), "{screen}");
+    assert_eq!(on_version(&d, "tty", 2).await, 2000);
+}
