@@ -166,7 +166,16 @@ async fn watch_of_a_canceled_task_exits_5() {
     let api = d.api().await;
     api.plan_with_subscriptions("stopped", 0).await;
     api.draft("stopped", json!({"displayName": "v2"})).await;
-    let task_id = api.publish("stopped", "ALL_CUSTOMERS").await;
+    // the same idempotency key answers the same task, so a repeated command cannot publish twice
+    let publish =
+        ["plans", "publish", "stopped", "--migration-type", "ALL_CUSTOMERS", "--idempotency-key", "stopped-v2"];
+    let first = run(cutover(&api, &publish)).await;
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let task_id = text(&first.stdout).trim().to_owned();
+    assert_eq!(api.task(&task_id).await["status"], "PENDING");
+    let again = run(cutover(&api, &publish)).await;
+    assert_eq!(text(&again.stdout).trim(), task_id);
+    assert_eq!(d.scalar("SELECT count(*) FROM tasks").await, 1);
 
     let mut watch = cutover(&api, &["tasks", "watch", &task_id, "--output", "json"]).spawn().unwrap();
     assert!(tokio::time::timeout(Duration::from_millis(1000), watch.wait()).await.is_err());
@@ -268,6 +277,59 @@ async fn watch_rides_out_a_cut_connection() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     assert_eq!(lines.last().unwrap()["task"]["status"], "COMPLETED");
     assert_eq!(lines.last().unwrap()["task"]["counts"]["processed"], 3000);
+}
+
+/// A gateway in front of the api that passes requests through but answers the event stream
+/// with a plain 200, as a proxy that does not stream might. Answers its base URL.
+async fn gateway_without_streams(api: &ApiClient) -> String {
+    use axum::extract::{Request, State};
+    use axum::response::{IntoResponse, Response};
+    async fn pass(State(upstream): State<String>, request: Request) -> Response {
+        let path = request.uri().path().to_owned();
+        if path.ends_with("/events") {
+            return (axum::http::StatusCode::OK, "streaming is not allowed here").into_response();
+        }
+        let method = reqwest::Method::from_bytes(request.method().as_str().as_bytes()).unwrap();
+        let mut forward = reqwest::Client::new().request(method, format!("{upstream}{path}"));
+        for name in ["x-api-key", "content-type", "idempotency-key"] {
+            if let Some(value) = request.headers().get(name) {
+                forward = forward.header(name, value.to_str().unwrap());
+            }
+        }
+        let body = axum::body::to_bytes(request.into_body(), 1 << 20).await.unwrap();
+        let answer = forward.body(body.to_vec()).send().await.unwrap();
+        let status = axum::http::StatusCode::from_u16(answer.status().as_u16()).unwrap();
+        (status, [("content-type", "application/json")], answer.bytes().await.unwrap()).into_response()
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(pass).with_state(api.base.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    base
+}
+
+#[tokio::test]
+async fn watch_polls_when_no_event_stream_can_be_had() {
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "100"), ("CUTOVER_PREFETCH", "1")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("polled", 3000).await;
+    api.draft("polled", json!({"displayName": "v2"})).await;
+    let through = ApiClient::new(gateway_without_streams(&api).await, api.key.clone());
+
+    let output = run(cutover(
+        &through,
+        &["plans", "publish", "polled", "--migration-type", "ALL_CUSTOMERS", "--wait", "--output", "json"],
+    ))
+    .await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let lines = json_lines(&output);
+    let seen = progress(&lines);
+    assert!(seen.len() >= 2, "{seen:?}");
+    assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), &(3000, "COMPLETED".to_owned()));
+    assert_eq!(lines.last().unwrap()["task"]["status"], "COMPLETED");
+    assert_eq!(on_version(&d, "polled", 2).await, 3000);
 }
 
 #[tokio::test]
