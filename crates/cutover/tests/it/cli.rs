@@ -161,6 +161,31 @@ async fn watch_of_a_task_that_fails_exits_3_with_its_error() {
 }
 
 #[tokio::test]
+async fn watch_of_a_partly_failed_task_exits_4() {
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("partly", 50).await;
+    api.draft("partly", json!({"displayName": "v2"})).await;
+    // some subscriptions are canceled as if while the migration ran, after it was planned
+    // (their `updated_at` says so): they cannot move and are recorded as failures
+    sqlx::query(
+        "UPDATE subscriptions SET status = 'CANCELED', updated_at = now() + interval '1 hour'
+         WHERE plan_id = 'partly' AND id IN (SELECT id FROM subscriptions WHERE plan_id = 'partly' ORDER BY id LIMIT 10)",
+    )
+    .execute(&d.pool)
+    .await
+    .unwrap();
+
+    let output =
+        run(cutover(&api, &["plans", "publish", "partly", "--migration-type", "ALL_CUSTOMERS", "--wait"])).await;
+    let stdout = text(&output.stdout);
+    assert_eq!(output.status.code(), Some(4), "{stdout}\n{}", text(&output.stderr));
+    assert!(stdout.contains("PARTIALLY_FAILED: "), "{stdout}");
+    assert!(stdout.contains("SubscriptionAlreadyCanceledOrExpired: "), "{stdout}");
+}
+
+#[tokio::test]
 async fn watch_of_a_canceled_task_exits_5() {
     let mut d = Deployment::new().await;
     let api = d.api().await;
