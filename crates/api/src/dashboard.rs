@@ -245,7 +245,7 @@ pub async fn task(
         _ => None,
     };
     Ok(axum::Json(json!({ "data": {
-        "task": view(&task),
+        "task": crate::tasks::full_view(&state.pool, &task).await?,
         "ratePerSec": rate,
         "etaSecs": eta,
         "lastError": task.last_error,

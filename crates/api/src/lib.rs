@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod rollouts;
 pub mod sequence;
 pub mod stigg;
 pub mod tasks;
@@ -90,6 +91,7 @@ pub fn router(state: AppState) -> Router {
     let authenticated = Router::new()
         .merge(stigg::routes())
         .merge(tasks::routes())
+        .route("/api/v1/plans/{id}/rollouts", axum::routing::post(rollouts::create))
         .merge(sequence::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
     Router::new()

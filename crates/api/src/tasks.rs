@@ -20,6 +20,8 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(get_one))
         .route("/api/v1/tasks/{id}/cancel", post(cancel))
         .route("/api/v1/tasks/{id}/retry", post(retry))
+        .route("/api/v1/tasks/{id}/pause", post(pause))
+        .route("/api/v1/tasks/{id}/resume", post(resume))
         .route("/api/v1/tasks/{id}/events", get(events))
 }
 
@@ -47,6 +49,19 @@ pub fn view(t: &Task) -> Value {
     })
 }
 
+/// A task as `GET /api/v1/tasks/{id}` answers it: `view`, plus `rollout` (cohorts, the
+/// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
+pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<Value, ApiError> {
+    let mut body = view(t);
+    if t.task_type() == Some(TaskType::StagedRollout) {
+        let mut conn = pool.acquire().await?;
+        if let Some(rollout) = store::rollouts::get(&mut conn, t.id()).await? {
+            body["rollout"] = rollout.view();
+        }
+    }
+    Ok(body)
+}
+
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     tracing::Span::current().record("task_id", raw);
     TaskId::parse(raw).map_err(|_| ApiError::new(ErrorCode::NotFound, format!("task `{raw}` not found")))
@@ -61,7 +76,7 @@ pub async fn get_one(
     let task = tasks::get(&state.pool, caller.environment_id, task_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")))?;
-    Ok(Json(json!({ "data": view(&task) })))
+    Ok(Json(json!({ "data": full_view(&state.pool, &task).await? })))
 }
 
 #[derive(Debug, Deserialize)]
@@ -121,6 +136,51 @@ pub async fn retry(
     Ok(Json(json!({ "data": view(&task) })))
 }
 
+/// Pause and resume change what a rollout does next: an admin key's call only.
+fn require_admin(caller: &store::api_keys::Principal, what: &str) -> Result<(), ApiError> {
+    if caller.scope != store::api_keys::Scope::Admin {
+        return Err(ApiError::new(ErrorCode::AccessDeniedError, format!("{what} a rollout needs an admin API key")));
+    }
+    Ok(())
+}
+
+/// `POST /api/v1/tasks/{id}/pause`: a STAGED_ROLLOUT finishes the batches it is running and
+/// moves nothing more until resumed. Admin keys only.
+pub async fn pause(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller, "pausing")?;
+    let task_id = parse_task_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let (task, rollout) = store::rollouts::pause(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
+    tx.commit().await?;
+    tracing::info!(task_id = %task_id, "rollout paused");
+    let mut body = view(&task);
+    body["rollout"] = rollout.view();
+    Ok(Json(json!({ "data": body })))
+}
+
+/// `POST /api/v1/tasks/{id}/resume`: a paused STAGED_ROLLOUT carries on where it stopped.
+/// Admin keys only.
+pub async fn resume(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&caller, "resuming")?;
+    let task_id = parse_task_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let (task, rollout) = store::rollouts::resume(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
+    tx.commit().await?;
+    state.wake_relay();
+    tracing::info!(task_id = %task_id, "rollout resumed");
+    let mut body = view(&task);
+    body["rollout"] = rollout.view();
+    Ok(Json(json!({ "data": body })))
+}
+
 /// How often the stream looks at the task and its timeline.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
@@ -153,7 +213,7 @@ impl Stream {
         let events =
             store::dashboard::events_after(&self.state.pool, self.caller.environment_id, self.task_id, self.last_event)
                 .await?;
-        let view = view(&task);
+        let view = full_view(&self.state.pool, &task).await?;
         if self.last_task.as_ref() != Some(&view) {
             self.pending.push_back(Event::default().event("task").data(json!({ "data": view }).to_string()));
             self.last_task = Some(view.clone());

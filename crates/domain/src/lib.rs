@@ -6,6 +6,7 @@ pub mod error;
 pub mod ids;
 pub mod message;
 pub mod plan;
+pub mod rollout;
 pub mod subscription;
 pub mod task;
 
@@ -13,6 +14,7 @@ pub use error::ErrorCode;
 pub use ids::{EntityId, EnvironmentId, TaskId};
 pub use message::Job;
 pub use plan::{Currency, MigrationType, PlanVersionStatus, PricingType, VersionChangeBehaviour};
+pub use rollout::RolloutSpec;
 pub use subscription::{BillingPeriod, SubscriptionStatus};
 pub use task::{TaskStatus, TaskType};
 

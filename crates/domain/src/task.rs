@@ -37,6 +37,7 @@ wire_enum!(
         PublishPlan => "PUBLISH_PLAN",
         SubscriptionMigration => "SUBSCRIPTION_MIGRATION",
         ImportSubscriptions => "IMPORT_SUBSCRIPTIONS",
+        StagedRollout => "STAGED_ROLLOUT",
     }
 );
 

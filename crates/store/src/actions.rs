@@ -82,7 +82,7 @@ pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, acto
         .bind(id.0)
         .fetch_one(&mut *conn)
         .await?;
-    let migration = task.task_type() == Some(TaskType::PublishPlan) && batches > 0;
+    let migration = matches!(task.task_type(), Some(TaskType::PublishPlan | TaskType::StagedRollout)) && batches > 0;
     if migration {
         if let (Some(plan), Some(target)) = (&task.plan_id, task.target_version_number) {
             let newer: bool = sqlx::query_scalar(
@@ -181,6 +181,8 @@ pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<
               -- a planned task whose only open work is scheduled moves waits for the scheduler
               AND (planned_at IS NULL OR EXISTS (SELECT 1 FROM task_batches b
                                                  WHERE b.task_id = tasks.id AND b.status = 'PENDING'))
+              -- a paused rollout's pending batches wait for its resume
+              AND NOT EXISTS (SELECT 1 FROM task_rollouts r WHERE r.task_id = tasks.id AND r.paused_at IS NOT NULL)
             ORDER BY updated_at LIMIT 100
             FOR UPDATE SKIP LOCKED
         )

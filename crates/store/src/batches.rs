@@ -3,8 +3,8 @@
 //! to the task's progress. A batch that is already DONE is never applied again, and the
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
-use crate::{tasks, Result};
-use domain::{ErrorCode, SubscriptionStatus, TaskId, TaskStatus};
+use crate::{rollouts, tasks, Result};
+use domain::{ErrorCode, SubscriptionStatus, TaskId, TaskStatus, TaskType};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -67,6 +67,8 @@ pub enum BatchOutcome {
     Missing,
     /// The batch was done before (a redelivered or rescued message): nothing changed.
     AlreadyDone,
+    /// The batch belongs to a paused rollout: it stays pending, and resuming announces it again.
+    Paused,
     /// The batch ran now.
     Ran { moved: i64, failed: i64, task_finished: Option<TaskStatus> },
 }
@@ -77,12 +79,13 @@ struct BatchRow {
     hi: i64,
     expected: i64,
     status: String,
+    cohort: Option<i32>,
 }
 
 /// Moves one batch. Runs inside the caller's transaction, which it expects to commit.
 pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &str) -> Result<BatchOutcome> {
     let Some(batch) = sqlx::query_as::<_, BatchRow>(
-        "SELECT lo, hi, expected, status FROM task_batches WHERE task_id = $1 AND seq = $2 FOR UPDATE",
+        "SELECT lo, hi, expected, status, cohort FROM task_batches WHERE task_id = $1 AND seq = $2 FOR UPDATE",
     )
     .bind(task_id.0)
     .bind(seq)
@@ -108,6 +111,18 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
         return Ok(BatchOutcome::AlreadyDone);
     };
+    // a rollout's batch moves only the members of its cohort, and nothing while paused
+    let cohort = match batch.cohort {
+        Some(cohort) => rollouts::cohort_filter(conn, task_id, cohort).await?,
+        None => None,
+    };
+    if cohort.as_ref().is_some_and(|c| c.paused) {
+        return Ok(BatchOutcome::Paused);
+    }
+    let (threshold, customers, salt) = match cohort {
+        Some(c) => (Some(c.threshold), c.customer_ids, c.salt),
+        None => (None, Vec::new(), String::new()),
+    };
     let planned_at = task.started_at.unwrap_or(task.created_at);
     // a Sequence update with `makeVersionEffectiveFromOutset`: the version counts from each
     // subscription's start
@@ -119,6 +134,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
             FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
             WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
               AND v.version_number < $5 AND s.status = ANY($6)
+              AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
             FOR UPDATE OF s
         ), moved AS (
             UPDATE subscriptions s SET plan_version_id = $7, updated_at = now()
@@ -140,6 +156,9 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .bind(target)
     .bind(task.id)
     .bind(outset)
+    .bind(threshold)
+    .bind(&customers)
+    .bind(&salt)
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
@@ -152,6 +171,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
          FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
          WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
            AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $7
+           AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
          ON CONFLICT (task_id, subscription_id) DO NOTHING",
     )
     .bind(task.environment_id)
@@ -163,6 +183,9 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .bind(planned_at)
     .bind(task.id)
     .bind(ErrorCode::SubscriptionAlreadyCanceledOrExpired.as_str())
+    .bind(threshold)
+    .bind(&customers)
+    .bind(&salt)
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
@@ -215,7 +238,8 @@ pub async fn give_up(conn: &mut PgConnection, task_id: TaskId, seq: i32, message
     finish_if_done(conn, task_id).await
 }
 
-/// Ends an IN_PROGRESS task whose batches are all done. Call with the task row locked.
+/// Ends an IN_PROGRESS task whose batches are all done — or, for a rollout with cohorts still
+/// to come, schedules the next cohort instead. Call with the task row locked.
 pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<Option<TaskStatus>> {
     let pending: i64 =
         sqlx::query_scalar("SELECT count(*) FROM task_batches WHERE task_id = $1 AND status = 'PENDING'")
@@ -229,6 +253,9 @@ pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<
         return Ok(None);
     };
     if task.status() != TaskStatus::InProgress {
+        return Ok(None);
+    }
+    if task.task_type() == Some(TaskType::StagedRollout) && rollouts::cohort_done(conn, task_id).await? {
         return Ok(None);
     }
     let status = TaskStatus::from_counts(task.processed, task.failed);

@@ -13,6 +13,7 @@ pub mod outbox;
 pub mod plans;
 pub mod prices;
 pub mod products;
+pub mod rollouts;
 pub mod sequence_plans;
 pub mod subscriptions;
 pub mod tasks;

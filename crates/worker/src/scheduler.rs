@@ -1,7 +1,10 @@
 //! The scheduler: every tick, applies the scheduled version changes that are due, in batches,
-//! one transaction each (move, history row, change DONE, task progress, task end). Runs in
-//! every worker; `FOR UPDATE SKIP LOCKED` gives each scheduler its own rows, so any number run
-//! at once and none applies a change twice. It plans nothing; the migration handler does.
+//! one transaction each (move, history row, change DONE, task progress, task end), and starts
+//! the next cohort of every staged rollout whose `next_cohort_at` has come (its batches and
+//! their outbox rows, one transaction). Runs in every worker; `FOR UPDATE SKIP LOCKED` gives
+//! each scheduler its own rows, so any number run at once and none applies a change or starts
+//! a cohort twice. The wait between cohorts lives in Postgres, so a killed worker loses none
+//! of it. It plans no task's first step; the handlers do.
 
 use crate::Context;
 use std::time::Duration;
@@ -32,7 +35,32 @@ pub async fn run_scheduler(ctx: Context, tick: Duration, cancel: CancellationTok
                 }
             }
         }
+        if let Err(e) = start_due_cohorts(&ctx).await {
+            tracing::warn!(error = %e, "rollout pass failed; trying again next tick");
+        }
     }
+}
+
+/// Rollouts whose next cohort one pass starts at most.
+pub const COHORTS_PER_PASS: i64 = 20;
+
+/// Starts the cohorts that are due, in one transaction; answers how many it started.
+pub async fn start_due_cohorts(ctx: &Context) -> Result<usize, store::StoreError> {
+    let mut tx = ctx.pool.begin().await?;
+    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let started = store::rollouts::start_due(&mut tx, ctx.settings.batch_size, COHORTS_PER_PASS).await?;
+    tx.commit().await?;
+    for s in &started {
+        tracing::info!(
+            worker = %ctx.settings.worker_id,
+            task_id = %s.task_id,
+            cohort = s.cohort,
+            batches = s.batches,
+            subscriptions = s.subscriptions,
+            "started a rollout cohort"
+        );
+    }
+    Ok(started.len())
 }
 
 /// One batch of due changes in one transaction; answers how many it took.

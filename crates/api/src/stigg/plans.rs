@@ -222,41 +222,82 @@ pub async fn publish(
 ) -> Result<Json<Value>, ApiError> {
     let plan_id = entity_id(&id, "plan id")?;
     let key = idempotency_key(&headers)?;
-    let env = caller.environment_id;
+    let request = PublishRequest {
+        task_type: TaskType::PublishPlan,
+        payload: json!({ "migrationType": body.migration_type }),
+        describe: &|version| format!("publish of version {version} with {}", body.migration_type),
+        data: json!({ "migrationType": body.migration_type }),
+    };
     let mut tx = state.pool.begin().await?;
+    let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
+        Accepted::Existing(task_id) => return Ok(Json(json!({ "data": { "taskId": task_id } }))),
+        Accepted::New(task_id) => task_id,
+    };
+    tx.commit().await?;
+    state.wake_relay();
+    tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
+    Ok(Json(json!({ "data": { "taskId": task_id } })))
+}
+
+/// A task that publishes a plan's draft, as its handler describes it.
+pub(crate) struct PublishRequest<'a> {
+    pub task_type: TaskType,
+    pub payload: Value,
+    /// The timeline's first line, given the draft's version number.
+    pub describe: &'a (dyn Fn(i32) -> String + Sync),
+    /// Added to the `accepted` event's data, with the version number.
+    pub data: Value,
+}
+
+pub(crate) enum Accepted {
+    /// An earlier request with the same `Idempotency-Key` was accepted as this task.
+    Existing(uuid::Uuid),
+    /// Inserted in the caller's transaction, with its outbox row; the caller commits.
+    New(TaskId),
+}
+
+/// The accepting half of every request that publishes a draft (publish, rollout): the
+/// `Idempotency-Key` replay, the draft to pin (404 `PlanNotFound`, 400
+/// `PackageAlreadyPublished`), and the task with its outbox row and first event, refused while
+/// another publish or rollout of the plan is in flight. Runs in the caller's transaction.
+pub(crate) async fn accept_publish(
+    tx: &mut sqlx::PgConnection,
+    state: &AppState,
+    caller: &store::api_keys::Principal,
+    plan_id: &domain::EntityId,
+    key: Option<String>,
+    request: PublishRequest<'_>,
+) -> Result<Accepted, ApiError> {
+    let env = caller.environment_id;
     if let Some(key) = &key {
-        if let Some(existing) = tasks::by_idempotency_key(&mut tx, env, key).await? {
-            if existing.plan_id.as_deref() != Some(plan_id.as_str())
-                || existing.task_type != TaskType::PublishPlan.as_str()
+        if let Some(existing) = tasks::by_idempotency_key(tx, env, key).await? {
+            if existing.plan_id.as_deref() != Some(plan_id.as_str()) || existing.task_type != request.task_type.as_str()
             {
                 return Err(ApiError::bad_input("this Idempotency-Key was used for a different request"));
             }
-            return Ok(Json(json!({ "data": { "taskId": existing.id } })));
+            return Ok(Accepted::Existing(existing.id));
         }
     }
-    let draft = plans::draft_to_publish(&mut tx, env, plan_id.as_str()).await?;
+    let draft = plans::draft_to_publish(tx, env, plan_id.as_str()).await?;
     let task_id = TaskId::new();
     let new = NewTask {
         id: task_id,
         environment: env,
-        task_type: TaskType::PublishPlan,
+        task_type: request.task_type,
         plan_id: Some(plan_id.as_str().to_owned()),
-        payload: json!({ "migrationType": body.migration_type }),
+        payload: request.payload,
         target_version_id: Some(draft.id),
         target_version_number: Some(draft.version_number),
         idempotency_key: key,
         max_attempts: state.settings.max_attempts,
         total: 0,
     };
-    let message = format!("publish of version {} with {}", draft.version_number, body.migration_type);
-    let event = tasks::Accepted {
-        message: &message,
-        actor: Some(&caller.key_prefix),
-        data: json!({ "migrationType": body.migration_type, "versionNumber": draft.version_number }),
-    };
-    tasks::accept(&mut tx, &new, &event).await?;
-    tx.commit().await?;
-    state.wake_relay();
-    tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
-    Ok(Json(json!({ "data": { "taskId": task_id } })))
+    let message = (request.describe)(draft.version_number);
+    let mut data = request.data;
+    if let Some(map) = data.as_object_mut() {
+        map.insert("versionNumber".into(), json!(draft.version_number));
+    }
+    let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data };
+    tasks::accept(tx, &new, &event).await?;
+    Ok(Accepted::New(task_id))
 }

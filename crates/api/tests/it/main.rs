@@ -12,5 +12,6 @@ mod harness;
 mod observability;
 mod publish;
 mod ratelimit;
+mod rollouts;
 mod routing;
 mod subscriptions;

@@ -71,6 +71,19 @@ impl Deployment {
         Self { id, database_url, pool, prefix, key, processes: Vec::new(), database, env }
     }
 
+    /// Creates another API key of the deployment's environment with `scope` (`server`,
+    /// `admin` or `read-only`), through the binary as an operator would.
+    pub async fn create_key(&self, scope: &str) -> String {
+        let output = Command::new(binary())
+            .args(["keys", "create", "--environment", "e2e", "--scope", scope])
+            .env("CUTOVER_DATABASE_URL", &self.database_url)
+            .output()
+            .await
+            .unwrap();
+        assert!(output.status.success(), "keys create failed: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap().trim().to_owned()
+    }
+
     fn command(&self, role: &str, extra: &[(&str, String)]) -> Command {
         let mut command = Command::new(binary());
         command

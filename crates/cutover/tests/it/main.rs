@@ -12,6 +12,7 @@ mod harness;
 mod observability;
 mod pipeline;
 mod proxy;
+mod rollout;
 mod scale;
 mod sdk;
 mod sequence;

@@ -5,6 +5,7 @@ pub mod batch;
 pub mod import;
 pub mod migration;
 pub mod publish;
+pub mod rollout;
 
 use crate::Context;
 use domain::{ErrorCode, Job, TaskId, TaskType};
@@ -84,6 +85,7 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
         Some(TaskType::PublishPlan) => publish::run(ctx, &task).await,
         Some(TaskType::ImportSubscriptions) => import::run(ctx, &task).await,
         Some(TaskType::SubscriptionMigration) => migration::run(ctx, &task).await,
+        Some(TaskType::StagedRollout) => rollout::run(ctx, &task).await,
         None => Err(JobError::Permanent {
             code: ErrorCode::InternalError,
             message: format!("no handler for task type `{}`", task.task_type),

@@ -16,13 +16,6 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
     let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
         return Ok(());
     };
-    let plan_id = task.plan_id.clone().unwrap_or_default();
-    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
-        return Err(JobError::Permanent {
-            code: ErrorCode::InternalError,
-            message: "task has no target version".into(),
-        });
-    };
     let behaviour: VersionChangeBehaviour = task
         .payload
         .get("migrationType")
@@ -31,34 +24,10 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
         .map(VersionChangeBehaviour::from)
         .unwrap_or(VersionChangeBehaviour::Never);
 
-    if let Some((code, message)) = catalog_check(&mut tx, &task).await? {
-        tasks::finish(&mut tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
-        tasks::mark_planned(&mut tx, task_id).await?;
-        events::record(&mut tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }))
-            .await?;
-        tx.commit().await?;
-        tracing::info!(code = %code, "publish refused");
-        return Ok(());
-    }
-
-    if !plans::publish_version(&mut tx, target, Some(task_id)).await? {
-        let message = format!("version {target_number} of plan `{plan_id}` is no longer a draft");
-        tasks::finish(&mut tx, task_id, TaskStatus::Failed, Some((ErrorCode::PackageAlreadyPublished, &message)))
-            .await?;
-        tasks::mark_planned(&mut tx, task_id).await?;
+    let Some(target_number) = publish_draft(&mut tx, &task).await? else {
         tx.commit().await?;
         return Ok(());
-    }
-    events::record(
-        &mut tx,
-        env,
-        task_id,
-        "published",
-        &format!("version {target_number} of plan `{plan_id}` published"),
-        None,
-        serde_json::json!({ "versionNumber": target_number }),
-    )
-    .await?;
+    };
 
     let mut finished = None;
     if behaviour == VersionChangeBehaviour::Never {
@@ -91,6 +60,47 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
     tx.commit().await?;
     tracing::info!(?finished, "publish planned");
     Ok(())
+}
+
+/// Publishes the task's pinned draft, inside its planning transaction: the catalog checks,
+/// then the flip to PUBLISHED. Answers the version number published, or `None` when a check
+/// refused or the draft was gone — the task is then FAILED and planned, and the caller
+/// commits. Shared by every task that publishes a draft, so they refuse alike.
+pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> Result<Option<i32>, JobError> {
+    let env = task.environment();
+    let task_id = task.id();
+    let plan_id = task.plan_id.clone().unwrap_or_default();
+    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
+        return Err(JobError::Permanent {
+            code: ErrorCode::InternalError,
+            message: "task has no target version".into(),
+        });
+    };
+    if let Some((code, message)) = catalog_check(tx, task).await? {
+        tasks::finish(tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
+        tasks::mark_planned(tx, task_id).await?;
+        events::record(tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }))
+            .await?;
+        tracing::info!(code = %code, "publish refused");
+        return Ok(None);
+    }
+    if !plans::publish_version(tx, target, Some(task_id)).await? {
+        let message = format!("version {target_number} of plan `{plan_id}` is no longer a draft");
+        tasks::finish(tx, task_id, TaskStatus::Failed, Some((ErrorCode::PackageAlreadyPublished, &message))).await?;
+        tasks::mark_planned(tx, task_id).await?;
+        return Ok(None);
+    }
+    events::record(
+        tx,
+        env,
+        task_id,
+        "published",
+        &format!("version {target_number} of plan `{plan_id}` published"),
+        None,
+        serde_json::json!({ "versionNumber": target_number }),
+    )
+    .await?;
+    Ok(Some(target_number))
 }
 
 /// Checks that need more than the plan itself: a child plan cannot be published while its

@@ -1,0 +1,31 @@
+//! Starting a STAGED_ROLLOUT task, in one transaction: publish the draft exactly as a publish
+//! does (same checks, same refusals), then plan the first cohort's batches. Later cohorts are
+//! started by the scheduler when their `next_cohort_at` comes (see `store::rollouts`); nothing
+//! here waits.
+
+use super::JobError;
+use crate::Context;
+use store::rollouts;
+use store::tasks::{self, Task};
+
+#[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
+pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+    let task_id = task.id();
+    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
+        return Ok(());
+    };
+    if super::publish::publish_draft(&mut tx, &task).await?.is_none() {
+        tx.commit().await?;
+        return Ok(());
+    }
+    let started = rollouts::start_cohort(&mut tx, &task, 0, ctx.settings.batch_size).await?;
+    tasks::mark_planned(&mut tx, task_id).await?;
+    tx.commit().await?;
+    tracing::info!(
+        batches = started.batches,
+        subscriptions = started.subscriptions,
+        finished = ?started.finished,
+        "rollout started its first cohort"
+    );
+    Ok(())
+}
