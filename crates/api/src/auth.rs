@@ -1,6 +1,6 @@
 //! Authentication: `X-API-KEY` (Stigg) or `Authorization: Basic` with the key as the user name
 //! (Sequence). The key decides the environment; `X-ENVIRONMENT-ID` and `X-ACCOUNT-ID` are
-//! accepted and ignored. A `read-only` key may only read.
+//! accepted and ignored. A `read-only` key may only read (previews count as reads).
 
 use crate::error::ApiError;
 use crate::AppState;
@@ -44,7 +44,11 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
     if let Some(limiter) = &state.limiter {
         limiter.check(principal.key_id)?;
     }
-    let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
+        || parts
+            .extensions
+            .get::<axum::extract::MatchedPath>()
+            .is_some_and(|p| [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE].contains(&p.as_str()));
     if !reads && !principal.scope.can_write() {
         return Err(ApiError::new(ErrorCode::AccessDeniedError, "this API key is read-only"));
     }

@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod preview;
 pub mod rollouts;
 pub mod sequence;
 pub mod stigg;

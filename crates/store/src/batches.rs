@@ -3,13 +3,14 @@
 //! to the task's progress. A batch that is already DONE is never applied again, and the
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
+use crate::movers::{bind_scope, Scope, MOVERS};
 use crate::{rollouts, tasks, Result};
-use domain::{ErrorCode, SubscriptionStatus, TaskId, TaskStatus, TaskType};
+use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
 fn live_statuses() -> Vec<&'static str> {
-    SubscriptionStatus::LIVE.iter().map(|s| s.as_str()).collect()
+    Scope::live_statuses()
 }
 
 /// The subscriptions a migration covers, cut into batches of at most `batch_size`.
@@ -21,44 +22,34 @@ pub struct MigrationPlan {
 }
 
 /// Plans the migration of every live subscription of `plan_id` on a version older than
-/// `target_version_number`, writing its batches. Set-based: one statement whatever the size.
+/// `target_version_number` (the selection of `movers::MOVERS`, the one a preview counts),
+/// writing its batches. Set-based: one statement whatever the size.
 pub async fn plan_migration(
     conn: &mut PgConnection,
     task: &tasks::Task,
     target_version_number: i32,
     batch_size: i64,
 ) -> Result<MigrationPlan> {
-    let (total, affected): (i64, i64) = sqlx::query_as(
-        "SELECT count(*), count(DISTINCT s.customer_id)
-         FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
-         WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)",
-    )
-    .bind(task.environment_id)
-    .bind(&task.plan_id)
-    .bind(target_version_number)
-    .bind(live_statuses())
-    .fetch_one(&mut *conn)
-    .await?;
-    let batches = sqlx::query(
-        "INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
-         SELECT $5, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
-         FROM (
-            SELECT s.row_id, ((row_number() OVER (ORDER BY s.row_id)) - 1) / $6 AS bucket
-            FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
-            WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
-         ) numbered
-         GROUP BY bucket",
-    )
-    .bind(task.environment_id)
-    .bind(&task.plan_id)
-    .bind(target_version_number)
-    .bind(live_statuses())
-    .bind(task.id)
-    .bind(batch_size.max(1))
-    .execute(&mut *conn)
-    .await?
-    .rows_affected();
-    Ok(MigrationPlan { batches: batches as i64, total, affected_customers: affected })
+    let scope = Scope {
+        environment: task.environment(),
+        plan_id: task.plan_id.clone().unwrap_or_default(),
+        target_version_number,
+        behaviour: VersionChangeBehaviour::Immediate,
+        effective_from: None,
+    };
+    let sql = format!(
+        "WITH movers AS NOT MATERIALIZED ({MOVERS}), planned AS (
+            INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
+            SELECT $7, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
+            FROM (SELECT row_id, ((row_number() OVER (ORDER BY row_id)) - 1) / $8 AS bucket FROM movers) numbered
+            GROUP BY bucket
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM planned), count(*), count(DISTINCT customer_id) FROM movers"
+    );
+    let (batches, total, affected): (i64, i64, i64) =
+        bind_scope!(sqlx::query_as(&sql), scope).bind(task.id).bind(batch_size.max(1)).fetch_one(&mut *conn).await?;
+    Ok(MigrationPlan { batches, total, affected_customers: affected })
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,6 +9,7 @@ pub mod customers;
 pub mod dashboard;
 pub mod events;
 pub mod idempotency;
+pub mod movers;
 pub mod outbox;
 pub mod plans;
 pub mod prices;
@@ -148,6 +149,14 @@ pub async fn set_lock_timeout(conn: &mut sqlx::PgConnection, timeout: Duration) 
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
     sqlx::query(&format!("SET LOCAL lock_timeout = {ms}")).execute(conn).await?;
     Ok(())
+}
+
+/// Begins a transaction that can only read, over one snapshot: what a preview runs in, so
+/// that it cannot change anything and its several queries agree with each other.
+pub async fn begin_read_only(pool: &PgPool) -> Result<Tx<'static>> {
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+    Ok(tx)
 }
 
 /// Whether the database answers.

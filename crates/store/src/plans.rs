@@ -319,7 +319,7 @@ pub(crate) async fn lock_plan(conn: &mut PgConnection, env: EnvironmentId, plan_
     found.map(|_| ()).ok_or_else(|| not_found(plan_id))
 }
 
-pub(crate) async fn refuse_while_publishing(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
+pub async fn refuse_while_publishing(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
     let busy: bool = sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND plan_id = $2
             AND (task_type = 'PUBLISH_PLAN' OR (task_type = 'STAGED_ROLLOUT' AND planned_at IS NULL))

@@ -88,6 +88,54 @@ pub async fn create(
     Ok(version)
 }
 
+/// What a `PUT /plans/{planId}` would do to a plan, decided before anything is written: the
+/// update and its preview both start here, so they refuse the same requests with the same
+/// codes and agree on who moves.
+#[derive(Debug, Clone)]
+pub struct Intent {
+    /// The plan's newest version now.
+    pub current: plans::PlanVersion,
+    /// The version the update publishes (or edits, for a DRAFT it does not publish).
+    pub target_version_number: i32,
+    /// Whether the update publishes a version.
+    pub publishes: bool,
+    /// How existing schedules move: NEVER when nobody does (no behaviour, NEVER, nothing
+    /// published, or no older version to move from).
+    pub behaviour: VersionChangeBehaviour,
+}
+
+/// Decides what an update of `plan_id` with `input` does. Reads only; the caller locks the
+/// plan first when it goes on to write.
+pub async fn intent(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str, input: &PlanInput) -> Result<Intent> {
+    plans::refuse_while_publishing(conn, env, plan_id).await?;
+    let Some(current) = plans::current(conn, env, plan_id).await? else {
+        return Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found")));
+    };
+    let (target_version_number, publishes) = match current.status() {
+        PlanVersionStatus::Archived => {
+            return Err(StoreError::rejected(ErrorCode::EntityIsArchivedError, format!("plan `{plan_id}` is retired")))
+        }
+        // a draft is edited in place, and published only when the update says how to move
+        PlanVersionStatus::Draft => (current.version_number, input.behaviour.is_some()),
+        PlanVersionStatus::Published => (current.version_number + 1, true),
+    };
+    // version 1 has nobody to move; NEVER moves nobody
+    let has_older: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM plan_versions WHERE environment_id = $1 AND plan_id = $2
+            AND status <> 'DRAFT' AND version_number < $3)",
+    )
+    .bind(env.0)
+    .bind(plan_id)
+    .bind(target_version_number)
+    .fetch_one(&mut *conn)
+    .await?;
+    let behaviour = match input.behaviour {
+        Some(b) if publishes && has_older => b,
+        _ => VersionChangeBehaviour::Never,
+    };
+    Ok(Intent { current, target_version_number, publishes, behaviour })
+}
+
 /// Updates a plan as Sequence's `PUT /plans/{planId}` does.
 pub async fn update(
     conn: &mut PgConnection,
@@ -98,44 +146,26 @@ pub async fn update(
     actor: &str,
 ) -> Result<Updated> {
     plans::lock_plan(conn, env, plan_id).await?;
-    plans::refuse_while_publishing(conn, env, plan_id).await?;
-    let Some(current) = plans::current(conn, env, plan_id).await? else {
-        return Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found")));
-    };
+    let intent = intent(conn, env, plan_id, input).await?;
+    let current = intent.current;
     let fields = input.fields();
-    let version = match current.status() {
-        PlanVersionStatus::Archived => {
-            return Err(StoreError::rejected(ErrorCode::EntityIsArchivedError, format!("plan `{plan_id}` is retired")))
+    let version = if current.status() == PlanVersionStatus::Draft {
+        plans::write_fields(conn, current.id, &fields).await?;
+        set_outset(conn, current.id, input.effective_from_outset).await?;
+        if !intent.publishes {
+            // a draft edited in place: nothing is published, nobody moves
+            return Ok(Updated { version: plans::get_version(conn, env, current.id).await?, task: None });
         }
-        PlanVersionStatus::Draft => {
-            plans::write_fields(conn, current.id, &fields).await?;
-            set_outset(conn, current.id, input.effective_from_outset).await?;
-            if input.behaviour.is_none() {
-                // a draft edited in place: nothing is published, nobody moves
-                return Ok(Updated { version: plans::get_version(conn, env, current.id).await?, task: None });
-            }
-            plans::publish_version(conn, current.id, None).await?;
-            current.id
-        }
-        PlanVersionStatus::Published => {
-            let created = plans::create_version(conn, env, plan_id, PlanVersionStatus::Published, &fields).await?;
-            set_outset(conn, created.id, input.effective_from_outset).await?;
-            created.id
-        }
+        plans::publish_version(conn, current.id, None).await?;
+        current.id
+    } else {
+        let created = plans::create_version(conn, env, plan_id, PlanVersionStatus::Published, &fields).await?;
+        set_outset(conn, created.id, input.effective_from_outset).await?;
+        created.id
     };
     let published = plans::get_version(conn, env, version).await?;
-    let behaviour = input.behaviour.unwrap_or(VersionChangeBehaviour::Never);
-    // version 1 has nobody to move; NEVER moves nobody
-    let has_older: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM plan_versions WHERE environment_id = $1 AND plan_id = $2
-            AND status <> 'DRAFT' AND version_number < $3)",
-    )
-    .bind(env.0)
-    .bind(plan_id)
-    .bind(published.version_number)
-    .fetch_one(&mut *conn)
-    .await?;
-    if behaviour == VersionChangeBehaviour::Never || !has_older {
+    let behaviour = intent.behaviour;
+    if behaviour == VersionChangeBehaviour::Never {
         return Ok(Updated { version: published, task: None });
     }
     let task_id = TaskId::new();

@@ -5,6 +5,7 @@
 //! applying one writes exactly one history row (UNIQUE (task_id, subscription_id)) and never
 //! moves a subscription backwards. It decides nothing about HTTP or queues.
 
+use crate::movers::{bind_scope, Scope, MOVERS};
 use crate::{events, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
@@ -157,15 +158,15 @@ pub async fn plan(
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
         return Err(StoreError::rejected(ErrorCode::InternalError, "task has no target version"));
     };
-    let (total, affected): (i64, i64) = sqlx::query_as(
-        "WITH candidates AS (
-            SELECT s.id, s.customer_id, s.start_date,
-                   CASE WHEN $5 = 'IMMEDIATE' THEN greatest(now(), coalesce($6, now()))
-                        ELSE next_billing_date(s.start_date, s.billing_period,
-                                               coalesce($6, now()) - interval '1 microsecond') END AS apply_at
-            FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
-            WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
-        ), inserted AS (
+    let scope = Scope {
+        environment: task.environment(),
+        plan_id: task.plan_id.clone().unwrap_or_default(),
+        target_version_number: target_number,
+        behaviour,
+        effective_from,
+    };
+    let sql = format!(
+        "WITH candidates AS ({MOVERS}), inserted AS (
             INSERT INTO subscription_version_changes
                 (id, environment_id, subscription_id, target_version_id, apply_at, effective_from, status, task_id)
             SELECT gen_random_uuid(), $1, c.id, $7, c.apply_at, CASE WHEN $8 THEN c.start_date ELSE c.apply_at END,
@@ -175,19 +176,10 @@ pub async fn plan(
             RETURNING subscription_id
         )
         SELECT count(*), count(DISTINCT c.customer_id)
-        FROM inserted i JOIN candidates c ON c.id = i.subscription_id",
-    )
-    .bind(task.environment_id)
-    .bind(&task.plan_id)
-    .bind(target_number)
-    .bind(live_statuses())
-    .bind(behaviour.as_str())
-    .bind(effective_from)
-    .bind(target)
-    .bind(outset)
-    .bind(task.id)
-    .fetch_one(&mut *conn)
-    .await?;
+        FROM inserted i JOIN candidates c ON c.id = i.subscription_id"
+    );
+    let (total, affected): (i64, i64) =
+        bind_scope!(sqlx::query_as(&sql), scope).bind(target).bind(outset).bind(task.id).fetch_one(&mut *conn).await?;
     Ok(Planned { total, affected_customers: affected })
 }
 

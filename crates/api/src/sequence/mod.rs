@@ -26,6 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/prices/{id}", get(prices::get))
         .route("/plans", post(plans::create).get(plans::list))
         .route("/plans/{id}", get(plans::get).put(plans::update))
+        .route(crate::preview::SEQUENCE_ROUTE, post(plans::preview))
         .route("/billing-schedules", post(schedules::create).get(schedules::list))
         .route("/billing-schedules/{id}", get(schedules::get))
         .route_layer(axum::middleware::from_fn(check_version))

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 use sqlx::PgConnection;
 use store::idempotency::{self, KeyState};
+use store::movers::Scope;
 use store::plans::{self as plan_rows, PlanFilter, PlanVersion};
 use store::prices;
 use store::sequence_plans::{self, PlanInput};
@@ -189,4 +190,37 @@ pub async fn update(
         tracing::info!(task_id = %task, plan_id = %plan_id, version = updated.version.version_number, "plan update accepted");
     }
     Ok(answer(body, updated.task))
+}
+
+/// `POST /plans/{planId}/preview` (Cutover's extension): what the same `PUT /plans/{planId}`
+/// would do to existing billing schedules, answered without doing it. The body, its checks and
+/// the refusals are the `PUT`'s own; the counts come from the selection the migration itself
+/// plans from. Runs in a read-only transaction, so it changes nothing.
+pub async fn preview(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
+    Json(raw): Json<Value>,
+) -> Result<Json<Value>, ApiError> {
+    let env = caller.environment_id;
+    let plan_id = entity_id(&id, "plan id")?;
+    let mut tx = store::begin_read_only(&state.pool).await?;
+    let (body_id, input) = input(&mut tx, env, raw).await?;
+    if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
+        return Err(ApiError::bad_input("the body's id differs from the path's"));
+    }
+    let intent = sequence_plans::intent(&mut tx, env, plan_id.as_str(), &input).await?;
+    let scope = Scope {
+        environment: env,
+        plan_id: plan_id.as_str().to_owned(),
+        target_version_number: intent.target_version_number,
+        behaviour: intent.behaviour,
+        effective_from: input.version_effective_from,
+    };
+    let counted = crate::preview::run(&mut tx, &scope, &page).await?;
+    tx.rollback().await?;
+    let mut answer = crate::preview::render(crate::preview::SEQUENCE, &scope, &counted);
+    answer["publishes"] = serde_json::json!(intent.publishes);
+    Ok(Json(answer))
 }

@@ -22,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/plans/{id}/draft", post(plans::create_draft).delete(plans::remove_draft))
         .route("/api/v1/plans/{id}/archive", post(plans::archive))
         .route("/api/v1/plans/{id}/publish", post(plans::publish))
+        .route(crate::preview::STIGG_ROUTE, post(plans::publish_preview))
         .route("/api/v1/customers", post(customers::create).get(customers::list))
         .route("/api/v1/customers/import", post(customers::import))
         .route("/api/v1/customers/{id}", get(customers::get))

@@ -5,12 +5,13 @@ use super::views;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{comma_list, double_option, entity_id, page_body, Json, PageQuery, Path, Query};
-use crate::AppState;
+use crate::{preview, AppState};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType};
+use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType, VersionChangeBehaviour};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
+use store::movers::Scope;
 use store::plans::{self, PlanFilter, VersionFields, VersionPatch};
 use store::tasks::{self, NewTask};
 
@@ -300,4 +301,34 @@ pub(crate) async fn accept_publish(
     let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data };
     tasks::accept(tx, &new, &event).await?;
     Ok(Accepted::New(task_id))
+}
+
+/// `POST /api/v1/plans/{id}/publish/preview` (Cutover's extension): what the same publish
+/// would do, answered without doing it. The body, its validation and the refusals are
+/// publish's own; the counts come from the selection the migration itself plans from. Runs in
+/// a read-only transaction, so it changes nothing.
+pub async fn publish_preview(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(page): Query<PageQuery>,
+    Json(body): Json<PublishPlan>,
+) -> Result<Json<Value>, ApiError> {
+    let plan_id = entity_id(&id, "plan id")?;
+    let env = caller.environment_id;
+    let mut tx = store::begin_read_only(&state.pool).await?;
+    let draft = plans::draft_to_publish(&mut tx, env, plan_id.as_str()).await?;
+    plans::refuse_while_publishing(&mut tx, env, plan_id.as_str()).await?;
+    let scope = Scope {
+        environment: env,
+        plan_id: plan_id.as_str().to_owned(),
+        target_version_number: draft.version_number,
+        behaviour: VersionChangeBehaviour::from(body.migration_type),
+        effective_from: None,
+    };
+    let preview = preview::run(&mut tx, &scope, &page).await?;
+    tx.rollback().await?;
+    let mut answer = preview::render(preview::STIGG, &scope, &preview);
+    answer["migrationType"] = json!(body.migration_type);
+    Ok(Json(json!({ "data": answer })))
 }

@@ -11,6 +11,7 @@ mod faults;
 mod harness;
 mod observability;
 mod pipeline;
+mod preview;
 mod proxy;
 mod rollout;
 mod scale;

@@ -16,20 +16,26 @@ use tokio_util::sync::{CancellationToken, DropGuard};
 const TICK: Duration = Duration::from_millis(150);
 
 /// Starts a scheduler on the stack's database; it stops when the guard is dropped.
-fn scheduler(stack: &Stack, name: &str) -> DropGuard {
+pub(crate) fn scheduler(stack: &Stack, name: &str) -> DropGuard {
     let cancel = CancellationToken::new();
     let ctx = worker_context(&stack.pool, &stack.topology, name, 100);
     tokio::spawn(worker::run_scheduler(ctx, TICK, cancel.clone()));
     cancel.drop_guard()
 }
 
-struct Answer {
-    status: StatusCode,
-    body: Value,
-    task: Option<String>,
+pub(crate) struct Answer {
+    pub status: StatusCode,
+    pub body: Value,
+    pub task: Option<String>,
 }
 
-async fn call(stack: &Stack, method: Method, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Answer {
+pub(crate) async fn call(
+    stack: &Stack,
+    method: Method,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Answer {
     let client = reqwest::Client::new();
     let mut request =
         client.request(method, format!("{}{path}", stack.api.base)).basic_auth(&stack.api.key, None::<&str>);
@@ -45,13 +51,13 @@ async fn call(stack: &Stack, method: Method, path: &str, body: Option<Value>, he
     Answer { status, body: response.json().await.unwrap_or(Value::Null), task }
 }
 
-async fn ok(stack: &Stack, method: Method, path: &str, body: Value) -> Answer {
+pub(crate) async fn ok(stack: &Stack, method: Method, path: &str, body: Value) -> Answer {
     let answer = call(stack, method.clone(), path, Some(body), &[]).await;
     assert_eq!(answer.status, StatusCode::OK, "{method} {path}: {}", answer.body);
     answer
 }
 
-fn plan_body(name: &str, extra: Value) -> Value {
+pub(crate) fn plan_body(name: &str, extra: Value) -> Value {
     let mut body = json!({
         "name": name, "label": format!("{name} (internal)"), "currency": "EUR", "minimum": "10.00",
         "priceIds": ["price-basic"], "eligibleCustomerIds": [],
@@ -65,7 +71,7 @@ fn plan_body(name: &str, extra: Value) -> Value {
 }
 
 /// A LIVE plan (version 1) with one schedule per start date, ids `<plan>-s<i>`.
-async fn live_plan(stack: &Stack, plan: &str, starts: &[DateTime<Utc>]) {
+pub(crate) async fn live_plan(stack: &Stack, plan: &str, starts: &[DateTime<Utc>]) {
     let (status, _) = stack
         .api
         .call(
@@ -103,11 +109,11 @@ async fn live_plan(stack: &Stack, plan: &str, starts: &[DateTime<Utc>]) {
 }
 
 /// A start date whose next monthly billing date is `ahead` from now.
-fn billing_in(ahead: Duration) -> DateTime<Utc> {
+pub(crate) fn billing_in(ahead: Duration) -> DateTime<Utc> {
     (Utc::now() + TimeDelta::from_std(ahead).unwrap()).checked_sub_months(Months::new(1)).unwrap()
 }
 
-async fn version_of(pool: &PgPool, subscription: &str) -> i32 {
+pub(crate) async fn version_of(pool: &PgPool, subscription: &str) -> i32 {
     sqlx::query_scalar(
         "SELECT v.version_number FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id WHERE s.id = $1",
     )
@@ -117,11 +123,11 @@ async fn version_of(pool: &PgPool, subscription: &str) -> i32 {
     .unwrap()
 }
 
-async fn count(pool: &PgPool, sql: &str) -> i64 {
+pub(crate) async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar::<_, i64>(sql).fetch_one(pool).await.unwrap()
 }
 
-async fn wait_until(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
+pub(crate) async fn wait_until(what: &str, deadline: Duration, mut check: impl AsyncFnMut() -> bool) {
     let start = Instant::now();
     while !check().await {
         assert!(start.elapsed() < deadline, "{what} did not happen within {deadline:?}");
@@ -129,7 +135,7 @@ async fn wait_until(what: &str, deadline: Duration, mut check: impl AsyncFnMut()
     }
 }
 
-async fn wait_planned(pool: &PgPool, task: &str) {
+pub(crate) async fn wait_planned(pool: &PgPool, task: &str) {
     wait_until("planning", Duration::from_secs(30), async || {
         count(pool, &format!("SELECT count(*) FROM tasks WHERE id = '{task}' AND planned_at IS NOT NULL")).await == 1
     })
