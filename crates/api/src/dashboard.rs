@@ -4,8 +4,8 @@
 //! SameSite=Strict cookie (the key itself never stays in the browser). A read-only session
 //! sees everything and changes nothing: the page hides the buttons and the server refuses
 //! with 403 `AccessDeniedError`. Changes must also carry `X-Cutover-Dashboard: 1`, which a
-//! cross-site form cannot send. Retry and cancel are recorded in the task's timeline with the
-//! key prefix of whoever did them.
+//! cross-site form cannot send. Retry, cancel, and a rollout's pause and resume are recorded
+//! in the task's timeline with the key prefix of whoever did them.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -42,6 +42,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/tasks/{id}/events", get(crate::tasks::events))
         .route("/dashboard/api/tasks/{id}/retry", post(crate::tasks::retry))
         .route("/dashboard/api/tasks/{id}/cancel", post(crate::tasks::cancel))
+        .route("/dashboard/api/tasks/{id}/pause", post(crate::tasks::pause))
+        .route("/dashboard/api/tasks/{id}/resume", post(crate::tasks::resume))
         .route("/dashboard/api/plans", get(plans))
         .route("/dashboard/api/sign-out", post(sign_out))
         .layer(axum::middleware::from_fn_with_state(state, require_session));

@@ -4,7 +4,7 @@
 const $ = (sel) => document.querySelector(sel);
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 const STATUSES = ['PENDING', 'IN_PROGRESS', 'COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'];
-const TYPES = ['PUBLISH_PLAN', 'SUBSCRIPTION_MIGRATION', 'IMPORT_SUBSCRIPTIONS'];
+const TYPES = ['PUBLISH_PLAN', 'SUBSCRIPTION_MIGRATION', 'IMPORT_SUBSCRIPTIONS', 'STAGED_ROLLOUT'];
 let me = null;
 let timer = null;
 let source = null;
@@ -73,13 +73,17 @@ function actions(t) {
   if (!me.canWrite) return '';
   let out = '';
   if (t.status === 'FAILED' || t.status === 'PARTIALLY_FAILED') out += `<button data-act="retry" data-id="${esc(t.id)}">Retry</button> `;
-  if (t.status === 'PENDING' || t.status === 'IN_PROGRESS') out += `<button class="danger" data-act="cancel" data-id="${esc(t.id)}">Cancel</button>`;
+  const running = t.status === 'PENDING' || t.status === 'IN_PROGRESS';
+  if (running && t.rollout) out += t.rollout.paused
+    ? `<button data-act="resume" data-id="${esc(t.id)}">Resume</button> `
+    : `<button data-act="pause" data-id="${esc(t.id)}">Pause rollout</button> `;
+  if (running) out += `<button class="danger" data-act="cancel" data-id="${esc(t.id)}">Cancel</button>`;
   return out;
 }
 
 async function act(button) {
   const verb = button.dataset.act, id = button.dataset.id;
-  if (!confirm(`${verb === 'retry' ? 'Retry' : 'Cancel'} task ${id}?`)) return;
+  if (!confirm(`${verb[0].toUpperCase() + verb.slice(1)} task ${id}?`)) return;
   try {
     await api(`/tasks/${encodeURIComponent(id)}/${verb}`, { method: 'POST' });
     route();
@@ -115,6 +119,15 @@ async function tasks(params, id) {
   };
 }
 
+function rolloutFacts(r) {
+  if (!r) return '';
+  const c = r.currentCohort;
+  const cohort = c ? `${c.index + 1} of ${r.cohortCount} (${c.percentage == null ? 'named customers' : c.percentage + ' %'})` : 'not started';
+  const next = r.nextCohortAt ? ' · next at ' + new Date(r.nextCohortAt).toLocaleString() : '';
+  const paused = r.paused ? ` · <strong>paused</strong> by <code>${esc(r.pausedBy || '')}</code>` : '';
+  return `<tr><th>rollout</th><td id="rollout-state">cohort ${cohort}${next}${paused} · cohorts ${esc(r.cohorts.join(', '))} %, ${esc(r.interval || '')} apart</td></tr>`;
+}
+
 function renderTask(d) {
   const t = d.task;
   $('#task-status').innerHTML = status(t.status);
@@ -122,7 +135,7 @@ function renderTask(d) {
   $('#task-actions').innerHTML = actions(t);
   $('#task-facts').innerHTML = `<tr><th>type</th><td>${esc(t.taskType)}</td></tr>
     <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>
-    <tr><th>attempts</th><td>${t.attempts}</td></tr>
+    <tr><th>attempts</th><td>${t.attempts}</td></tr>${rolloutFacts(t.rollout)}
     <tr><th>error</th><td>${t.error ? `<code>${esc(t.error.code)}</code> ${esc(t.error.message)}` : '—'}</td></tr>
     <tr><th>rate</th><td>${d.ratePerSec != null ? d.ratePerSec.toFixed(1) + ' /s' : '—'}</td></tr>
     <tr><th>ETA</th><td>${seconds(d.etaSecs)}</td></tr>

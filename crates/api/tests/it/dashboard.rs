@@ -99,3 +99,39 @@ async fn sign_in_refuses_server_keys_and_bad_keys_and_sessions_end(pool: PgPool)
     let (status, _) = call(&app, &cookie, Method::GET, "/dashboard/api/me", false).await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn an_admin_session_pauses_and_resumes_a_rollout_and_a_read_only_one_cannot(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.published_plan("plan-roll").await;
+    assert_eq!(app.create_draft("plan-roll").await.0, StatusCode::OK);
+    let (status, body) =
+        app.post("/api/v1/plans/plan-roll/rollouts", &json!({"cohorts": [5, 100], "interval": "PT10M"})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let id = body["data"]["taskId"].as_str().unwrap().to_owned();
+    let (admin, prefix) = session(&app, Scope::Admin).await;
+    let (read_only, _) = session(&app, Scope::ReadOnly).await;
+    let pause = format!("/dashboard/api/tasks/{id}/pause");
+
+    let (status, body) = call(&app, &read_only, Method::POST, &pause, true).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("AccessDeniedError")));
+    let (status, body) = call(&app, &admin, Method::POST, &pause, false).await;
+    assert_eq!((status, body["code"].as_str()), (StatusCode::FORBIDDEN, Some("AccessDeniedError")));
+
+    let (status, body) = call(&app, &admin, Method::POST, &pause, true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["rollout"]["paused"], true);
+    // the task page shows the rollout as paused
+    let (_, page) = call(&app, &admin, Method::GET, &format!("/dashboard/api/tasks/{id}"), false).await;
+    assert_eq!(page["data"]["task"]["rollout"]["paused"], true, "{page}");
+    assert_eq!(page["data"]["task"]["rollout"]["pausedBy"], prefix.as_str());
+    let (status, body) = call(&app, &admin, Method::POST, &format!("/dashboard/api/tasks/{id}/resume"), true).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"]["rollout"]["paused"], false);
+    let actors: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT kind, actor FROM task_events WHERE kind IN ('paused', 'resumed') ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(actors, vec![("paused".to_owned(), Some(prefix.clone())), ("resumed".to_owned(), Some(prefix))]);
+}
