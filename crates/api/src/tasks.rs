@@ -1,5 +1,7 @@
-//! `/api/v1/tasks`: what callers poll. Field names are those of Stigg's
-//! SubscriptionMigrationTask; progress is a whole percentage derived from the counts.
+//! `/api/v1/tasks`: what callers poll, and what they do to tasks (cancel, retry, pause,
+//! resume, roll back). Field names are those of Stigg's SubscriptionMigrationTask, plus
+//! Cutover's `rollbackOf`, `rolledBackBy` and `skippedCount`; progress is a whole percentage
+//! derived from the counts.
 
 use crate::auth::Caller;
 use crate::error::ApiError;
@@ -20,6 +22,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/tasks/{id}", get(get_one))
         .route("/api/v1/tasks/{id}/cancel", post(cancel))
         .route("/api/v1/tasks/{id}/retry", post(retry))
+        .route("/api/v1/tasks/{id}/rollback", post(rollback))
         .route("/api/v1/tasks/{id}/pause", post(pause))
         .route("/api/v1/tasks/{id}/resume", post(resume))
         .route("/api/v1/tasks/{id}/events", get(events))
@@ -46,6 +49,9 @@ pub fn view(t: &Task) -> Value {
         "createdAt": t.created_at,
         "startDate": t.started_at,
         "endDate": t.finished_at,
+        "rollbackOf": t.rollback_of,
+        "rolledBackBy": t.rolled_back_by,
+        "skippedCount": t.skipped,
     })
 }
 
@@ -179,6 +185,30 @@ pub async fn resume(
     let mut body = view(&task);
     body["rollout"] = rollout.view();
     Ok(Json(json!({ "data": body })))
+}
+
+/// `POST /api/v1/tasks/{id}/rollback` (Cutover's extension): accepts a ROLLBACK_MIGRATION task
+/// that moves back what this task moved, committed with its outbox row and event like every
+/// task, and answers its id at once.
+pub async fn rollback(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    let mut tx = state.pool.begin().await?;
+    let rollback = store::rollbacks::accept(
+        &mut tx,
+        caller.environment_id,
+        task_id,
+        state.settings.max_attempts,
+        &caller.key_prefix,
+    )
+    .await?;
+    tx.commit().await?;
+    state.wake_relay();
+    tracing::info!(task_id = %task_id, rollback_task_id = %rollback, "rollback accepted");
+    Ok(Json(json!({ "data": { "taskId": rollback } })))
 }
 
 /// How often the stream looks at the task and its timeline.

@@ -56,6 +56,8 @@ error_codes! {
     SubscriptionNotFound => 404,
     PriceNotFound => 404,
     NotFound => 404,
+    // 409: Cutover's own, for its extensions
+    TaskAlreadyRolledBack => 409,
     // 429
     RateLimitExceeded => 429,
     // worker-side failures that never travel as an HTTP answer

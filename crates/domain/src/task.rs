@@ -38,8 +38,23 @@ wire_enum!(
         SubscriptionMigration => "SUBSCRIPTION_MIGRATION",
         ImportSubscriptions => "IMPORT_SUBSCRIPTIONS",
         StagedRollout => "STAGED_ROLLOUT",
+        RollbackMigration => "ROLLBACK_MIGRATION",
     }
 );
+
+impl TaskType {
+    /// Whether tasks of this type move subscriptions between versions (and so can be rolled
+    /// back: their history rows say who moved where).
+    pub fn moves_subscriptions(self) -> bool {
+        match self {
+            TaskType::PublishPlan
+            | TaskType::SubscriptionMigration
+            | TaskType::StagedRollout
+            | TaskType::RollbackMigration => true,
+            TaskType::ImportSubscriptions => false,
+        }
+    }
+}
 
 /// Progress in whole percent, 0 to 100. A task with nothing to do is 100 % once done.
 pub fn progress_percent(total: i64, processed: i64, status: TaskStatus) -> i64 {

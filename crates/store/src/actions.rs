@@ -72,6 +72,12 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
 /// which skips the ones that exist.
 pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
     let task = lock_in(conn, env, id).await?;
+    if let Some(by) = task.rolled_back_by {
+        return Err(StoreError::rejected(
+            ErrorCode::BadUserInput,
+            format!("task `{id}` was rolled back by task `{by}`; it cannot be retried"),
+        ));
+    }
     if !matches!(task.status(), TaskStatus::Failed | TaskStatus::PartiallyFailed) {
         return Err(StoreError::rejected(
             ErrorCode::BadUserInput,
@@ -82,7 +88,9 @@ pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, acto
         .bind(id.0)
         .fetch_one(&mut *conn)
         .await?;
-    let migration = matches!(task.task_type(), Some(TaskType::PublishPlan | TaskType::StagedRollout)) && batches > 0;
+    let migration =
+        matches!(task.task_type(), Some(TaskType::PublishPlan | TaskType::StagedRollout | TaskType::RollbackMigration))
+            && batches > 0;
     if migration {
         if let (Some(plan), Some(target)) = (&task.plan_id, task.target_version_number) {
             let newer: bool = sqlx::query_scalar(

@@ -4,7 +4,7 @@
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
-use crate::{rollouts, tasks, Result};
+use crate::{rollbacks, rollouts, tasks, Result};
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -99,6 +99,13 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
             .await?;
         return Ok(BatchOutcome::Ran { moved: 0, failed: 0, task_finished: None });
     }
+    if task.task_type() == Some(TaskType::RollbackMigration) {
+        // a rollback moves back what its task moved; whoever is no longer where that task put
+        // them is left alone and counted as skipped
+        let moved = rollbacks::move_back(conn, &task, batch.lo, batch.hi).await?;
+        let skipped = (batch.expected - moved).max(0);
+        return settle(conn, task_id, seq, worker, &batch, (moved, 0, skipped)).await;
+    }
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
         return Ok(BatchOutcome::AlreadyDone);
     };
@@ -181,6 +188,20 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .await?
     .rows_affected() as i64;
 
+    settle(conn, task_id, seq, worker, &batch, (moved, failed, 0)).await
+}
+
+/// Ends a batch that ran: marks it DONE with its counts, adds them to the task's progress
+/// (`skipped` too: subscriptions a rollback left alone) and ends the task if this was its
+/// last batch.
+async fn settle(
+    conn: &mut PgConnection,
+    task_id: TaskId,
+    seq: i32,
+    worker: &str,
+    batch: &BatchRow,
+    (moved, failed, skipped): (i64, i64, i64),
+) -> Result<BatchOutcome> {
     sqlx::query(
         "UPDATE task_batches SET status = 'DONE', moved = $3, failed = $4, attempts = attempts + 1, worker = $5,
             updated_at = now()
@@ -196,12 +217,16 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
 
     // Taking the task row's lock last keeps batches of one task running in parallel; the
     // count below runs after the lock is held, so it sees every batch committed before us.
-    sqlx::query("UPDATE tasks SET processed = processed + $2, failed = failed + $3, updated_at = now() WHERE id = $1")
-        .bind(task_id.0)
-        .bind(batch.expected.max(moved + failed))
-        .bind(failed)
-        .execute(&mut *conn)
-        .await?;
+    sqlx::query(
+        "UPDATE tasks SET processed = processed + $2, failed = failed + $3, skipped = skipped + $4, updated_at = now()
+         WHERE id = $1",
+    )
+    .bind(task_id.0)
+    .bind(batch.expected.max(moved + failed))
+    .bind(failed)
+    .bind(skipped)
+    .execute(&mut *conn)
+    .await?;
     let task_finished = finish_if_done(conn, task_id).await?;
     Ok(BatchOutcome::Ran { moved, failed, task_finished })
 }

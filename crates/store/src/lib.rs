@@ -14,6 +14,7 @@ pub mod outbox;
 pub mod plans;
 pub mod prices;
 pub mod products;
+pub mod rollbacks;
 pub mod rollouts;
 pub mod sequence_plans;
 pub mod subscriptions;

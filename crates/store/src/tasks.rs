@@ -35,6 +35,12 @@ pub struct Task {
     pub planned_at: Option<DateTime<Utc>>,
     pub finished_at: Option<DateTime<Utc>>,
     pub updated_at: DateTime<Utc>,
+    /// For a rollback: the task whose moves it undoes.
+    pub rollback_of: Option<Uuid>,
+    /// The rollback that undoes this task's moves, once one was accepted.
+    pub rolled_back_by: Option<Uuid>,
+    /// Subscriptions a rollback left alone: they were no longer where the task put them.
+    pub skipped: i64,
 }
 
 impl Task {

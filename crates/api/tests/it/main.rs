@@ -13,6 +13,7 @@ mod observability;
 mod preview;
 mod publish;
 mod ratelimit;
+mod rollback;
 mod rollouts;
 mod routing;
 mod subscriptions;

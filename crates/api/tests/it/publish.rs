@@ -88,6 +88,9 @@ async fn the_task_answers_its_state(pool: PgPool) {
             "id",
             "initiatedPackageId",
             "progress",
+            "rollbackOf",
+            "rolledBackBy",
+            "skippedCount",
             "startDate",
             "status",
             "targetVersion",
@@ -107,6 +110,9 @@ async fn the_task_answers_its_state(pool: PgPool) {
     assert!(task["createdAt"].as_str().is_some_and(|s| !s.is_empty()), "{task}");
     assert_eq!(task["startDate"], Value::Null);
     assert_eq!(task["endDate"], Value::Null);
+    assert_eq!(task["rollbackOf"], Value::Null);
+    assert_eq!(task["rolledBackBy"], Value::Null);
+    assert_eq!(task["skippedCount"], 0);
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]

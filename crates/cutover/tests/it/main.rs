@@ -13,6 +13,7 @@ mod observability;
 mod pipeline;
 mod preview;
 mod proxy;
+mod rollback;
 mod rollout;
 mod scale;
 mod sdk;

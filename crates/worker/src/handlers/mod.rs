@@ -5,6 +5,7 @@ pub mod batch;
 pub mod import;
 pub mod migration;
 pub mod publish;
+pub mod rollback;
 pub mod rollout;
 
 use crate::Context;
@@ -86,6 +87,7 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
         Some(TaskType::ImportSubscriptions) => import::run(ctx, &task).await,
         Some(TaskType::SubscriptionMigration) => migration::run(ctx, &task).await,
         Some(TaskType::StagedRollout) => rollout::run(ctx, &task).await,
+        Some(TaskType::RollbackMigration) => rollback::run(ctx, &task).await,
         None => Err(JobError::Permanent {
             code: ErrorCode::InternalError,
             message: format!("no handler for task type `{}`", task.task_type),
