@@ -77,6 +77,7 @@ async fn a_three_cohort_rollout_moves_1_10_100_percent_in_order_and_survives_a_s
     api.plan_with_subscriptions("roll", 3000).await;
     api.draft("roll", json!({"displayName": "Roll v2"})).await;
 
+    let accepted = Instant::now();
     let id = rollout(&api, "roll", json!({"cohorts": [1, 10, 100], "interval": "PT2S"})).await;
 
     // cohort 1: about 1 %
@@ -123,6 +124,12 @@ async fn a_three_cohort_rollout_moves_1_10_100_percent_in_order_and_survives_a_s
     assert!(at(&task["rollout"]["currentCohort"]["startedAt"]) >= third_due, "{task}");
     assert_eq!(task["rollout"]["nextCohortAt"], Value::Null);
 
+    eprintln!(
+        "cohorts of 3,000 moved {} / {} / 3000; accepted to COMPLETED in {:?} with two SIGKILLs",
+        first.len(),
+        second.len(),
+        accepted.elapsed()
+    );
     let all = on_new_version(&d, "roll").await;
     assert_eq!(all.len(), 3000);
     assert!(all.is_superset(&second));
