@@ -32,9 +32,19 @@ impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
             StoreError::Rejected { code, message } => ApiError::Coded { code, message },
+            StoreError::Database(sqlx::Error::Database(db)) if unstorable_text(db.code().as_deref()) => {
+                ApiError::bad_input("text must not contain NUL characters (\\u0000)")
+            }
             other => ApiError::Unexpected(anyhow::Error::new(other)),
         }
     }
+}
+
+/// Postgres refuses to store a NUL character in `text` (22021, character_not_in_repertoire) or
+/// `jsonb` (22P05, untranslatable_character). The statement failed, so nothing was written: the
+/// caller's input was bad, not the server.
+fn unstorable_text(code: Option<&str>) -> bool {
+    matches!(code, Some("22021" | "22P05"))
 }
 
 impl From<sqlx::Error> for ApiError {
@@ -55,9 +65,19 @@ impl From<QueryRejection> for ApiError {
     }
 }
 
+/// The body every error answers with: `{"message", "code"}`, the code from the one table.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for a person to read.
+    pub message: String,
+    /// What went wrong, for a program to match on.
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+}
+
 /// The body every error answers with.
-pub fn body(code: &str, message: &str) -> serde_json::Value {
-    serde_json::json!({ "message": message, "code": code })
+pub fn body(code: &'static str, message: &str) -> ErrorBody {
+    ErrorBody { message: message.to_owned(), code }
 }
 
 impl IntoResponse for ApiError {

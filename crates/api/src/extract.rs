@@ -80,12 +80,27 @@ where
 }
 
 /// The usual query of a list endpoint. (All text: query structs embed it with
-/// `#[serde(flatten)]`, which only hands strings through.)
-#[derive(Debug, Default, Deserialize)]
+/// `#[serde(flatten)]`, which only hands strings through; a handler's `#[utoipa::path]` lists
+/// it in `params` beside its own query struct.)
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct PageQuery {
+    /// The `pagination.next` cursor of the previous page.
     pub after: Option<String>,
+    /// Not supported: any value is refused with 400.
     pub before: Option<String>,
+    /// Page size, 1 to 1000.
+    #[param(value_type = Option<i64>, minimum = 1, maximum = 1000)]
     pub limit: Option<String>,
+}
+
+/// `pagination` of a list answer.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct Pagination {
+    /// The cursor of the next page (give it as `after`), or null on the last page.
+    pub next: Option<String>,
+    /// Always null: lists page forwards only.
+    pub prev: Option<String>,
 }
 
 impl PageQuery {
@@ -111,11 +126,11 @@ impl PageQuery {
 }
 
 /// `{"data": [...], "pagination": {"next", "prev"}}`
-pub fn page_body<T, F: Fn(&T) -> serde_json::Value>(page: &store::Page<T>, render: F) -> serde_json::Value {
-    serde_json::json!({
-        "data": page.items.iter().map(render).collect::<Vec<_>>(),
-        "pagination": { "next": page.next, "prev": null },
-    })
+pub fn page_body<T, V, F: Fn(&T) -> V>(page: &store::Page<T>, render: F) -> crate::openapi::List<V> {
+    crate::openapi::List {
+        data: page.items.iter().map(render).collect(),
+        pagination: Pagination { next: page.next.clone(), prev: None },
+    }
 }
 
 impl<T: serde::Serialize> axum::response::IntoResponse for Json<T> {

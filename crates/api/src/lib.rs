@@ -1,6 +1,7 @@
 //! The HTTP layer: Stigg's v1 dialect under `/api/v1`, the tasks API, health probes. Handlers
 //! parse and check input, call `store` inside one transaction, and map errors to the
-//! contract's `{"message", "code"}` shape. Accepting work means committing a task and its
+//! contract's `{"message", "code"}` shape. `/openapi.json` describes both dialects, generated
+//! from the handlers (see `openapi`). Accepting work means committing a task and its
 //! outbox row together; the api never consumes from RabbitMQ.
 
 pub mod auth;
@@ -9,6 +10,7 @@ pub mod error;
 pub mod extract;
 pub mod health;
 pub mod metrics;
+pub mod openapi;
 pub mod preview;
 pub mod rollouts;
 pub mod sequence;
@@ -89,13 +91,16 @@ fn request_span(request: &axum::http::Request<axum::body::Body>) -> tracing::Spa
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    let authenticated = Router::new()
+    use utoipa::OpenApi;
+    let (authenticated, spec) = utoipa_axum::router::OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(stigg::routes())
         .merge(tasks::routes())
-        .route("/api/v1/plans/{id}/rollouts", axum::routing::post(rollouts::create))
+        .routes(utoipa_axum::routes!(rollouts::create))
         .merge(sequence::routes())
-        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key));
+        .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
+        .split_for_parts();
     Router::new()
+        .route("/openapi.json", openapi::serve(openapi::finish(spec)))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))

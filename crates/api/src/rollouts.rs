@@ -5,34 +5,45 @@
 //! Pause and resume are task actions (`crate::tasks`).
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{entity_id, Json, Path};
-use crate::stigg::plans::{accept_publish, idempotency_key, Accepted, PublishRequest};
+use crate::openapi::{Data, STIGG};
+use crate::stigg::plans::{accept_publish, idempotency_key, Accepted, PublishRequest, TaskRef};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{RolloutSpec, TaskType};
+use domain::{RolloutSpec, TaskId, TaskType};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
+use utoipa::ToSchema;
 
 /// The rollout body: `cohorts` (cumulative percentages) with `interval` (an ISO-8601
 /// duration), `customerIds`, or both.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateRollout {
+    /// Cumulative percentages of the subscriptions, rising, ending at 100.
     cohorts: Option<Vec<f64>>,
+    /// Time between cohorts, an ISO-8601 duration such as `PT1H`.
     interval: Option<String>,
+    /// Customers that move first, as a cohort of their own.
     customer_ids: Option<Vec<String>>,
 }
 
 /// `POST /api/v1/plans/{id}/rollouts` → `{"data": {"taskId"}}`; honours `Idempotency-Key`.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/rollouts", tag = STIGG,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; a retry with the same key answers the same task")),
+    request_body = CreateRollout,
+    responses((status = 200, description = "Accepted: the STAGED_ROLLOUT task to poll", body = Data<TaskRef>),
+        (status = 400, description = "Bad input (cohorts, interval, unknown customers), no draft to publish, or a publish in flight", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(body): Json<CreateRollout>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskRef>>, ApiError> {
     let plan_id = entity_id(&id, "plan id")?;
     let spec = RolloutSpec::new(body.cohorts.as_deref(), body.interval.as_deref(), body.customer_ids.as_deref())
         .map_err(ApiError::bad_input)?;
@@ -58,7 +69,7 @@ pub async fn create(
     let env = caller.environment_id;
     let mut tx = state.pool.begin().await?;
     let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
-        Accepted::Existing(task_id) => return Ok(Json(json!({ "data": { "taskId": task_id } }))),
+        Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
     if !spec.customer_ids.is_empty() {
@@ -71,5 +82,5 @@ pub async fn create(
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, plan_id = %plan_id, cohorts = spec.thresholds.len(), "rollout accepted");
-    Ok(Json(json!({ "data": { "taskId": task_id } })))
+    Ok(Json(Data { data: TaskRef { task_id } }))
 }

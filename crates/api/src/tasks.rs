@@ -4,65 +4,122 @@
 //! derived from the counts.
 
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{comma_list, page_body, Json, PageQuery, Path, Query};
+use crate::openapi::{Data, List, TASKS};
+use crate::stigg::plans::TaskRef;
 use crate::AppState;
 use axum::extract::State;
-use axum::routing::{get, post};
-use axum::Router;
+use chrono::{DateTime, Utc};
 use domain::task::progress_percent;
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use store::tasks::{self, Task, TaskFilter};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/tasks", get(list))
-        .route("/api/v1/tasks/{id}", get(get_one))
-        .route("/api/v1/tasks/{id}/cancel", post(cancel))
-        .route("/api/v1/tasks/{id}/retry", post(retry))
-        .route("/api/v1/tasks/{id}/rollback", post(rollback))
-        .route("/api/v1/tasks/{id}/pause", post(pause))
-        .route("/api/v1/tasks/{id}/resume", post(resume))
-        .route("/api/v1/tasks/{id}/events", get(events))
+/// Each `routes!` names the handlers of one path (see `crate::openapi` for adding one).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(get_one))
+        .routes(routes!(cancel))
+        .routes(routes!(retry))
+        .routes(routes!(rollback))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
+        .routes(routes!(events))
 }
 
-pub fn view(t: &Task) -> Value {
+/// A task as callers poll it.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    id: uuid::Uuid,
+    #[schema(value_type = TaskType)]
+    task_type: String,
+    #[schema(value_type = TaskStatus)]
+    status: String,
+    /// Whole percent, 0 to 100.
+    progress: i64,
+    affected_customers_count: i64,
+    counts: Counts,
+    /// The plan the task is about, if any.
+    initiated_package_id: Option<String>,
+    target_version: Option<i32>,
+    /// Why it failed (or last failed), once it has.
+    error: Option<TaskError>,
+    attempts: i32,
+    created_at: DateTime<Utc>,
+    start_date: Option<DateTime<Utc>>,
+    end_date: Option<DateTime<Utc>>,
+    /// The task this one rolls back, if it is a ROLLBACK_MIGRATION.
+    rollback_of: Option<uuid::Uuid>,
+    /// The ROLLBACK_MIGRATION that rolled this task back, if any.
+    rolled_back_by: Option<uuid::Uuid>,
+    /// Subscriptions the task passed over (moved by something else meanwhile).
+    skipped_count: i64,
+    /// A STAGED_ROLLOUT's cohorts: the percentages, the current cohort, the next cohort's
+    /// time, paused or not. Absent on other tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    rollout: Option<Value>,
+}
+
+/// How far a task got.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct Counts {
+    total: i64,
+    processed: i64,
+    failed: i64,
+}
+
+/// A task's failure, in the error shape.
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
+pub struct TaskError {
+    #[schema(value_type = ErrorCode)]
+    code: String,
+    message: String,
+}
+
+pub fn view(t: &Task) -> TaskView {
     let status = t.status();
     let error = t
         .error_code
         .as_ref()
         .filter(|_| status.is_terminal() || t.last_error.is_some())
-        .map(|code| json!({ "code": code, "message": t.last_error.clone().unwrap_or_default() }));
-    json!({
-        "id": t.id,
-        "taskType": t.task_type,
-        "status": t.status,
-        "progress": progress_percent(t.total, t.processed, status),
-        "affectedCustomersCount": t.affected_customers,
-        "counts": { "total": t.total, "processed": t.processed, "failed": t.failed },
-        "initiatedPackageId": t.plan_id,
-        "targetVersion": t.target_version_number,
-        "error": error,
-        "attempts": t.attempts,
-        "createdAt": t.created_at,
-        "startDate": t.started_at,
-        "endDate": t.finished_at,
-        "rollbackOf": t.rollback_of,
-        "rolledBackBy": t.rolled_back_by,
-        "skippedCount": t.skipped,
-    })
+        .map(|code| TaskError { code: code.clone(), message: t.last_error.clone().unwrap_or_default() });
+    TaskView {
+        id: t.id,
+        task_type: t.task_type.clone(),
+        status: t.status.clone(),
+        progress: progress_percent(t.total, t.processed, status),
+        affected_customers_count: t.affected_customers,
+        counts: Counts { total: t.total, processed: t.processed, failed: t.failed },
+        initiated_package_id: t.plan_id.clone(),
+        target_version: t.target_version_number,
+        error,
+        attempts: t.attempts,
+        created_at: t.created_at,
+        start_date: t.started_at,
+        end_date: t.finished_at,
+        rollback_of: t.rollback_of,
+        rolled_back_by: t.rolled_back_by,
+        skipped_count: t.skipped,
+        rollout: None,
+    }
 }
 
 /// A task as `GET /api/v1/tasks/{id}` answers it: `view`, plus `rollout` (cohorts, the
 /// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
-pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<Value, ApiError> {
+pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<TaskView, ApiError> {
     let mut body = view(t);
     if t.task_type() == Some(TaskType::StagedRollout) {
         let mut conn = pool.acquire().await?;
         if let Some(rollout) = store::rollouts::get(&mut conn, t.id()).await? {
-            body["rollout"] = rollout.view();
+            body.rollout = Some(rollout.view());
         }
     }
     Ok(body)
@@ -73,33 +130,41 @@ pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(raw).map_err(|_| ApiError::new(ErrorCode::NotFound, format!("task `{raw}` not found")))
 }
 
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task", body = Data<TaskView>), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn get_one(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskView>>, ApiError> {
     let task_id = parse_task_id(&id)?;
     let task = tasks::get(&state.pool, caller.environment_id, task_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")))?;
-    Ok(Json(json!({ "data": full_view(&state.pool, &task).await? })))
+    Ok(Json(Data { data: full_view(&state.pool, &task).await? }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
+    /// Comma-separated task statuses.
     status: Option<String>,
+    /// Comma-separated task types.
     task_type: Option<String>,
     plan_id: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(get, path = "/api/v1/tasks", tag = TASKS, params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of tasks, newest first", body = List<TaskView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<TaskView>>, ApiError> {
     let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
     let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
     let filter = TaskFilter {
@@ -114,32 +179,38 @@ pub async fn list(
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, CANCELED", body = Data<TaskView>),
+        (status = 400, description = "The task is finished already (`InvalidArgumentError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn cancel(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskView>>, ApiError> {
     let task_id = parse_task_id(&id)?;
     let mut tx = state.pool.begin().await?;
     let task = store::actions::cancel(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
     tracing::info!(task_id = %task_id, "task canceled");
-    Ok(Json(json!({ "data": view(&task) })))
+    Ok(Json(Data { data: view(&task) }))
 }
 
 /// `POST /api/v1/tasks/{id}/retry`
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, PENDING again", body = Data<TaskView>),
+        (status = 400, description = "Only a FAILED or PARTIALLY_FAILED task can be retried (`InvalidArgumentError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn retry(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskView>>, ApiError> {
     let task_id = parse_task_id(&id)?;
     let mut tx = state.pool.begin().await?;
     let task = store::actions::retry(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, "task retried");
-    Ok(Json(json!({ "data": view(&task) })))
+    Ok(Json(Data { data: view(&task) }))
 }
 
 /// Pause and resume change what a rollout does next: an admin key's call only.
@@ -152,11 +223,15 @@ fn require_admin(caller: &store::api_keys::Principal, what: &str) -> Result<(), 
 
 /// `POST /api/v1/tasks/{id}/pause`: a STAGED_ROLLOUT finishes the batches it is running and
 /// moves nothing more until resumed. Admin keys only.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/pause", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, with its rollout paused", body = Data<TaskView>),
+        (status = 400, description = "Not a running STAGED_ROLLOUT, or paused already", body = ErrorBody),
+        (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn pause(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskView>>, ApiError> {
     require_admin(&caller, "pausing")?;
     let task_id = parse_task_id(&id)?;
     let mut tx = state.pool.begin().await?;
@@ -164,17 +239,21 @@ pub async fn pause(
     tx.commit().await?;
     tracing::info!(task_id = %task_id, "rollout paused");
     let mut body = view(&task);
-    body["rollout"] = rollout.view();
-    Ok(Json(json!({ "data": body })))
+    body.rollout = Some(rollout.view());
+    Ok(Json(Data { data: body }))
 }
 
 /// `POST /api/v1/tasks/{id}/resume`: a paused STAGED_ROLLOUT carries on where it stopped.
 /// Admin keys only.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/resume", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, with its rollout carrying on", body = Data<TaskView>),
+        (status = 400, description = "Not a paused STAGED_ROLLOUT", body = ErrorBody),
+        (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn resume(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskView>>, ApiError> {
     require_admin(&caller, "resuming")?;
     let task_id = parse_task_id(&id)?;
     let mut tx = state.pool.begin().await?;
@@ -183,18 +262,21 @@ pub async fn resume(
     state.wake_relay();
     tracing::info!(task_id = %task_id, "rollout resumed");
     let mut body = view(&task);
-    body["rollout"] = rollout.view();
-    Ok(Json(json!({ "data": body })))
+    body.rollout = Some(rollout.view());
+    Ok(Json(Data { data: body }))
 }
 
 /// `POST /api/v1/tasks/{id}/rollback` (Cutover's extension): accepts a ROLLBACK_MIGRATION task
 /// that moves back what this task moved, committed with its outbox row and event like every
 /// task, and answers its id at once.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/rollback", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "Accepted: the ROLLBACK_MIGRATION task to poll", body = Data<TaskRef>),
+        (status = 400, description = "The task cannot be rolled back (not finished, not a move, rolled back already)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskRef>>, ApiError> {
     let task_id = parse_task_id(&id)?;
     let mut tx = state.pool.begin().await?;
     let rollback = store::rollbacks::accept(
@@ -208,7 +290,7 @@ pub async fn rollback(
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, rollback_task_id = %rollback, "rollback accepted");
-    Ok(Json(json!({ "data": { "taskId": rollback } })))
+    Ok(Json(Data { data: TaskRef { task_id: rollback } }))
 }
 
 /// How often the stream looks at the task and its timeline.
@@ -227,7 +309,7 @@ struct Stream {
     caller: store::api_keys::Principal,
     task_id: TaskId,
     last_event: i64,
-    last_task: Option<Value>,
+    last_task: Option<TaskView>,
     pending: std::collections::VecDeque<axum::response::sse::Event>,
     done: bool,
 }
@@ -264,6 +346,10 @@ impl Stream {
 /// `GET /api/v1/tasks/{id}/events`: Server-Sent Events. `task` carries the task (the same
 /// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes; `event` carries each
 /// new row of its timeline; `end` carries the final task, after which the stream closes.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, content_type = "text/event-stream",
+        description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task", body = String),
+        (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,

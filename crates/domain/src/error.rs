@@ -20,6 +20,22 @@ macro_rules! error_codes {
             pub fn parse(raw: &str) -> Option<Self> {
                 match raw { $(stringify!($code) => Some(ErrorCode::$code),)+ _ => None }
             }
+
+            /// Every code, in the table's order.
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$code),+];
+        }
+
+        /// On the wire: the code's name.
+        impl utoipa::PartialSchema for ErrorCode {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                crate::string_enum_schema(&[$(stringify!($code)),+])
+            }
+        }
+
+        impl utoipa::ToSchema for ErrorCode {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed("ErrorCode")
+            }
         }
     };
 }

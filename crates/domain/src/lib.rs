@@ -27,7 +27,17 @@ pub struct UnknownVariant {
     pub expected: &'static str,
 }
 
-/// Declares a fieldless enum with its wire names, `as_str`, `parse`, `Display` and serde.
+/// The OpenAPI schema of a string that is one of `names` (the wire enums' and the error
+/// codes'; the api's `/openapi.json` is generated from them).
+pub fn string_enum_schema(names: &[&'static str]) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(names.iter().copied()))
+        .into()
+}
+
+/// Declares a fieldless enum with its wire names, `as_str`, `parse`, `Display`, serde and its
+/// OpenAPI schema.
 macro_rules! wire_enum {
     ($(#[$meta:meta])* $name:ident, $what:literal { $($variant:ident => $wire:literal),+ $(,)? }) => {
         $(#[$meta])*
@@ -62,6 +72,19 @@ macro_rules! wire_enum {
         impl serde::Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 s.serialize_str(self.as_str())
+            }
+        }
+
+        /// On the wire: a string, one of the wire names.
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                $crate::string_enum_schema(&[$($wire),+])
+            }
+        }
+
+        impl utoipa::ToSchema for $name {
+            fn name() -> std::borrow::Cow<'static, str> {
+                std::borrow::Cow::Borrowed(stringify!($name))
             }
         }
 

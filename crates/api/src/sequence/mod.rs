@@ -14,21 +14,22 @@ use crate::AppState;
 use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// The one `Sequence-Version` this dialect speaks.
 pub const SEQUENCE_VERSION: &str = "2024-05-09";
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/prices", post(prices::create))
-        .route("/prices/{id}", get(prices::get))
-        .route("/plans", post(plans::create).get(plans::list))
-        .route("/plans/{id}", get(plans::get).put(plans::update))
-        .route(crate::preview::SEQUENCE_ROUTE, post(plans::preview))
-        .route("/billing-schedules", post(schedules::create).get(schedules::list))
-        .route("/billing-schedules/{id}", get(schedules::get))
+/// Each `routes!` names the handlers of one path (see `crate::openapi` for adding one).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(prices::create))
+        .routes(routes!(prices::get))
+        .routes(routes!(plans::create, plans::list))
+        .routes(routes!(plans::get, plans::update))
+        .routes(routes!(plans::preview))
+        .routes(routes!(schedules::create, schedules::list))
+        .routes(routes!(schedules::get))
         .route_layer(axum::middleware::from_fn(check_version))
 }
 

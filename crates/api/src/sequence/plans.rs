@@ -6,8 +6,9 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::extract::{entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{entity_id, Json, PageQuery, Pagination, Path, Query};
+use crate::openapi::{List, SEQUENCE};
 use crate::stigg::plans::idempotency_key;
 use crate::AppState;
 use axum::extract::State;
@@ -23,18 +24,21 @@ use store::movers::Scope;
 use store::plans::{self as plan_rows, PlanFilter, PlanVersion};
 use store::prices;
 use store::sequence_plans::{self, PlanInput};
+use utoipa::ToSchema;
 
 /// The body of `POST /plans` and `PUT /plans/{planId}`: the contract's fields, nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanBody {
     id: Option<String>,
     name: String,
     label: String,
     currency: Currency,
+    /// A non-negative decimal number, as a string.
     minimum: Option<String>,
     price_ids: Vec<String>,
     parent_id: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     eligible_customer_ids: Vec<Value>,
     version_effective_from: Option<DateTime<Utc>>,
     version_change_behaviour: Option<VersionChangeBehaviour>,
@@ -89,18 +93,26 @@ async fn input(
 }
 
 /// The plan as the contract shows it.
-pub(crate) async fn render(conn: &mut PgConnection, env: EnvironmentId, v: &PlanVersion) -> Result<Value, ApiError> {
+pub(crate) async fn render(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    v: &PlanVersion,
+) -> Result<views::Plan, ApiError> {
     let ids: Vec<String> = serde_json::from_value(v.price_ids.clone()).unwrap_or_default();
     let prices = prices::many(conn, env, &ids).await?;
     let count = sequence_plans::schedules_count(conn, env, &v.plan_id).await?;
     Ok(views::plan(v, env, &prices, count))
 }
 
+#[utoipa::path(post, path = "/plans", tag = SEQUENCE, request_body = PlanBody,
+    responses((status = 200, description = "The plan: version 1, a DRAFT", body = views::Plan),
+        (status = 400, description = "Bad input, or the id is taken", body = ErrorBody),
+        (status = 404, description = "A listed price does not exist (`PriceNotFound`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(raw): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Plan>, ApiError> {
     let env = caller.environment_id;
     let mut tx = state.pool.begin().await?;
     let (id, input) = input(&mut tx, env, raw).await?;
@@ -111,11 +123,14 @@ pub async fn create(
     Ok(Json(body))
 }
 
+#[utoipa::path(get, path = "/plans/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+    responses((status = 200, description = "The plan, as of its current version", body = views::Plan),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Plan>, ApiError> {
     let env = caller.environment_id;
     let mut conn = state.pool.acquire().await?;
     let version = plan_rows::current(&mut conn, env, &id)
@@ -124,11 +139,13 @@ pub async fn get(
     Ok(Json(render(&mut conn, env, &version).await?))
 }
 
+#[utoipa::path(get, path = "/plans", tag = SEQUENCE, params(PageQuery),
+    responses((status = 200, description = "A page of plans", body = List<views::Plan>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(page): Query<PageQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<views::Plan>>, ApiError> {
     let env = caller.environment_id;
     let filter = PlanFilter { after: page.after()?, limit: page.limit()?, ..PlanFilter::default() };
     let rows = plan_rows::list(&state.pool, env, &filter).await?;
@@ -137,8 +154,7 @@ pub async fn list(
     for v in &rows.items {
         rendered.push(render(&mut conn, env, v).await?);
     }
-    let page = store::Page { items: rendered, next: rows.next };
-    Ok(Json(page_body(&page, Value::clone)))
+    Ok(Json(List { data: rendered, pagination: Pagination { next: rows.next, prev: None } }))
 }
 
 fn answer(body: Value, task: Option<TaskId>) -> Response {
@@ -152,6 +168,13 @@ fn answer(body: Value, task: Option<TaskId>) -> Response {
 }
 
 /// `PUT /plans/{planId}`.
+#[utoipa::path(put, path = "/plans/{id}", tag = SEQUENCE,
+    params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; the same key with the same body answers the same plan and task")),
+    request_body = PlanBody,
+    responses((status = 200, description = "The plan as updated; when a version was published, `X-Task-Id` names the migration task", body = views::Plan,
+            headers(("X-Task-Id" = String, description = "The migration task's id, when a version was published"))),
+        (status = 400, description = "Bad input, the body's id differs, a retired plan, or a reused Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "No such plan or price", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -180,7 +203,8 @@ pub async fn update(
     let updated =
         sequence_plans::update(&mut tx, env, plan_id.as_str(), &input, state.settings.max_attempts, &caller.key_prefix)
             .await?;
-    let body = render(&mut tx, env, &updated.version).await?;
+    let body = serde_json::to_value(render(&mut tx, env, &updated.version).await?)
+        .map_err(|e| ApiError::Unexpected(e.into()))?;
     if let Some(key) = &key {
         idempotency::record(&mut tx, env, key, 200, &body, updated.task).await?;
     }
@@ -196,6 +220,11 @@ pub async fn update(
 /// would do to existing billing schedules, answered without doing it. The body, its checks and
 /// the refusals are the `PUT`'s own; the counts come from the selection the migration itself
 /// plans from. Runs in a read-only transaction, so it changes nothing.
+#[utoipa::path(post, path = "/plans/{id}/preview", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
+    request_body = PlanBody,
+    responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, and a page of `billingScheduleIds`", body = Object),
+        (status = 400, description = "Bad input, the body's id differs, or a retired plan", body = ErrorBody),
+        (status = 404, description = "No such plan or price", body = ErrorBody)))]
 pub async fn preview(
     State(state): State<AppState>,
     Caller(caller): Caller,

@@ -2,31 +2,38 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{entity_id, Json, Path};
+use crate::openapi::SEQUENCE;
 use crate::AppState;
 use axum::extract::State;
 use domain::{Currency, ErrorCode};
 use serde::Deserialize;
 use serde_json::Value;
 use store::prices::{self, NewPrice};
+use utoipa::ToSchema;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePrice {
     id: Option<String>,
     name: String,
     currency: Currency,
+    /// A decimal number, as a string.
     amount: Option<String>,
     billing_frequency: Option<String>,
+    #[schema(value_type = Option<Object>)]
     structure: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/prices", tag = SEQUENCE, request_body = CreatePrice,
+    responses((status = 200, description = "The price", body = views::Price),
+        (status = 400, description = "Bad input, or the id is taken", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<CreatePrice>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Price>, ApiError> {
     let id = match &body.id {
         Some(id) => entity_id(id, "price id")?.into_string(),
         None => uuid::Uuid::new_v4().to_string(),
@@ -57,11 +64,14 @@ pub async fn create(
     Ok(Json(views::price(&price)))
 }
 
+#[utoipa::path(get, path = "/prices/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+    responses((status = 200, description = "The price", body = views::Price),
+        (status = 404, description = "No such price (`PriceNotFound`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::Price>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let price = prices::get(&mut conn, caller.environment_id, &id)
         .await?

@@ -4,8 +4,9 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
-use crate::extract::{entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{entity_id, Json, PageQuery, Pagination, Path, Query};
+use crate::openapi::{List, SEQUENCE};
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -14,8 +15,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use store::subscriptions::{self, NewSubscription, Subscription, SubscriptionFilter};
 use store::version_changes;
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateSchedule {
     id: Option<String>,
@@ -23,6 +25,7 @@ pub struct CreateSchedule {
     plan_id: String,
     billing_period: Option<BillingPeriod>,
     start_date: Option<DateTime<Utc>>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
 }
 
@@ -30,17 +33,21 @@ async fn render(
     conn: &mut sqlx::PgConnection,
     env: domain::EnvironmentId,
     s: &Subscription,
-) -> Result<Value, ApiError> {
+) -> Result<views::BillingSchedule, ApiError> {
     let changes = version_changes::for_subscription(conn, env, &s.id).await?;
     let scheduled = changes.iter().find(|c| c.status == "SCHEDULED");
     Ok(views::schedule(s, scheduled))
 }
 
+#[utoipa::path(post, path = "/billing-schedules", tag = SEQUENCE, request_body = CreateSchedule,
+    responses((status = 200, description = "The billing schedule, on its plan's newest LIVE version", body = views::BillingSchedule),
+        (status = 400, description = "Bad input, the id is taken, or the plan has no LIVE version", body = ErrorBody),
+        (status = 404, description = "No such customer or plan", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<CreateSchedule>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::BillingSchedule>, ApiError> {
     let env = caller.environment_id;
     let id = match &body.id {
         Some(id) => entity_id(id, "billing schedule id")?.into_string(),
@@ -71,11 +78,14 @@ pub async fn create(
     Ok(Json(rendered))
 }
 
+#[utoipa::path(get, path = "/billing-schedules/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+    responses((status = 200, description = "The billing schedule", body = views::BillingSchedule),
+        (status = 404, description = "No such billing schedule (`SubscriptionNotFound`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<views::BillingSchedule>, ApiError> {
     let env = caller.environment_id;
     let mut conn = state.pool.acquire().await?;
     let schedule = subscriptions::get(&mut conn, env, &id)
@@ -84,20 +94,24 @@ pub async fn get(
     Ok(Json(render(&mut conn, env, &schedule).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     plan_id: Option<String>,
     customer_id: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(get, path = "/billing-schedules", tag = SEQUENCE, params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of billing schedules", body = List<views::BillingSchedule>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<views::BillingSchedule>>, ApiError> {
     let env = caller.environment_id;
     let filter = SubscriptionFilter {
         customer_id: query.customer_id,
@@ -112,5 +126,5 @@ pub async fn list(
     for s in &rows.items {
         rendered.push(render(&mut conn, env, s).await?);
     }
-    Ok(Json(page_body(&store::Page { items: rendered, next: rows.next }, Value::clone)))
+    Ok(Json(List { data: rendered, pagination: Pagination { next: rows.next, prev: None } }))
 }

@@ -1,71 +1,157 @@
 //! How rows look on the wire in Sequence's dialect: the contract's field names, every
-//! required field present, objects answered bare.
+//! required field present, objects answered bare. These types are what the handlers answer and
+//! what `/openapi.json` describes.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use domain::{BillingPeriod, EnvironmentId};
-use serde_json::{json, Value};
-use store::plans::PlanVersion;
-use store::prices::Price;
-use store::subscriptions::Subscription;
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
 
-pub fn price(p: &Price) -> Value {
-    json!({
-        "id": p.id,
-        "name": p.name,
-        "currency": p.currency,
-        "amount": p.amount,
-        "billingFrequency": p.billing_frequency,
-        "structure": p.structure,
-        "createdAt": p.created_at,
-        "updatedAt": p.updated_at,
-    })
+/// A price a plan lists by id.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Price {
+    id: String,
+    name: String,
+    #[schema(value_type = domain::Currency)]
+    currency: String,
+    /// A decimal number, as a string.
+    amount: Option<String>,
+    billing_frequency: Option<String>,
+    #[schema(value_type = Object)]
+    structure: Value,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+pub fn price(p: &store::prices::Price) -> Price {
+    Price {
+        id: p.id.clone(),
+        name: p.name.clone(),
+        currency: p.currency.clone(),
+        amount: p.amount.clone(),
+        billing_frequency: p.billing_frequency.clone(),
+        structure: p.structure.clone(),
+        created_at: p.created_at,
+        updated_at: p.updated_at,
+    }
+}
+
+/// A Sequence plan, as of its current version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SequencePlan)]
+pub struct Plan {
+    id: String,
+    name: String,
+    label: String,
+    /// CUSTOM when it names eligible customers, else REUSABLE.
+    r#type: &'static str,
+    sequence_account_id: uuid::Uuid,
+    version: i32,
+    #[schema(value_type = domain::Currency)]
+    currency: String,
+    /// A decimal number, as a string.
+    minimum: Option<String>,
+    prices: Vec<Price>,
+    parent_id: Option<String>,
+    #[schema(value_type = Vec<Object>)]
+    eligible_customer_ids: Value,
+    /// DRAFT, LIVE or RETIRED.
+    status: &'static str,
+    version_effective_from: Option<DateTime<Utc>>,
+    #[schema(value_type = domain::VersionChangeBehaviour)]
+    version_change_behaviour: String,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    schedules_count: i64,
 }
 
 /// A plan as of `v`, with its prices and the number of live schedules on it.
-pub fn plan(v: &PlanVersion, env: EnvironmentId, prices: &[Price], schedules_count: i64) -> Value {
-    let eligible = if v.eligible_customer_ids.is_array() { v.eligible_customer_ids.clone() } else { json!([]) };
+pub fn plan(
+    v: &store::plans::PlanVersion,
+    env: EnvironmentId,
+    prices: &[store::prices::Price],
+    schedules_count: i64,
+) -> Plan {
+    let eligible =
+        if v.eligible_customer_ids.is_array() { v.eligible_customer_ids.clone() } else { Value::Array(Vec::new()) };
     let custom = eligible.as_array().is_some_and(|ids| !ids.is_empty());
-    json!({
-        "id": v.plan_id,
-        "name": v.display_name,
-        "label": v.label.clone().unwrap_or_default(),
-        "type": if custom { "CUSTOM" } else { "REUSABLE" },
-        "sequenceAccountId": env.0,
-        "version": v.version_number,
-        "currency": v.currency.clone().unwrap_or_else(|| "USD".to_owned()),
-        "minimum": v.minimum,
-        "prices": prices.iter().map(price).collect::<Vec<_>>(),
-        "parentId": v.parent_plan_id,
-        "eligibleCustomerIds": eligible,
-        "status": v.status().sequence_name(),
-        "versionEffectiveFrom": v.effective_from,
-        "versionChangeBehaviour": v.version_change_behaviour.as_deref().unwrap_or("NEVER"),
-        "createdAt": v.plan_created_at,
-        "updatedAt": v.updated_at,
-        "schedulesCount": schedules_count,
-    })
+    Plan {
+        id: v.plan_id.clone(),
+        name: v.display_name.clone(),
+        label: v.label.clone().unwrap_or_default(),
+        r#type: if custom { "CUSTOM" } else { "REUSABLE" },
+        sequence_account_id: env.0,
+        version: v.version_number,
+        currency: v.currency.clone().unwrap_or_else(|| "USD".to_owned()),
+        minimum: v.minimum.clone(),
+        prices: prices.iter().map(price).collect(),
+        parent_id: v.parent_plan_id.clone(),
+        eligible_customer_ids: eligible,
+        status: v.status().sequence_name(),
+        version_effective_from: v.effective_from,
+        version_change_behaviour: v.version_change_behaviour.clone().unwrap_or_else(|| "NEVER".to_owned()),
+        created_at: v.plan_created_at,
+        updated_at: v.updated_at,
+        schedules_count,
+    }
+}
+
+/// A billing schedule's pending move to a newer plan version.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ScheduledVersionChange {
+    /// SCHEDULED.
+    status: String,
+    apply_at: DateTime<Utc>,
+    version: i32,
+}
+
+/// A billing schedule (the same row as a Stigg subscription).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BillingSchedule {
+    id: String,
+    customer_id: String,
+    plan_id: String,
+    plan_version: i32,
+    #[schema(value_type = domain::SubscriptionStatus)]
+    status: String,
+    #[schema(value_type = BillingPeriod)]
+    billing_period: String,
+    start_date: DateTime<Utc>,
+    end_date: Option<DateTime<Utc>>,
+    next_billing_date: DateTime<Utc>,
+    scheduled_version_change: Option<ScheduledVersionChange>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
 }
 
 /// A billing schedule: the subscription row, with its next billing date computed from the
 /// anchor and its scheduled version change, if any.
-pub fn schedule(s: &Subscription, scheduled: Option<&store::version_changes::FutureUpdate>) -> Value {
+pub fn schedule(
+    s: &store::subscriptions::Subscription,
+    scheduled: Option<&store::version_changes::FutureUpdate>,
+) -> BillingSchedule {
     let period = BillingPeriod::parse(&s.billing_period).unwrap_or(BillingPeriod::Monthly);
-    json!({
-        "id": s.id,
-        "customerId": s.customer_id,
-        "planId": s.plan_id,
-        "planVersion": s.version_number,
-        "status": s.status,
-        "billingPeriod": s.billing_period,
-        "startDate": s.start_date,
-        "endDate": s.end_date,
-        "nextBillingDate": period.next_billing_date(s.start_date, Utc::now()),
-        "scheduledVersionChange": scheduled.map(|c| json!({
-            "status": c.status,
-            "applyAt": c.apply_at,
-            "version": c.version_number,
-        })),
-        "createdAt": s.created_at,
-        "updatedAt": s.updated_at,
-    })
+    BillingSchedule {
+        id: s.id.clone(),
+        customer_id: s.customer_id.clone(),
+        plan_id: s.plan_id.clone(),
+        plan_version: s.version_number,
+        status: s.status.clone(),
+        billing_period: s.billing_period.clone(),
+        start_date: s.start_date,
+        end_date: s.end_date,
+        next_billing_date: period.next_billing_date(s.start_date, Utc::now()),
+        scheduled_version_change: scheduled.map(|c| ScheduledVersionChange {
+            status: c.status.clone(),
+            apply_at: c.apply_at,
+            version: c.version_number,
+        }),
+        created_at: s.created_at,
+        updated_at: s.updated_at,
+    }
 }

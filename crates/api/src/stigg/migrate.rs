@@ -5,47 +5,48 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::Path;
+use crate::openapi::{Data, STIGG};
 use crate::AppState;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::Json;
 use domain::ErrorCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
 use store::subscriptions;
-use store::version_changes::{self, FutureUpdate, MigrationTime};
+use store::version_changes::{self, MigrationTime};
+use utoipa::ToSchema;
 
-#[derive(Debug, Default, Deserialize)]
+/// The body is optional; without it the move is IMMEDIATE.
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MigrateBody {
+pub struct MigrateBody {
+    /// IMMEDIATE (the default) or END_OF_BILLING_PERIOD.
+    #[schema(value_type = Option<MigrationTimeName>)]
     subscription_migration_time: Option<String>,
 }
 
-/// `futureUpdates[]` of a subscription: its scheduled (and once-scheduled) version moves.
-pub fn future_updates(changes: &[FutureUpdate]) -> Value {
-    Value::Array(
-        changes
-            .iter()
-            .map(|c| {
-                json!({
-                    "subscriptionScheduleType": "MIGRATE_TO_LATEST",
-                    "scheduleStatus": c.status,
-                    "scheduledExecutionTime": c.apply_at,
-                    "targetPackage": { "id": c.plan_id, "versionNumber": c.version_number },
-                })
-            })
-            .collect(),
-    )
+/// When a migrated subscription moves.
+#[derive(Debug, ToSchema)]
+#[schema(rename_all = "SCREAMING_SNAKE_CASE")]
+#[allow(dead_code)] // names the wire values for the schema; parsed from a string in `migrate`
+enum MigrationTimeName {
+    Immediate,
+    EndOfBillingPeriod,
 }
 
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/migrate", tag = STIGG, params(("id" = String, Path)),
+    request_body(content = Option<MigrateBody>, content_type = "application/json"),
+    responses((status = 200, description = "The subscription: moved, or with the move in `futureUpdates`", body = Data<views::Subscription>),
+        (status = 400, description = "Bad input, already on the latest version, canceled or expired, or a move is scheduled already", body = ErrorBody),
+        (status = 404, description = "No such subscription (`SubscriptionNotFound`)", body = ErrorBody)))]
 pub async fn migrate(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     body: Bytes,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Subscription>>, ApiError> {
     let env = caller.environment_id;
     let body: MigrateBody = if body.iter().all(u8::is_ascii_whitespace) {
         MigrateBody::default()
@@ -69,5 +70,5 @@ pub async fn migrate(
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
     let changes = version_changes::for_subscription(&mut tx, env, &id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": views::subscription(&subscription, future_updates(&changes)) })))
+    Ok(Json(Data { data: views::subscription(&subscription, views::future_updates(&changes)) }))
 }

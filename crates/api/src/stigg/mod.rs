@@ -10,24 +10,25 @@ pub mod subscriptions;
 pub mod views;
 
 use crate::AppState;
-use axum::routing::{get, post};
-use axum::Router;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/api/v1/products", post(products::create).get(products::list))
-        .route("/api/v1/products/{id}", get(products::get))
-        .route("/api/v1/plans", post(plans::create).get(plans::list))
-        .route("/api/v1/plans/{id}", get(plans::get).patch(plans::update))
-        .route("/api/v1/plans/{id}/draft", post(plans::create_draft).delete(plans::remove_draft))
-        .route("/api/v1/plans/{id}/archive", post(plans::archive))
-        .route("/api/v1/plans/{id}/publish", post(plans::publish))
-        .route(crate::preview::STIGG_ROUTE, post(plans::publish_preview))
-        .route("/api/v1/customers", post(customers::create).get(customers::list))
-        .route("/api/v1/customers/import", post(customers::import))
-        .route("/api/v1/customers/{id}", get(customers::get))
-        .route("/api/v1/subscriptions", post(subscriptions::create).get(subscriptions::list))
-        .route("/api/v1/subscriptions/import", post(subscriptions::import))
-        .route("/api/v1/subscriptions/{id}", get(subscriptions::get))
-        .route("/api/v1/subscriptions/{id}/migrate", post(migrate::migrate))
+/// Each `routes!` names the handlers of one path (see `crate::openapi` for adding one).
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(products::create, products::list))
+        .routes(routes!(products::get))
+        .routes(routes!(plans::create, plans::list))
+        .routes(routes!(plans::get, plans::update))
+        .routes(routes!(plans::create_draft, plans::remove_draft))
+        .routes(routes!(plans::archive))
+        .routes(routes!(plans::publish))
+        .routes(routes!(plans::publish_preview))
+        .routes(routes!(customers::create, customers::list))
+        .routes(routes!(customers::import))
+        .routes(routes!(customers::get))
+        .routes(routes!(subscriptions::create, subscriptions::list))
+        .routes(routes!(subscriptions::import))
+        .routes(routes!(subscriptions::get))
+        .routes(routes!(migrate::migrate))
 }

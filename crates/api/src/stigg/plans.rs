@@ -3,38 +3,46 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{comma_list, double_option, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::openapi::{Data, List, STIGG};
 use crate::{preview, AppState};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType, VersionChangeBehaviour};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use store::movers::Scope;
 use store::plans::{self, PlanFilter, VersionFields, VersionPatch};
 use store::tasks::{self, NewTask};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePlan {
     id: String,
     display_name: String,
     product_id: String,
     billing_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     default_trial_config: Option<Value>,
     description: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     parent_plan_id: Option<String>,
     pricing_type: Option<PricingType>,
     status: Option<PlanVersionStatus>,
 }
 
+#[utoipa::path(post, path = "/api/v1/plans", tag = STIGG, request_body = CreatePlan,
+    responses((status = 200, description = "The plan", body = Data<views::Plan>),
+        (status = 400, description = "Bad input, or the plan exists already", body = ErrorBody),
+        (status = 404, description = "No such product (`ProductNotFoundError`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<CreatePlan>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Plan>>, ApiError> {
     let id = entity_id(&body.id, "plan id")?;
     let product = entity_id(&body.product_id, "productId")?;
     if body.display_name.trim().is_empty() {
@@ -58,35 +66,43 @@ pub async fn create(
     let version =
         plans::create(&mut tx, caller.environment_id, id.as_str(), Some(product.as_str()), status, &fields).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": views::plan(&version) })))
+    Ok(Json(Data { data: views::plan(&version) }))
 }
 
+#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The plan, as of its current version", body = Data<views::Plan>),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Plan>>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let version = plans::current(&mut conn, caller.environment_id, &id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::PlanNotFound, format!("plan `{id}` not found")))?;
-    Ok(Json(json!({ "data": views::plan(&version) })))
+    Ok(Json(Data { data: views::plan(&version) }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     product_id: Option<String>,
+    /// Comma-separated: DRAFT, PUBLISHED, ARCHIVED.
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(get, path = "/api/v1/plans", tag = STIGG, params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of plans", body = List<views::Plan>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<views::Plan>>, ApiError> {
     let filter = PlanFilter {
         product_id: query.product_id,
         statuses: comma_list(query.status.as_deref(), "status", &["DRAFT", "PUBLISHED", "ARCHIVED"])?,
@@ -97,30 +113,42 @@ pub async fn list(
     Ok(Json(page_body(&page, views::plan)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdatePlan {
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     billing_id: Option<Option<String>>,
+    /// Must carry `pricingType` (FREE, PAID or CUSTOM).
+    #[schema(value_type = Option<Object>)]
     charges: Option<Value>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Vec<String>>)]
     compatible_addon_ids: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<Object>)]
     default_trial_config: Option<Option<Value>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
     display_name: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     #[serde(default, deserialize_with = "double_option")]
+    #[schema(value_type = Option<String>)]
     parent_plan_id: Option<Option<String>>,
 }
 
+#[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = STIGG, params(("id" = String, Path)), request_body = UpdatePlan,
+    responses((status = 200, description = "The edited draft", body = Data<views::Plan>),
+        (status = 400, description = "Bad input, or the plan has no draft (`EditAllowedOnDraftPackageOnlyError`)", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     Json(body): Json<UpdatePlan>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Plan>>, ApiError> {
     if body.display_name.as_deref().is_some_and(|n| n.trim().is_empty()) {
         return Err(ApiError::bad_input("displayName must not be empty"));
     }
@@ -155,47 +183,72 @@ pub async fn update(
     let mut tx = state.pool.begin().await?;
     let version = plans::update_draft(&mut tx, caller.environment_id, &id, patch).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": views::plan(&version) })))
+    Ok(Json(Data { data: views::plan(&version) }))
 }
 
+#[utoipa::path(post, path = "/api/v1/plans/{id}/draft", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The new draft", body = Data<views::Plan>),
+        (status = 400, description = "The plan has a draft already (`DraftAlreadyExists`) or is archived", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn create_draft(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Plan>>, ApiError> {
     let mut tx = state.pool.begin().await?;
     let version = plans::create_draft(&mut tx, caller.environment_id, &id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": views::plan(&version) })))
+    Ok(Json(Data { data: views::plan(&version) }))
 }
 
+#[utoipa::path(delete, path = "/api/v1/plans/{id}/draft", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The draft is gone", body = Data<PlanRef>),
+        (status = 400, description = "The plan has no draft to remove", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn remove_draft(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<PlanRef>>, ApiError> {
     let mut tx = state.pool.begin().await?;
     plans::remove_draft(&mut tx, caller.environment_id, &id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": { "id": id } })))
+    Ok(Json(Data { data: PlanRef { id } }))
 }
 
+#[utoipa::path(post, path = "/api/v1/plans/{id}/archive", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The archived plan", body = Data<views::Plan>),
+        (status = 400, description = "A draft cannot be archived (`DraftPlanCantBeArchived`), or it is archived already", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn archive(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Plan>>, ApiError> {
     let mut tx = state.pool.begin().await?;
     let version = plans::archive(&mut tx, caller.environment_id, &id).await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": views::plan(&version) })))
+    Ok(Json(Data { data: views::plan(&version) }))
 }
 
 /// The publish body: exactly `migrationType`, nothing else.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishPlan {
     migration_type: MigrationType,
+}
+
+/// A removed draft's plan id.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PlanRef {
+    pub id: String,
+}
+
+/// What publish (and the bulk import) answer: the id of the task to poll.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskRef {
+    pub task_id: TaskId,
 }
 
 /// Reads an `Idempotency-Key` header: 1 to 255 visible characters.
@@ -214,13 +267,17 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 
 /// `POST /api/v1/plans/{id}/publish`: checks what is cheap to check, then commits the task and
 /// its outbox row together and answers the task id.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/publish", tag = STIGG, params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; a retry with the same key answers the same task")), request_body = PublishPlan,
+    responses((status = 200, description = "Accepted: the publish task to poll", body = Data<TaskRef>),
+        (status = 400, description = "Bad input, no draft to publish (`PackageAlreadyPublished`), a draft parent or add-on, or a reused Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn publish(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
     Json(body): Json<PublishPlan>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskRef>>, ApiError> {
     let plan_id = entity_id(&id, "plan id")?;
     let key = idempotency_key(&headers)?;
     let request = PublishRequest {
@@ -231,13 +288,13 @@ pub async fn publish(
     };
     let mut tx = state.pool.begin().await?;
     let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
-        Accepted::Existing(task_id) => return Ok(Json(json!({ "data": { "taskId": task_id } }))),
+        Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
-    Ok(Json(json!({ "data": { "taskId": task_id } })))
+    Ok(Json(Data { data: TaskRef { task_id } }))
 }
 
 /// A task that publishes a plan's draft, as its handler describes it.
@@ -307,6 +364,11 @@ pub(crate) async fn accept_publish(
 /// would do, answered without doing it. The body, its validation and the refusals are
 /// publish's own; the counts come from the selection the migration itself plans from. Runs in
 /// a read-only transaction, so it changes nothing.
+#[utoipa::path(post, path = "/api/v1/plans/{id}/publish/preview", tag = STIGG, params(("id" = String, Path), PageQuery),
+    request_body = PublishPlan,
+    responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, and a page of `subscriptionIds`", body = Data<Object>),
+        (status = 400, description = "Bad input, no draft to publish, or a publish in flight", body = ErrorBody),
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn publish_preview(
     State(state): State<AppState>,
     Caller(caller): Caller,

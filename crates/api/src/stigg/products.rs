@@ -2,30 +2,36 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::openapi::{Data, List, STIGG};
 use crate::AppState;
 use axum::extract::State;
 use domain::ErrorCode;
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use store::products::{self, NewProduct, ProductFilter};
+use utoipa::{IntoParams, ToSchema};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProduct {
     id: String,
     display_name: String,
     description: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<serde_json::Map<String, Value>>,
     multiple_subscriptions: Option<bool>,
 }
 
+#[utoipa::path(post, path = "/api/v1/products", tag = STIGG, request_body = CreateProduct,
+    responses((status = 200, description = "The product", body = Data<views::Product>),
+        (status = 400, description = "Bad input, or the id is taken (`DuplicateProductValidationError`)", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<CreateProduct>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Product>>, ApiError> {
     let id = entity_id(&body.id, "product id")?;
     if body.display_name.trim().is_empty() {
         return Err(ApiError::bad_input("displayName must not be empty"));
@@ -42,33 +48,41 @@ pub async fn create(
         },
     )
     .await?;
-    Ok(Json(json!({ "data": views::product(&product) })))
+    Ok(Json(Data { data: views::product(&product) }))
 }
 
+#[utoipa::path(get, path = "/api/v1/products/{id}", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The product", body = Data<views::Product>),
+        (status = 404, description = "No such product (`ProductNotFoundError`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Product>>, ApiError> {
     let product = products::get(&state.pool, caller.environment_id, &id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::ProductNotFoundError, format!("product `{id}` not found")))?;
-    Ok(Json(json!({ "data": views::product(&product) })))
+    Ok(Json(Data { data: views::product(&product) }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     id: Option<String>,
+    /// Comma-separated: PUBLISHED, ARCHIVED.
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(get, path = "/api/v1/products", tag = STIGG, params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of products", body = List<views::Product>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<views::Product>>, ApiError> {
     let filter = ProductFilter {
         id: query.id,
         statuses: comma_list(query.status.as_deref(), "status", &["PUBLISHED", "ARCHIVED"])?,

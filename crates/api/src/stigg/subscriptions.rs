@@ -3,8 +3,10 @@
 
 use super::views;
 use crate::auth::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::openapi::{Data, List, STIGG};
+use crate::stigg::plans::TaskRef;
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -14,13 +16,16 @@ use serde_json::{json, Map, Value};
 use std::collections::HashSet;
 use store::subscriptions::{self, NewSubscription, SubscriptionFilter};
 use store::tasks::{self, NewTask};
+use utoipa::{IntoParams, ToSchema};
 
 /// Largest number of subscriptions one import request may carry.
 pub const MAX_IMPORT: usize = 100_000;
 
 const STATUSES: [&str; 6] = ["PAYMENT_PENDING", "ACTIVE", "EXPIRED", "IN_TRIAL", "CANCELED", "NOT_STARTED"];
 
-#[derive(Debug, Deserialize)]
+/// The SDK's provisioning options beyond these (add-ons, coupons, checkout, trial overrides…)
+/// are accepted and not acted on.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSubscription {
     id: Option<String>,
@@ -30,18 +35,24 @@ pub struct CreateSubscription {
     start_date: Option<DateTime<Utc>>,
     billing_id: Option<String>,
     resource_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     // The SDK's remaining provisioning options (addons, coupons, checkout, trial overrides…)
     // concern billing, which Cutover does not do; they are accepted and not acted on.
     #[serde(flatten)]
+    #[schema(ignore)]
     _billing_options: Map<String, Value>,
 }
 
+#[utoipa::path(post, path = "/api/v1/subscriptions", tag = STIGG, request_body = CreateSubscription,
+    responses((status = 200, description = "The subscription, on its plan's latest published version", body = Data<Provisioned>),
+        (status = 400, description = "Bad input, the id is taken, or the plan has no published version", body = ErrorBody),
+        (status = 404, description = "No such customer or plan", body = ErrorBody)))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<CreateSubscription>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<Provisioned>>, ApiError> {
     let id = match &body.id {
         Some(id) => entity_id(id, "subscription id")?.into_string(),
         None => format!("subscription-{}", uuid::Uuid::new_v4().simple()),
@@ -67,42 +78,63 @@ pub async fn create(
     )
     .await?;
     tx.commit().await?;
-    Ok(Json(json!({ "data": {
-        "id": subscription.id,
-        "status": "SUCCESS",
-        "isScheduled": false,
-        "subscription": views::subscription(&subscription, json!([])),
-    }})))
+    Ok(Json(Data {
+        data: Provisioned {
+            id: subscription.id.clone(),
+            status: "SUCCESS",
+            is_scheduled: false,
+            subscription: views::subscription(&subscription, Vec::new()),
+        },
+    }))
 }
 
+/// What creating a subscription answers (the SDK's provisioning result).
+#[derive(Debug, serde::Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Provisioned {
+    id: String,
+    /// Always SUCCESS.
+    status: &'static str,
+    is_scheduled: bool,
+    subscription: views::Subscription,
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The subscription with its scheduled updates", body = Data<views::Subscription>),
+        (status = 404, description = "No such subscription (`SubscriptionNotFound`)", body = ErrorBody)))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<views::Subscription>>, ApiError> {
     let mut conn = state.pool.acquire().await?;
     let subscription = subscriptions::get(&mut conn, caller.environment_id, &id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
     let changes = store::version_changes::for_subscription(&mut conn, caller.environment_id, &id).await?;
-    Ok(Json(json!({ "data": views::subscription(&subscription, super::migrate::future_updates(&changes)) })))
+    Ok(Json(Data { data: views::subscription(&subscription, views::future_updates(&changes)) }))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct ListQuery {
     customer_id: Option<String>,
     plan_id: Option<String>,
+    /// Comma-separated subscription statuses.
     status: Option<String>,
     #[serde(flatten)]
+    #[param(ignore)]
     page: PageQuery,
 }
 
+#[utoipa::path(get, path = "/api/v1/subscriptions", tag = STIGG, params(ListQuery, PageQuery),
+    responses((status = 200, description = "A page of subscriptions", body = List<views::Subscription>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<ListQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<List<views::Subscription>>, ApiError> {
     let filter = SubscriptionFilter {
         customer_id: query.customer_id,
         plan_id: query.plan_id,
@@ -111,10 +143,10 @@ pub async fn list(
         limit: query.page.limit()?,
     };
     let page = subscriptions::list(&state.pool, caller.environment_id, &filter).await?;
-    Ok(Json(page_body(&page, |s| views::subscription(s, json!([])))))
+    Ok(Json(page_body(&page, |s| views::subscription(s, Vec::new()))))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportSubscription {
     id: String,
@@ -125,13 +157,16 @@ pub struct ImportSubscription {
     end_date: Option<DateTime<Utc>>,
     billing_id: Option<String>,
     resource_id: Option<String>,
+    #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
     // add-ons and charges belong to billing, which Cutover does not do
+    #[schema(value_type = Option<Object>)]
     addons: Option<Value>,
+    #[schema(value_type = Option<Object>)]
     charges: Option<Value>,
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportSubscriptions {
     subscriptions: Vec<ImportSubscription>,
@@ -140,11 +175,14 @@ pub struct ImportSubscriptions {
 
 /// `POST /api/v1/subscriptions/import`: checks every item, then commits an
 /// IMPORT_SUBSCRIPTIONS task (items as its payload) with its outbox row and answers its id.
+#[utoipa::path(post, path = "/api/v1/subscriptions/import", tag = STIGG, request_body = ImportSubscriptions,
+    responses((status = 200, description = "Accepted: the IMPORT_SUBSCRIPTIONS task to poll", body = Data<TaskRef>),
+        (status = 400, description = "Bad input: empty, too many, a bad or repeated id, dates out of order", body = ErrorBody)))]
 pub async fn import(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Json(body): Json<ImportSubscriptions>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<TaskRef>>, ApiError> {
     let _ = body.integration_id;
     if body.subscriptions.is_empty() {
         return Err(ApiError::bad_input("subscriptions must not be empty"));
@@ -207,5 +245,5 @@ pub async fn import(
     tasks::accept(&mut tx, &new, &event).await?;
     tx.commit().await?;
     state.wake_relay();
-    Ok(Json(json!({ "data": { "taskId": task_id } })))
+    Ok(Json(Data { data: TaskRef { task_id } }))
 }

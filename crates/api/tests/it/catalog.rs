@@ -371,3 +371,19 @@ async fn a_body_that_is_not_an_object_is_refused_everywhere(pool: PgPool) {
     }
     assert_eq!(app.count("SELECT count(*) FROM products").await + app.count("SELECT count(*) FROM customers").await, 0);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_nul_character_is_bad_input_not_a_server_error(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+
+    // Postgres stores no NUL in text or jsonb: in a field, in a metadata key, in a path
+    let in_key = json!({ "id": "p1", "displayName": "P", "metadata": { "a\u{0}b": 1 } });
+    assert_error(&app.post("/api/v1/products", &in_key).await, StatusCode::BAD_REQUEST, "BadUserInput");
+    let in_field = json!({ "id": "p1", "displayName": "P\u{0}" });
+    assert_error(&app.post("/api/v1/products", &in_field).await, StatusCode::BAD_REQUEST, "BadUserInput");
+    assert_error(&app.get("/api/v1/products/p%001").await, StatusCode::BAD_REQUEST, "BadUserInput");
+
+    let (status, body) = app.list_products("").await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["data"], json!([]), "nothing was written");
+}

@@ -10,6 +10,7 @@ mod dashboard;
 mod environments;
 mod harness;
 mod observability;
+mod openapi;
 mod preview;
 mod publish;
 mod ratelimit;

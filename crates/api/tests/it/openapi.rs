@@ -1,0 +1,174 @@
+//! `GET /openapi.json`: served without a key, and it describes every route the router serves,
+//! in both dialects, with the contract's error shape on every error answer.
+
+use crate::harness::TestApp;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use sqlx::PgPool;
+
+/// Every route the api serves behind a key. A new endpoint goes here and into the document
+/// (see `api::openapi`).
+const ROUTES: &[(&str, &str)] = &[
+    // Stigg v1
+    ("POST", "/api/v1/products"),
+    ("GET", "/api/v1/products"),
+    ("GET", "/api/v1/products/{id}"),
+    ("POST", "/api/v1/plans"),
+    ("GET", "/api/v1/plans"),
+    ("GET", "/api/v1/plans/{id}"),
+    ("PATCH", "/api/v1/plans/{id}"),
+    ("POST", "/api/v1/plans/{id}/draft"),
+    ("DELETE", "/api/v1/plans/{id}/draft"),
+    ("POST", "/api/v1/plans/{id}/archive"),
+    ("POST", "/api/v1/plans/{id}/publish"),
+    ("POST", "/api/v1/plans/{id}/publish/preview"),
+    ("POST", "/api/v1/plans/{id}/rollouts"),
+    ("POST", "/api/v1/customers"),
+    ("GET", "/api/v1/customers"),
+    ("POST", "/api/v1/customers/import"),
+    ("GET", "/api/v1/customers/{id}"),
+    ("POST", "/api/v1/subscriptions"),
+    ("GET", "/api/v1/subscriptions"),
+    ("POST", "/api/v1/subscriptions/import"),
+    ("GET", "/api/v1/subscriptions/{id}"),
+    ("POST", "/api/v1/subscriptions/{id}/migrate"),
+    // tasks
+    ("GET", "/api/v1/tasks"),
+    ("GET", "/api/v1/tasks/{id}"),
+    ("POST", "/api/v1/tasks/{id}/cancel"),
+    ("POST", "/api/v1/tasks/{id}/retry"),
+    ("POST", "/api/v1/tasks/{id}/rollback"),
+    ("POST", "/api/v1/tasks/{id}/pause"),
+    ("POST", "/api/v1/tasks/{id}/resume"),
+    ("GET", "/api/v1/tasks/{id}/events"),
+    // Sequence
+    ("POST", "/prices"),
+    ("GET", "/prices/{id}"),
+    ("POST", "/plans"),
+    ("GET", "/plans"),
+    ("GET", "/plans/{id}"),
+    ("PUT", "/plans/{id}"),
+    ("POST", "/plans/{id}/preview"),
+    ("POST", "/billing-schedules"),
+    ("GET", "/billing-schedules"),
+    ("GET", "/billing-schedules/{id}"),
+];
+
+async fn spec(app: &TestApp) -> Value {
+    let response = app.anonymous(Method::GET, "/openapi.json").send().await.expect("request failed");
+    assert_eq!(response.status(), StatusCode::OK);
+    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    assert!(content_type.starts_with("application/json"), "content type {content_type}");
+    response.json().await.expect("the document is JSON")
+}
+
+/// Follows a local `$ref` (`#/components/...`) once.
+fn resolve<'a>(spec: &'a Value, node: &'a Value) -> &'a Value {
+    match node.get("$ref").and_then(Value::as_str) {
+        Some(reference) => {
+            let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("non-local $ref {reference}"));
+            spec.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}"))
+        }
+        None => node,
+    }
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_document_lists_every_route_and_every_route_is_served(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+
+    assert!(spec["openapi"].as_str().is_some_and(|v| v.starts_with("3.")), "openapi: {}", spec["openapi"]);
+    let paths = spec["paths"].as_object().expect("paths");
+    for (method, path) in ROUTES {
+        let operation =
+            &paths.get(*path).unwrap_or_else(|| panic!("{path} is not in the document"))[method.to_lowercase()];
+        assert!(operation.is_object(), "{method} {path} is not in the document");
+        // served: without a key the route answers 401, not 404 or 405
+        let url = path.replace("{id}", "some-id");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let answer = TestApp::send(app.anonymous(method.clone(), &url)).await;
+        assert_eq!(answer.0, StatusCode::UNAUTHORIZED, "{method} {url}: {}", answer.1);
+        assert_eq!(answer.1["code"], "Unauthenticated", "{method} {url}");
+    }
+    // and nothing in the document that the list (hence this test) does not know
+    let mut documented = Vec::new();
+    for (path, item) in paths {
+        for method in ["get", "post", "put", "patch", "delete"] {
+            if item.get(method).is_some() {
+                documented.push((method.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    for (method, path) in &documented {
+        assert!(
+            ROUTES.iter().any(|(m, p)| m == method && p == path),
+            "{method} {path} is documented but not in this test's ROUTES"
+        );
+    }
+    assert_eq!(documented.len(), ROUTES.len());
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn every_error_answer_is_the_error_shape_with_the_code_table(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+
+    let error = &spec["components"]["schemas"]["ErrorBody"];
+    let required: Vec<&str> = error["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert_eq!(required, ["message", "code"]);
+    let code = resolve(&spec, &error["properties"]["code"]);
+    let codes: Vec<&str> = code["enum"].as_array().expect("code is an enum").iter().filter_map(Value::as_str).collect();
+    let table: Vec<&str> = domain::ErrorCode::ALL.iter().map(|c| c.as_str()).collect();
+    assert_eq!(codes, table);
+
+    let mut checked = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let Some(responses) = operation.get("responses").and_then(Value::as_object) else { continue };
+            for status in ["400", "401", "429"] {
+                assert!(responses.contains_key(status), "{method} {path} does not list {status}");
+            }
+            // a read-only key may not write; previews only read
+            if method != "get" && !path.ends_with("/preview") {
+                assert!(responses.contains_key("403"), "{method} {path} does not list 403");
+            }
+            for (status, response) in responses {
+                if !status.starts_with('4') && !status.starts_with('5') {
+                    continue;
+                }
+                let response = resolve(&spec, response);
+                let schema = &response["content"]["application/json"]["schema"];
+                assert_eq!(
+                    schema["$ref"], "#/components/schemas/ErrorBody",
+                    "{method} {path} answers {status} with something else: {response}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= ROUTES.len() * 3, "only {checked} error answers");
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_document_names_the_three_ways_to_give_a_key(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+
+    let schemes = &spec["components"]["securitySchemes"];
+    assert_eq!(schemes["apiKey"]["type"], "apiKey");
+    assert_eq!(schemes["apiKey"]["in"], "header");
+    assert_eq!(schemes["apiKey"]["name"], "X-API-KEY");
+    assert_eq!(schemes["bearer"]["scheme"], "bearer");
+    assert_eq!(schemes["basic"]["scheme"], "basic");
+    let security: Vec<&str> = spec["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|r| r.as_object().unwrap().keys().map(String::as_str))
+        .collect();
+    assert_eq!(security, ["apiKey", "bearer", "basic"]);
+    // Sequence's routes take its version header
+    let parameters = spec["paths"]["/plans/{id}"]["put"]["parameters"].as_array().unwrap();
+    assert!(parameters.iter().any(|p| p["name"] == "Sequence-Version" && p["in"] == "header"));
+}
