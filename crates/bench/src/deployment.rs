@@ -97,6 +97,11 @@ impl Deployment {
         self.spawn("worker", name, extra)
     }
 
+    /// The processes started so far, by name.
+    pub fn pids(&self) -> Vec<(String, u32)> {
+        self.processes.iter().filter_map(|(n, c)| Some((n.clone(), c.id()?))).collect()
+    }
+
     /// Peak resident memory (VmHWM) of the named process, in MiB.
     pub fn peak_rss_mib(&self, name: &str) -> Option<f64> {
         let pid = self.processes.iter().find(|(n, _)| n == name)?.1.id()?;

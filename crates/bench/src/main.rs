@@ -5,6 +5,7 @@
 //! what Cutover's machinery costs.
 
 mod deployment;
+mod profile;
 mod report;
 mod scenarios;
 
@@ -47,7 +48,7 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
     let mut report = report::Report::new(cli.quick);
     for scenario in chosen {
         eprintln!("== {scenario}");
-        let rows = match scenario {
+        let (rows, profiles) = match scenario {
             "accept" => scenarios::accept(&binary, &size).await,
             "migrate" => scenarios::migrate(&binary, &size).await,
             "dispatch" => scenarios::dispatch(&binary, &size).await,
@@ -55,8 +56,10 @@ async fn bench(cli: Cli) -> anyhow::Result<()> {
         }
         .with_context(|| format!("scenario {scenario}"))?;
         report.rows.extend(rows);
+        report.profiles.extend(profiles);
     }
     report.print();
+    report.print_profiles();
     let path = report.write().context("writing the JSON report")?;
     eprintln!("report written to {}", path.display());
     Ok(())

@@ -1,5 +1,6 @@
 //! Results: one row per measured figure, printed as a table and written as JSON.
 
+use crate::profile::Profile;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -41,6 +42,8 @@ pub struct Report {
     pub started_at: chrono::DateTime<chrono::Utc>,
     pub machine: String,
     pub rows: Vec<Row>,
+    /// Where each measured window's time went (see `profile`).
+    pub profiles: Vec<Profile>,
 }
 
 /// The p-th percentile (0–100) of `samples`, in milliseconds.
@@ -74,7 +77,7 @@ fn cell(value: Option<f64>, digits: usize) -> String {
 
 impl Report {
     pub fn new(quick: bool) -> Self {
-        Report { quick, started_at: chrono::Utc::now(), machine: machine(), rows: Vec::new() }
+        Report { quick, started_at: chrono::Utc::now(), machine: machine(), rows: Vec::new(), profiles: Vec::new() }
     }
 
     pub fn print(&self) {
@@ -96,6 +99,24 @@ impl Report {
                 cell(r.peak_rss_mib, 1),
                 r.target
             );
+        }
+    }
+
+    /// The profiles: CPU per operation by process, commits per operation, top statements.
+    pub fn print_profiles(&self) {
+        for p in &self.profiles {
+            let cpu: Vec<String> = p.cpu_ms_per_op.iter().map(|(k, v)| format!("{k} {v:.3}")).collect();
+            println!(
+                "\nprofile {} / {} ({} ops): CPU ms/op: {}; commits/op {:.2}",
+                p.scenario,
+                p.variant,
+                p.ops,
+                cpu.join(", "),
+                p.commits_per_op
+            );
+            for s in &p.statements {
+                println!("  {:>7.2} calls/op {:>8.4} ms/op {:>8.3} ms mean  {}", s.calls_per_op, s.ms_per_op, s.mean_ms, s.query);
+            }
         }
     }
 

@@ -3,6 +3,7 @@
 //! through the real processes.
 
 use crate::deployment::{Deployment, AMQP_URL};
+use crate::profile::{Probe, Profile};
 use crate::report::{percentile, Row};
 use anyhow::Context as _;
 use futures::StreamExt;
@@ -12,6 +13,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use uuid::Uuid;
+
+/// A scenario's figures and the profiles of its measured windows.
+pub type Outcome = (Vec<Row>, Vec<Profile>);
 
 /// How big each scenario is.
 pub struct Size {
@@ -159,13 +163,16 @@ async fn wait_until(pool: &PgPool, sql: &str, expected: i64, deadline: Duration)
             return Ok(());
         }
         anyhow::ensure!(start.elapsed() < deadline, "gave up waiting for `{sql}` ({n} of {expected})");
-        tokio::time::sleep(Duration::from_millis(5)).await;
+        // short waits are watched closely; long ones less often, so that the watching does
+        // not take a share of the CPU the measured processes need (resolution stays ≤ 1 %)
+        let pause = (start.elapsed() / 100).clamp(Duration::from_millis(2), Duration::from_millis(100));
+        tokio::time::sleep(pause).await;
     }
 }
 
 /// Publish requests at 1, 16 and 64 concurrent clients (keep-alive), beside the same task and
 /// outbox inserts made through sqlx alone at the same concurrency.
-pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
+pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     let levels = [1usize, 16, 64];
     let mut d = Deployment::new(binary, "accept").await?;
     seed_drafts(&d.pool, "a", size.accept_requests * levels.len()).await?;
@@ -174,6 +181,7 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     let baseline_pool = store::connect(d.database_url.parse()?, &store::PoolSettings::default()).await?;
     let client = reqwest::Client::builder().pool_max_idle_per_host(128).build()?;
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
     let mut next_plan = 0usize;
     for concurrency in levels {
         let first = next_plan;
@@ -181,6 +189,7 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
         // ours
         let counter = Arc::new(AtomicUsize::new(first));
         let end = next_plan;
+        let probe = Probe::start(&d).await;
         let started = Instant::now();
         let latencies: Vec<Duration> = futures::stream::iter(0..concurrency)
             .map(|_| {
@@ -219,10 +228,14 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
             size.accept_requests
         );
         let ours_rate = latencies.len() as f64 / ours_secs;
+        let ops = latencies.len() as u64;
         let mut ours = latencies;
+        let variant = format!("cutover, {concurrency} clients");
+        profiles.push(probe.finish(&d, "accept", &variant, ops).await);
 
         // baseline: the same two inserts in one transaction, through sqlx alone
         let done = Arc::new(AtomicUsize::new(0));
+        let probe = Probe::start(&d).await;
         let started = Instant::now();
         let mut base: Vec<Duration> = futures::stream::iter(0..concurrency)
             .map(|_| {
@@ -254,6 +267,8 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
             .collect()
             .await;
         let base_rate = base.len() as f64 / started.elapsed().as_secs_f64();
+        let variant = format!("baseline sqlx, {concurrency} clients");
+        profiles.push(probe.finish(&d, "accept", &variant, base.len() as u64).await);
 
         let mut row =
             Row::new("accept", format!("cutover, {concurrency} clients"), "≥ 0.8 × baseline at 64; p99 ≤ 10 ms");
@@ -272,22 +287,25 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     }
     baseline_pool.close().await;
     d.finish().await?;
-    Ok(rows)
+    Ok((rows, profiles))
 }
 
 /// A whole-plan migration, request → COMPLETED, with 1 and 2 worker processes, beside one SQL
 /// statement doing the same moves and history rows on an identical copy.
-pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
+pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     let n = size.migrate_subscriptions;
     let mut rows = Vec::new();
+    let mut profiles = Vec::new();
     for workers in [1usize, 2] {
         let mut d = Deployment::new(binary, "migrate").await?;
         let (_, base_target) = seed_migration(&d.pool, "copy", n).await?;
         seed_migration(&d.pool, "m", n).await?;
 
+        let probe = Probe::start(&d).await;
         let started = Instant::now();
         let moved = migrate_in_one_statement(&d.pool, "copy", base_target).await?;
         let base_secs = started.elapsed().as_secs_f64();
+        profiles.push(probe.finish(&d, "migrate", &format!("baseline, {workers} worker run"), n as u64).await);
         anyhow::ensure!(moved as i64 == n, "baseline moved {moved} of {n}");
 
         d.start_api().await?;
@@ -296,6 +314,7 @@ pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await; // consumers connected and idle
         let client = reqwest::Client::new();
+        let probe = Probe::start(&d).await;
         let started = Instant::now();
         let task = publish(&client, &d, "m", "ALL_CUSTOMERS").await?;
         wait_until(
@@ -306,6 +325,7 @@ pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
         )
         .await?;
         let ours_secs = started.elapsed().as_secs_f64();
+        profiles.push(probe.finish(&d, "migrate", &format!("cutover, {workers} worker(s)"), n as u64).await);
         let history: i64 =
             sqlx::query_scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{task}'"))
                 .fetch_one(&d.pool)
@@ -328,12 +348,12 @@ pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
         rows.push(row);
         d.finish().await?;
     }
-    Ok(rows)
+    Ok((rows, profiles))
 }
 
 /// Publishes of plans with no subscriptions, accepted → COMPLETED, beside a bare AMQP loop
 /// (confirmed publish, consume, ack) of as many messages.
-pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
+pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     let n = size.dispatch_publishes;
     let mut d = Deployment::new(binary, "dispatch").await?;
     seed_drafts(&d.pool, "d", n).await?;
@@ -341,6 +361,7 @@ pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     d.start_worker("worker-0", &[])?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let client = reqwest::Client::new();
+    let probe = Probe::start(&d).await;
     let started = Instant::now();
     let accepted: Vec<anyhow::Result<String>> = futures::stream::iter(1..=n)
         .map(|i| {
@@ -354,6 +375,7 @@ pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     wait_until(&d.pool, "SELECT count(*) FROM tasks WHERE status = 'COMPLETED'", n as i64, Duration::from_secs(900))
         .await?;
     let ours_secs = started.elapsed().as_secs_f64();
+    let profile = probe.finish(&d, "dispatch", "cutover", n as u64).await;
 
     let base_secs = bare_amqp_loop(n, &d.prefix).await?;
     let mut row = Row::new("dispatch", format!("cutover, {n} publishes"), "≥ 0.5 × baseline rate");
@@ -365,7 +387,7 @@ pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     base.rate = Some(n as f64 / base_secs);
     base.seconds = Some(base_secs);
     d.finish().await?;
-    Ok(vec![row, base])
+    Ok((vec![row, base], vec![profile]))
 }
 
 /// Publishes `n` persistent messages with confirms to a quorum queue while a consumer acks
@@ -425,7 +447,7 @@ async fn bare_amqp_loop(n: usize, prefix: &str) -> anyhow::Result<f64> {
 
 /// Sequential publishes on an idle system: the time from acceptance (the task row's commit
 /// time) to a worker taking it (IN_PROGRESS), read from the rows themselves.
-pub async fn latency(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
+pub async fn latency(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     let n = size.latency_publishes;
     let mut d = Deployment::new(binary, "latency").await?;
     seed_drafts(&d.pool, "l", n).await?;
@@ -433,6 +455,7 @@ pub async fn latency(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     d.start_worker("worker-0", &[])?;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let client = reqwest::Client::new();
+    let probe = Probe::start(&d).await;
     for i in 1..=n {
         let task = publish(&client, &d, &format!("l{i}"), "NEW_CUSTOMERS").await?;
         wait_until(
@@ -443,6 +466,7 @@ pub async fn latency(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
         )
         .await?;
     }
+    let profile = probe.finish(&d, "latency", "cutover", n as u64).await;
     let gaps: Vec<f64> = sqlx::query_scalar(
         "SELECT EXTRACT(EPOCH FROM started_at - created_at)::float8 FROM tasks WHERE task_type = 'PUBLISH_PLAN'",
     )
@@ -453,5 +477,5 @@ pub async fn latency(binary: &Path, size: &Size) -> anyhow::Result<Vec<Row>> {
     row.p50_ms = Some(percentile(&mut samples, 50.0));
     row.p99_ms = Some(percentile(&mut samples, 99.0));
     d.finish().await?;
-    Ok(vec![row])
+    Ok((vec![row], vec![profile]))
 }

@@ -191,12 +191,13 @@ pub async fn read(conn: &mut PgConnection, id: TaskId) -> Result<Option<Task>> {
     Ok(sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1").bind(id.0).fetch_optional(conn).await?)
 }
 
-/// What a worker found when it tried to claim a task.
+/// What a worker found when it tried to take a task for planning.
 #[derive(Debug, Clone)]
 pub enum Claim {
-    /// The task is ours: IN_PROGRESS, attempt counted, lease taken.
+    /// The task is ours for the rest of the transaction: locked, not yet planned, not finished.
     Claimed(Box<Task>),
-    /// Another worker holds a live lease on it; try again later.
+    /// Another transaction holds the task (another worker is planning it, or an operator's
+    /// action is under way); try again later.
     Busy,
     /// Nothing left to do: planned already, or finished.
     Nothing,
@@ -204,62 +205,47 @@ pub enum Claim {
     Missing,
 }
 
-/// Claims a task that is not yet planned: PENDING (or IN_PROGRESS with an expired lease, or
-/// our own) → IN_PROGRESS, counting the attempt. Committed on its own, so the attempt counts
-/// even if the work then fails.
-pub async fn claim(pool: &PgPool, id: TaskId, worker: &str, lease_seconds: i64) -> Result<Claim> {
-    let claimed = sqlx::query_as::<_, Task>(
-        "UPDATE tasks SET status = 'IN_PROGRESS', attempts = attempts + 1, started_at = coalesce(started_at, now()),
-            lease_owner = $2, lease_expires_at = now() + make_interval(secs => $3), updated_at = now()
-         WHERE id = $1 AND planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS')
-           AND (lease_expires_at IS NULL OR lease_expires_at < now() OR lease_owner = $2)
-         RETURNING *",
-    )
-    .bind(id.0)
-    .bind(worker)
-    .bind(lease_seconds as f64)
-    .fetch_optional(pool)
-    .await?;
-    if let Some(task) = claimed {
-        return Ok(Claim::Claimed(Box::new(task)));
-    }
-    let busy: Option<bool> = sqlx::query_scalar(
-        "SELECT planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS') FROM tasks WHERE id = $1",
-    )
-    .bind(id.0)
-    .fetch_optional(pool)
-    .await?;
-    Ok(match busy {
+/// Takes a task for planning inside the caller's transaction: the row is locked until the
+/// transaction ends, so nothing about the attempt is visible until it commits — a worker that
+/// dies mid-planning leaves the task exactly as it found it. A row locked elsewhere answers
+/// `Busy` at once rather than waiting. The attempt is counted, and the task marked started,
+/// by `mark_planned` / `finish_planning` in the same transaction (or, when planning fails, by
+/// `note_failed_attempt` / `fail_attempt`).
+pub async fn claim(conn: &mut PgConnection, id: TaskId) -> Result<Claim> {
+    let task = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1 FOR UPDATE NOWAIT")
+        .bind(id.0)
+        .fetch_optional(conn)
+        .await;
+    let task = match task {
+        Ok(task) => task,
+        Err(sqlx::Error::Database(db)) if db.code().as_deref() == Some("55P03") => return Ok(Claim::Busy),
+        Err(e) => return Err(e.into()),
+    };
+    Ok(match task {
         None => Claim::Missing,
-        Some(true) => Claim::Busy,
-        Some(false) => Claim::Nothing,
+        Some(task) if task.planned_at.is_some() || task.status().is_terminal() => Claim::Nothing,
+        Some(task) => Claim::Claimed(Box::new(task)),
     })
 }
 
-/// Marks the task planned (inside the planning transaction) and releases its lease.
+/// Marks a claimed task planned: the attempt counted, started, IN_PROGRESS (a status set
+/// earlier in the same transaction stays). One statement, inside the planning transaction.
 pub async fn mark_planned(conn: &mut PgConnection, id: TaskId) -> Result<()> {
-    sqlx::query(
-        "UPDATE tasks SET planned_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         WHERE id = $1",
-    )
-    .bind(id.0)
-    .execute(conn)
-    .await?;
+    sqlx::query(&format!(
+        "UPDATE tasks SET {PLANNED}, status = CASE WHEN status = 'PENDING' THEN 'IN_PROGRESS' ELSE status END,
+            updated_at = now()
+         WHERE id = $1"
+    ))
+        .bind(id.0)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
-/// Releases a lease we hold without finishing (shutdown, transient failure).
-pub async fn release(pool: &PgPool, id: TaskId, worker: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE tasks SET lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         WHERE id = $1 AND lease_owner = $2",
-    )
-    .bind(id.0)
-    .bind(worker)
-    .execute(pool)
-    .await?;
-    Ok(())
-}
+/// What planning sets besides the status: planned, started, and the attempt that planned the
+/// task counted.
+const PLANNED: &str = "planned_at = now(), attempts = attempts + 1, started_at = coalesce(started_at, now()),
+    lease_owner = NULL, lease_expires_at = NULL";
 
 /// Records the migration plan: how many subscriptions (and customers) it covers.
 pub async fn set_totals(conn: &mut PgConnection, id: TaskId, total: i64, affected_customers: i64) -> Result<()> {
@@ -292,6 +278,26 @@ pub async fn finish(
     .await?)
 }
 
+/// Ends a claimed task during its planning: `mark_planned` and `finish` in one statement.
+pub async fn finish_planning(
+    conn: &mut PgConnection,
+    id: TaskId,
+    status: TaskStatus,
+    error: Option<(ErrorCode, &str)>,
+) -> Result<Task> {
+    Ok(sqlx::query_as::<_, Task>(&format!(
+        "UPDATE tasks SET {PLANNED}, status = $2, error_code = coalesce($3, error_code),
+            last_error = coalesce($4, last_error), finished_at = now(), updated_at = now()
+         WHERE id = $1 RETURNING *"
+    ))
+    .bind(id.0)
+    .bind(status.as_str())
+    .bind(error.map(|(code, _)| code.as_str()))
+    .bind(error.map(|(_, message)| message))
+    .fetch_one(conn)
+    .await?)
+}
+
 /// Sets processed/failed counts outright (tasks done in one step, like an import).
 pub async fn set_counts(conn: &mut PgConnection, id: TaskId, total: i64, processed: i64, failed: i64) -> Result<()> {
     sqlx::query("UPDATE tasks SET total = $2, processed = $3, failed = $4, updated_at = now() WHERE id = $1")
@@ -315,12 +321,28 @@ pub async fn note_error(pool: &PgPool, id: TaskId, code: ErrorCode, message: &st
     Ok(())
 }
 
-/// Ends a task as FAILED outside any other transaction (out of attempts, permanent error).
+/// Counts a planning attempt that failed and will be retried (its transaction rolled back,
+/// so nothing else of it remains), noting the error.
+pub async fn note_failed_attempt(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    sqlx::query(
+        "UPDATE tasks SET attempts = attempts + 1, error_code = $2, last_error = $3, updated_at = now()
+         WHERE id = $1 AND planned_at IS NULL",
+    )
+    .bind(id.0)
+    .bind(code.as_str())
+    .bind(message)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends a task that failed its planning as FAILED, counting that last attempt (out of
+/// attempts, or a permanent error). A task already planned is left to its batches.
 pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
     sqlx::query(
         "UPDATE tasks SET status = 'FAILED', error_code = $2, last_error = $3, finished_at = now(),
-            lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         WHERE id = $1 AND status IN ('PENDING', 'IN_PROGRESS')",
+            attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
+         WHERE id = $1 AND status IN ('PENDING', 'IN_PROGRESS') AND planned_at IS NULL",
     )
     .bind(id.0)
     .bind(code.as_str())

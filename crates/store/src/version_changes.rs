@@ -124,13 +124,12 @@ pub async fn newer_migration_planned(conn: &mut PgConnection, task: &tasks::Task
 /// Ends a task that a newer version superseded before it was planned: CANCELED, planned, with
 /// the reason.
 pub async fn end_superseded(conn: &mut PgConnection, task_id: TaskId, message: &str) -> Result<()> {
-    tasks::mark_planned(conn, task_id).await?;
     sqlx::query("UPDATE tasks SET last_error = $2 WHERE id = $1")
         .bind(task_id.0)
         .bind(message)
         .execute(&mut *conn)
         .await?;
-    tasks::finish(conn, task_id, TaskStatus::Canceled, None).await?;
+    tasks::finish_planning(conn, task_id, TaskStatus::Canceled, None).await?;
     Ok(())
 }
 

@@ -242,7 +242,13 @@ async fn retry_or_give_up(ctx: &Context, publisher: &Publisher, job: &Job, attem
         let message = format!("gave up after {attempt} attempts: {message}");
         return give_up(ctx, job, ErrorCode::MaxAttemptsExceeded, &message).await;
     }
-    if let Err(e) = store::tasks::note_error(&ctx.pool, job.task_id(), ErrorCode::InternalError, message).await {
+    let noted = match job {
+        Job::Task { task_id } => {
+            store::tasks::note_failed_attempt(&ctx.pool, *task_id, ErrorCode::InternalError, message).await
+        }
+        Job::Batch { task_id, .. } => store::tasks::note_error(&ctx.pool, *task_id, ErrorCode::InternalError, message).await,
+    };
+    if let Err(e) = noted {
         tracing::debug!(error = %e, "could not note the error on the task");
     }
     retry_later(ctx, publisher, job, attempt, attempt + 1, message).await

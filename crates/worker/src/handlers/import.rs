@@ -32,7 +32,7 @@ struct Payload {
 }
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
-pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+pub async fn run(_ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
     let payload: Payload = serde_json::from_value(task.payload.clone()).map_err(|e| JobError::Permanent {
         code: ErrorCode::FailedToImportSubscriptions,
         message: format!("unreadable import payload: {e}"),
@@ -55,16 +55,12 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
         .collect();
 
     let task_id = task.id();
-    let Some((mut tx, _)) = super::open_planning(ctx, task_id).await? else {
-        return Ok(());
-    };
     let outcome = subscriptions::import(&mut tx, task.environment(), task_id, &items).await?;
     tasks::set_counts(&mut tx, task_id, outcome.total, outcome.total, outcome.failed).await?;
     let status = TaskStatus::from_counts(outcome.total, outcome.failed);
     let message = format!("{} of {} subscriptions could not be imported", outcome.failed, outcome.total);
     let error = (outcome.failed > 0).then_some((ErrorCode::FailedToImportSubscriptions, message.as_str()));
-    tasks::finish(&mut tx, task_id, status, error).await?;
-    tasks::mark_planned(&mut tx, task_id).await?;
+    tasks::finish_planning(&mut tx, task_id, status, error).await?;
     events::record(
         &mut tx,
         task.environment(),

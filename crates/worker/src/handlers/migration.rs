@@ -13,12 +13,9 @@ use store::tasks::Task;
 use store::{batches, events, outbox, tasks, version_changes};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
-    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
-        return Ok(());
-    };
     let plan_id = task.plan_id.clone().unwrap_or_default();
     let Some(target_number) = task.target_version_number else {
         return Err(JobError::Permanent {
@@ -90,12 +87,12 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
             finished = Some(TaskStatus::Completed);
         }
     }
-    if let Some(status) = finished {
-        tasks::finish(&mut tx, task_id, status, None).await?;
-    }
-    tasks::mark_planned(&mut tx, task_id).await?;
-    if let Some(status) = finished {
-        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
+    match finished {
+        Some(status) => {
+            tasks::finish_planning(&mut tx, task_id, status, None).await?;
+            events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
+        }
+        None => tasks::mark_planned(&mut tx, task_id).await?,
     }
     tx.commit().await?;
     Ok(())

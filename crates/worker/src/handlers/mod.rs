@@ -43,22 +43,26 @@ impl From<sqlx::Error> for JobError {
     }
 }
 
-/// Opens a task's planning transaction: lock timeout set and the task row locked for the
-/// rest of it. `None` when there is nothing left to plan — the task is gone, was planned by an
-/// earlier delivery, or has finished — so a redelivered message changes nothing.
+/// Opens a task's planning transaction: lock timeout set and the task claimed — its row
+/// locked for the rest of the transaction (see `tasks::claim`). `None` when there is nothing
+/// left to plan — the task was planned by an earlier delivery or has finished — so a
+/// redelivered message changes nothing. Claiming inside the transaction costs no commit of its
+/// own, and a worker that dies mid-planning leaves nothing behind to clean up.
 pub(crate) async fn open_planning(
     ctx: &Context,
     task_id: TaskId,
 ) -> Result<Option<(store::Tx<'static>, tasks::Task)>, JobError> {
     let mut tx = ctx.pool.begin().await?;
     store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
-    let Some(task) = tasks::lock(&mut tx, task_id).await? else {
-        return Ok(None);
-    };
-    if task.planned_at.is_some() || task.status().is_terminal() {
-        return Ok(None);
+    match tasks::claim(&mut tx, task_id).await? {
+        Claim::Claimed(task) => Ok(Some((tx, *task))),
+        Claim::Busy => Err(JobError::Busy),
+        Claim::Missing => Err(JobError::Permanent { code: ErrorCode::NotFound, message: format!("no task {task_id}") }),
+        Claim::Nothing => {
+            tracing::debug!("task already planned or finished; nothing to do");
+            Ok(None)
+        }
     }
-    Ok(Some((tx, task)))
 }
 
 /// Runs one job to its end (or to an error that says what to do next).
@@ -70,34 +74,19 @@ pub async fn run(ctx: &Context, job: Job) -> Result<(), JobError> {
 }
 
 async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
-    let lease = ctx.settings.lease.as_secs() as i64;
-    let task = match tasks::claim(&ctx.pool, task_id, &ctx.settings.worker_id, lease).await? {
-        Claim::Claimed(task) => task,
-        Claim::Busy => return Err(JobError::Busy),
-        Claim::Missing => {
-            return Err(JobError::Permanent { code: ErrorCode::NotFound, message: format!("no task {task_id}") })
-        }
-        Claim::Nothing => {
-            tracing::debug!("task already planned or finished; nothing to do");
-            return Ok(());
-        }
+    let Some((tx, task)) = open_planning(ctx, task_id).await? else {
+        return Ok(());
     };
-    let result = match task.task_type() {
-        Some(TaskType::PublishPlan) => publish::run(ctx, &task).await,
-        Some(TaskType::ImportSubscriptions) => import::run(ctx, &task).await,
-        Some(TaskType::SubscriptionMigration) => migration::run(ctx, &task).await,
-        Some(TaskType::StagedRollout) => rollout::run(ctx, &task).await,
-        Some(TaskType::RollbackMigration) => rollback::run(ctx, &task).await,
+    // a failed planning rolls its transaction back; the consumer counts the attempt
+    match task.task_type() {
+        Some(TaskType::PublishPlan) => publish::run(ctx, tx, task).await,
+        Some(TaskType::ImportSubscriptions) => import::run(ctx, tx, task).await,
+        Some(TaskType::SubscriptionMigration) => migration::run(ctx, tx, task).await,
+        Some(TaskType::StagedRollout) => rollout::run(ctx, tx, task).await,
+        Some(TaskType::RollbackMigration) => rollback::run(ctx, tx, task).await,
         None => Err(JobError::Permanent {
             code: ErrorCode::InternalError,
             message: format!("no handler for task type `{}`", task.task_type),
         }),
-    };
-    if result.is_err() {
-        // let the retry (or another worker) take it at once rather than after the lease
-        if let Err(e) = tasks::release(&ctx.pool, task_id, &ctx.settings.worker_id).await {
-            tracing::warn!(error = %e, "could not release the task's lease");
-        }
     }
-    result
 }

@@ -10,12 +10,9 @@ use store::tasks::Task;
 use store::{batches, events, outbox, plans, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
-    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
-        return Ok(());
-    };
     let behaviour: VersionChangeBehaviour = task
         .payload
         .get("migrationType")
@@ -31,7 +28,6 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
 
     let mut finished = None;
     if behaviour == VersionChangeBehaviour::Never {
-        tasks::finish(&mut tx, task_id, TaskStatus::Completed, None).await?;
         finished = Some(TaskStatus::Completed);
     } else {
         let plan = batches::plan_migration(&mut tx, &task, target_number, ctx.settings.batch_size).await?;
@@ -47,15 +43,17 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
         )
         .await?;
         if plan.batches == 0 {
-            tasks::finish(&mut tx, task_id, TaskStatus::Completed, None).await?;
             finished = Some(TaskStatus::Completed);
         } else {
             outbox::enqueue_pending_batches(&mut tx, task_id).await?;
         }
     }
-    tasks::mark_planned(&mut tx, task_id).await?;
-    if let Some(status) = finished {
-        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, serde_json::json!({})).await?;
+    match finished {
+        Some(status) => {
+            tasks::finish_planning(&mut tx, task_id, status, None).await?;
+            events::record(&mut tx, env, task_id, "finished", status.as_str(), None, serde_json::json!({})).await?;
+        }
+        None => tasks::mark_planned(&mut tx, task_id).await?,
     }
     tx.commit().await?;
     tracing::info!(?finished, "publish planned");
@@ -77,8 +75,7 @@ pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> R
         });
     };
     if let Some((code, message)) = catalog_check(tx, task).await? {
-        tasks::finish(tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
-        tasks::mark_planned(tx, task_id).await?;
+        tasks::finish_planning(tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
         events::record(tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }))
             .await?;
         tracing::info!(code = %code, "publish refused");
@@ -86,8 +83,8 @@ pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> R
     }
     if !plans::publish_version(tx, target, Some(task_id)).await? {
         let message = format!("version {target_number} of plan `{plan_id}` is no longer a draft");
-        tasks::finish(tx, task_id, TaskStatus::Failed, Some((ErrorCode::PackageAlreadyPublished, &message))).await?;
-        tasks::mark_planned(tx, task_id).await?;
+        tasks::finish_planning(tx, task_id, TaskStatus::Failed, Some((ErrorCode::PackageAlreadyPublished, &message)))
+            .await?;
         return Ok(None);
     }
     events::record(

@@ -11,12 +11,9 @@ use store::tasks::Task;
 use store::{events, outbox, rollbacks, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
-pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
-    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
-        return Ok(());
-    };
     let plan = rollbacks::plan(&mut tx, &task, ctx.settings.batch_size).await?;
     tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
     events::record(
@@ -29,15 +26,13 @@ pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
         json!({ "total": plan.total, "batches": plan.batches, "scheduledCanceled": plan.canceled }),
     )
     .await?;
-    let finished = (plan.batches == 0).then_some(TaskStatus::Completed);
-    if let Some(status) = finished {
-        tasks::finish(&mut tx, task_id, status, None).await?;
+    if plan.batches == 0 {
+        let status = TaskStatus::Completed;
+        tasks::finish_planning(&mut tx, task_id, status, None).await?;
+        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
     } else {
         outbox::enqueue_pending_batches(&mut tx, task_id).await?;
-    }
-    tasks::mark_planned(&mut tx, task_id).await?;
-    if let Some(status) = finished {
-        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
+        tasks::mark_planned(&mut tx, task_id).await?;
     }
     tx.commit().await?;
     tracing::info!(total = plan.total, batches = plan.batches, "rollback planned");

@@ -9,11 +9,8 @@ use store::rollouts;
 use store::tasks::{self, Task};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, task: &Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
     let task_id = task.id();
-    let Some((mut tx, task)) = super::open_planning(ctx, task_id).await? else {
-        return Ok(());
-    };
     if super::publish::publish_draft(&mut tx, &task).await?.is_none() {
         tx.commit().await?;
         return Ok(());
