@@ -115,7 +115,10 @@ impl Report {
                 p.commits_per_op
             );
             for s in &p.statements {
-                println!("  {:>7.2} calls/op {:>8.4} ms/op {:>8.3} ms mean  {}", s.calls_per_op, s.ms_per_op, s.mean_ms, s.query);
+                println!(
+                    "  {:>7.2} calls/op {:>8.4} ms/op {:>8.3} ms mean  {}",
+                    s.calls_per_op, s.ms_per_op, s.mean_ms, s.query
+                );
             }
         }
     }

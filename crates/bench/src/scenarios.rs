@@ -233,7 +233,9 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
         let variant = format!("cutover, {concurrency} clients");
         profiles.push(probe.finish(&d, "accept", &variant, ops).await);
 
-        // baseline: the same two inserts in one transaction, through sqlx alone
+        // baseline: the same task row Cutover writes (a PENDING publish of its own plan, so
+        // the same indexes are maintained) and its outbox row, in one transaction, through
+        // sqlx alone
         let done = Arc::new(AtomicUsize::new(0));
         let probe = Probe::start(&d).await;
         let started = Instant::now();
@@ -243,15 +245,32 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
                 let total = size.accept_requests;
                 async move {
                     let mut samples = Vec::new();
-                    while done.fetch_add(1, Ordering::Relaxed) < total {
+                    loop {
+                        let n = done.fetch_add(1, Ordering::Relaxed);
+                        if n >= total {
+                            return samples;
+                        }
                         let t = Instant::now();
                         let id = Uuid::new_v4();
                         let attempt: Result<(), sqlx::Error> = async {
                             let mut tx = pool.begin().await?;
-                            sqlx::query("INSERT INTO tasks (id, environment_id, task_type, status, payload) VALUES ($1, $2, 'BASELINE', 'COMPLETED', '{\"migrationType\":\"ALL_CUSTOMERS\"}')")
-                                .bind(id).bind(env).execute(&mut *tx).await?;
-                            sqlx::query("INSERT INTO outbox (routing_key, payload, published_at) VALUES ('baseline', jsonb_build_object('taskId', $1::text), now())")
-                                .bind(id).execute(&mut *tx).await?;
+                            sqlx::query(
+                                "INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload,
+                                    target_version_number, max_attempts)
+                                 VALUES ($1, $2, 'PUBLISH_PLAN', 'PENDING', $3, '{\"migrationType\":\"ALL_CUSTOMERS\"}', 2, 5)",
+                            )
+                            .bind(id)
+                            .bind(env)
+                            .bind(format!("baseline-{concurrency}-{n}"))
+                            .execute(&mut *tx)
+                            .await?;
+                            sqlx::query(
+                                "INSERT INTO outbox (routing_key, payload, published_at)
+                                 VALUES ('baseline', jsonb_build_object('kind', 'task', 'taskId', $1::text), now())",
+                            )
+                            .bind(id)
+                            .execute(&mut *tx)
+                            .await?;
                             tx.commit().await
                         }
                         .await;
@@ -259,7 +278,6 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
                             samples.push(t.elapsed());
                         }
                     }
-                    samples
                 }
             })
             .buffer_unordered(concurrency)
@@ -267,6 +285,7 @@ pub async fn accept(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
             .collect()
             .await;
         let base_rate = base.len() as f64 / started.elapsed().as_secs_f64();
+        anyhow::ensure!(base.len() == size.accept_requests, "some baseline transactions failed");
         let variant = format!("baseline sqlx, {concurrency} clients");
         profiles.push(probe.finish(&d, "accept", &variant, base.len() as u64).await);
 

@@ -236,9 +236,9 @@ pub async fn mark_planned(conn: &mut PgConnection, id: TaskId) -> Result<()> {
             updated_at = now()
          WHERE id = $1"
     ))
-        .bind(id.0)
-        .execute(conn)
-        .await?;
+    .bind(id.0)
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -246,7 +246,9 @@ async fn retry_or_give_up(ctx: &Context, publisher: &Publisher, job: &Job, attem
         Job::Task { task_id } => {
             store::tasks::note_failed_attempt(&ctx.pool, *task_id, ErrorCode::InternalError, message).await
         }
-        Job::Batch { task_id, .. } => store::tasks::note_error(&ctx.pool, *task_id, ErrorCode::InternalError, message).await,
+        Job::Batch { task_id, .. } => {
+            store::tasks::note_error(&ctx.pool, *task_id, ErrorCode::InternalError, message).await
+        }
     };
     if let Err(e) = noted {
         tracing::debug!(error = %e, "could not note the error on the task");
