@@ -72,9 +72,6 @@ pub struct Settings {
     /// Attempts a task or batch gets before it fails.
     #[arg(long, env = "CUTOVER_MAX_ATTEMPTS", default_value_t = 5, global = true)]
     pub max_attempts: i32,
-    /// Seconds a claimed task stays ours without progress.
-    #[arg(long, env = "CUTOVER_LEASE_SECS", default_value_t = 60, global = true)]
-    pub lease_secs: u64,
     /// Milliseconds a job waits for a row lock before the try counts as a transient failure.
     #[arg(long, env = "CUTOVER_LOCK_TIMEOUT_MS", default_value_t = 10_000, global = true)]
     pub lock_timeout_ms: u64,
@@ -132,7 +129,6 @@ impl Settings {
             prefetch: self.prefetch.max(1),
             task_prefetch: self.task_prefetch.max(1),
             batch_size: self.batch_size.max(1),
-            lease: Duration::from_secs(self.lease_secs.max(1)),
             shutdown_grace: self.shutdown_grace(),
             lock_timeout: Duration::from_millis(self.lock_timeout_ms.max(1)),
             scheduler_tick: Duration::from_millis(self.scheduler_tick_ms.max(10)),

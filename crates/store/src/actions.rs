@@ -176,7 +176,7 @@ async fn reopen_failed_batches(conn: &mut PgConnection, id: TaskId) -> Result<()
     Ok(())
 }
 
-/// Work that stalled: a task not yet planned whose lease is free and that nobody touched for
+/// Work that stalled: a task not yet planned, not being planned (its row not locked), that nobody touched for
 /// `after_secs` (its message was lost to a dead-letter, say), or a planned migration with
 /// pending batches and no progress for as long. Its work is announced again; duplicates are
 /// harmless. Rescuers in several workers skip each other's rows.

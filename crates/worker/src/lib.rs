@@ -31,8 +31,6 @@ pub struct WorkerSettings {
     pub task_prefetch: u16,
     /// Subscriptions per batch.
     pub batch_size: i64,
-    /// How long a claimed task is ours before another worker may take it over.
-    pub lease: Duration,
     /// How long a shutdown waits for in-flight jobs before it lets them go.
     pub shutdown_grace: Duration,
     /// How long a job's transaction waits for a row lock before it gives the try up.
@@ -48,7 +46,6 @@ impl Default for WorkerSettings {
             prefetch: 4,
             task_prefetch: 16,
             batch_size: 1000,
-            lease: Duration::from_secs(60),
             shutdown_grace: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(10),
             scheduler_tick: Duration::from_millis(1000),

@@ -1,5 +1,5 @@
-//! The rescuer: every few seconds, finds tasks whose work stalled (a lease that expired with
-//! its worker, a message parked by the broker) and announces their work again through the
+//! The rescuer: every few seconds, finds tasks whose work stalled (a message lost to the
+//! dead-letter queue or parked by the broker, a batch whose worker died) and announces their work again through the
 //! outbox. Runs in every worker; `SKIP LOCKED` keeps rescuers out of each other's way, and the
 //! handlers make a duplicate announcement harmless.
 

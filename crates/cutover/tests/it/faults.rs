@@ -36,7 +36,6 @@ async fn sigkill_of_workers_during_a_20000_subscription_migration_loses_and_repe
     let mut d = Deployment::with_env(&[
         ("CUTOVER_BATCH_SIZE", "100"),
         ("CUTOVER_PREFETCH", "1"),
-        ("CUTOVER_LEASE_SECS", "3"),
         ("CUTOVER_RESCUE_AFTER_SECS", "10"),
     ])
     .await;

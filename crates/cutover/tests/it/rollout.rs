@@ -68,7 +68,6 @@ async fn a_three_cohort_rollout_moves_1_10_100_percent_in_order_and_survives_a_s
     let mut d = Deployment::with_env(&[
         ("CUTOVER_BATCH_SIZE", "50"),
         ("CUTOVER_SCHEDULER_TICK_MS", "200"),
-        ("CUTOVER_LEASE_SECS", "3"),
         ("CUTOVER_RESCUE_AFTER_SECS", "10"),
     ])
     .await;

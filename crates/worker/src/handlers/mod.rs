@@ -19,7 +19,8 @@ pub enum JobError {
     /// holds the task.
     #[error("transient: {0}")]
     Transient(String),
-    /// Another worker holds the task's lease: look again later, without spending an attempt.
+    /// Another transaction holds the task (another worker planning it, an operator's action):
+    /// look again later, without spending an attempt.
     #[error("busy: another worker holds this task")]
     Busy,
     /// Will never succeed; the task is failed with this code.
