@@ -63,13 +63,15 @@ until curl -fsS -o /dev/null "$base/readyz"; do
   sleep 0.2
 done
 
+export SCHEMATHESIS_HOOKS=fuzz_hooks
+export PYTHONPATH=".ci:$PYTHONPATH"
 started=$SECONDS
 python3 -m schemathesis.cli --no-color run "$base/openapi.json" \
   --header "X-API-KEY: $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "${FUZZ_MAX_EXAMPLES:-25}" \
   ${FUZZ_SEED:+--seed "$FUZZ_SEED"} \
-  --workers 2 \
+  --workers 1 \
   --request-timeout 10 \
   --generation-database none \
   --report junit --report-junit-path "$logs/junit.xml"

@@ -35,7 +35,49 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> 
         if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
             return Err(ApiError::bad_input("the request body must be a JSON object"));
         }
+        if may_hold_huge_number(&bytes) {
+            let value: serde_json::Value = serde_json::from_slice(&bytes)
+                .map_err(|e| ApiError::bad_input(format!("invalid request body: {e}")))?;
+            check_numbers(&value)?;
+        }
         serde_json::from_slice(&bytes).map(Json).map_err(|e| ApiError::bad_input(format!("invalid request body: {e}")))
+    }
+}
+
+/// Largest magnitude a number in a body may have. Postgres keeps JSON numbers exactly and
+/// writes a float near `f64::MAX` back as its 309 digits, which serde_json then cannot read: a
+/// stored row that could never be answered again. Nothing in either contract comes close.
+const MAX_NUMBER: f64 = 1e300;
+
+/// Whether `bytes` could hold a number of magnitude `MAX_NUMBER` or more: one with an exponent,
+/// or a run of 300 digits. Most bodies have neither and are parsed once.
+fn may_hold_huge_number(bytes: &[u8]) -> bool {
+    let mut run = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if b.is_ascii_digit() {
+            run += 1;
+            if run >= 300 {
+                return true;
+            }
+        } else {
+            if (*b == b'e' || *b == b'E') && i > 0 && (bytes[i - 1].is_ascii_digit() || bytes[i - 1] == b'.') {
+                return true;
+            }
+            run = 0;
+        }
+    }
+    false
+}
+
+fn check_numbers(value: &serde_json::Value) -> Result<(), ApiError> {
+    use serde_json::Value;
+    match value {
+        Value::Number(n) if n.as_f64().is_some_and(|f| f.abs() >= MAX_NUMBER) => {
+            Err(ApiError::bad_input(format!("number {n} is too large: numbers must stay within ±1e300")))
+        }
+        Value::Array(items) => items.iter().try_for_each(check_numbers),
+        Value::Object(map) => map.values().try_for_each(check_numbers),
+        _ => Ok(()),
     }
 }
 

@@ -13,8 +13,8 @@
 //!
 //! What every authenticated route answers is added here, in `finish`, from what `auth` and the
 //! extractors do: 400 (bad path, query or body), 401 (no or unknown key), 429 (past the rate
-//! limit, with `Retry-After`), 403 on writes (read-only key; previews are reads), and Sequence's `Sequence-Version`
-//! header.
+//! limit, with `Retry-After`), 403 on writes (read-only key; previews are reads), and
+//! Sequence's `Sequence-Version` header.
 
 use crate::error::ErrorBody;
 use crate::extract::Pagination;

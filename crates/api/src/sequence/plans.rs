@@ -30,13 +30,18 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PlanBody {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: Option<String>,
+    #[schema(pattern = "\\S")]
     name: String,
+    #[schema(pattern = "\\S")]
     label: String,
     currency: Currency,
     /// A non-negative decimal number, as a string.
+    #[schema(pattern = "^[0-9]+(\\.[0-9]+)?$")]
     minimum: Option<String>,
     price_ids: Vec<String>,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     parent_id: Option<String>,
     #[schema(value_type = Vec<Object>)]
     eligible_customer_ids: Vec<Value>,

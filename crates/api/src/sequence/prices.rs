@@ -16,10 +16,13 @@ use utoipa::ToSchema;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePrice {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: Option<String>,
+    #[schema(pattern = "\\S")]
     name: String,
     currency: Currency,
     /// A decimal number, as a string.
+    #[schema(pattern = "^-?[0-9]+(\\.[0-9]+)?$")]
     amount: Option<String>,
     billing_frequency: Option<String>,
     #[schema(value_type = Option<Object>)]

@@ -20,15 +20,19 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreatePlan {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: String,
+    #[schema(pattern = "\\S")]
     display_name: String,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     product_id: String,
     billing_id: Option<String>,
     #[schema(value_type = Option<Object>)]
-    default_trial_config: Option<Value>,
+    default_trial_config: Option<Map<String, Value>>,
     description: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     parent_plan_id: Option<String>,
     pricing_type: Option<PricingType>,
     status: Option<PlanVersionStatus>,
@@ -58,7 +62,7 @@ pub async fn create(
         parent_plan_id: body.parent_plan_id,
         pricing_type: body.pricing_type.map(|p| p.as_str().to_owned()),
         metadata: Value::Object(body.metadata.unwrap_or_default()),
-        default_trial_config: body.default_trial_config,
+        default_trial_config: body.default_trial_config.map(Value::Object),
         ..VersionFields::default()
     };
     let status = body.status.unwrap_or(PlanVersionStatus::Draft);
@@ -127,7 +131,7 @@ pub struct UpdatePlan {
     compatible_addon_ids: Option<Option<Vec<String>>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<Object>)]
-    default_trial_config: Option<Option<Value>>,
+    default_trial_config: Option<Option<Map<String, Value>>>,
     #[serde(default, deserialize_with = "double_option")]
     #[schema(value_type = Option<String>)]
     description: Option<Option<String>>,
@@ -176,7 +180,7 @@ pub async fn update(
         parent_plan_id: body.parent_plan_id,
         metadata: body.metadata.map(Value::Object),
         compatible_addon_ids: body.compatible_addon_ids.map(|o| o.map(|ids| json!(ids))),
-        default_trial_config: body.default_trial_config,
+        default_trial_config: body.default_trial_config.map(|o| o.map(Value::Object)),
         charges: body.charges,
         pricing_type,
     };

@@ -16,7 +16,9 @@ use utoipa::{IntoParams, ToSchema};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateProduct {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: String,
+    #[schema(pattern = "\\S")]
     display_name: String,
     description: Option<String>,
     #[schema(value_type = Option<Object>)]

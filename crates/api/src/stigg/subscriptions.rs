@@ -28,8 +28,11 @@ const STATUSES: [&str; 6] = ["PAYMENT_PENDING", "ACTIVE", "EXPIRED", "IN_TRIAL",
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSubscription {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: Option<String>,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     customer_id: String,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     plan_id: String,
     billing_period: Option<BillingPeriod>,
     start_date: Option<DateTime<Utc>>,
@@ -149,8 +152,11 @@ pub async fn list(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct ImportSubscription {
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     id: String,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     customer_id: String,
+    #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     plan_id: String,
     billing_period: Option<BillingPeriod>,
     start_date: Option<DateTime<Utc>>,

@@ -387,3 +387,18 @@ async fn a_nul_character_is_bad_input_not_a_server_error(pool: PgPool) {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"], json!([]), "nothing was written");
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_number_too_large_to_read_back_is_refused(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+
+    // stored, Postgres would answer it as 309 digits that no JSON reader here can parse back
+    let body = json!({ "id": "c1", "metadata": { "n": 1.7976931348623157e308 } });
+    assert_error(&app.post("/api/v1/customers", &body).await, StatusCode::BAD_REQUEST, "BadUserInput");
+    let ok = json!({ "id": "c2", "metadata": { "n": 1.5e12, "m": [2.5e-300] } });
+    assert_eq!(app.post("/api/v1/customers", &ok).await.0, StatusCode::OK);
+
+    let answer = app.get("/api/v1/customers").await;
+    assert_eq!(answer.0, StatusCode::OK, "{}", answer.1);
+    assert_eq!(ids(&answer), ["c2"]);
+}
