@@ -7,6 +7,9 @@
 //! cross-site form cannot send. Retry, cancel, and a rollout's pause and resume are recorded
 //! in the task's timeline with the key prefix of whoever did them.
 
+mod bulk;
+mod dead_letters;
+
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Json, Path, Query};
@@ -32,6 +35,7 @@ const CSRF_HEADER: &str = "x-cutover-dashboard";
 const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
 const APP_JS: &str = include_str!("../assets/dashboard/app.js");
 const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
+const DEAD_LETTERS_JS: &str = include_str!("../assets/dashboard/dead-letters.js");
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let session = Router::new()
@@ -44,7 +48,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/tasks/{id}/cancel", post(crate::tasks::cancel))
         .route("/dashboard/api/tasks/{id}/pause", post(crate::tasks::pause))
         .route("/dashboard/api/tasks/{id}/resume", post(crate::tasks::resume))
+        .route("/dashboard/api/tasks/bulk", post(bulk::bulk))
         .route("/dashboard/api/plans", get(plans))
+        .route("/dashboard/api/dead-letters", get(dead_letters::list))
+        .route("/dashboard/api/dead-letters/{id}", get(dead_letters::get))
+        .route("/dashboard/api/dead-letters/{id}/replay", post(dead_letters::replay))
+        .route("/dashboard/api/dead-letters/{id}/discard", post(dead_letters::discard))
         .route("/dashboard/api/sign-out", post(sign_out))
         .layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
@@ -52,6 +61,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route("/dashboard/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))
         .route("/dashboard/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
+        .route("/dashboard/dead-letters.js", get(|| asset("text/javascript; charset=utf-8", DEAD_LETTERS_JS)))
         .route("/dashboard/api/sign-in", post(sign_in))
         .merge(session)
 }
@@ -141,6 +151,7 @@ pub async fn sign_in(
         ));
     }
     let token = store::dashboard::create_session(&state.pool, principal.key_id, SESSION_SECS).await?;
+    store::dashboard::record_sign_in(&state.pool, &principal).await?;
     tracing::info!(key_prefix = %principal.key_prefix, scope = principal.scope.as_str(), "dashboard sign-in");
     let cookie = format!("{COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}");
     let mut response = axum::Json(json!({ "data": who(&principal) })).into_response();
@@ -177,6 +188,9 @@ pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> 
     let minutes = store::dashboard::throughput(&state.pool, env).await?;
     let workers = store::dashboard::workers(&state.pool).await?;
     let (unsent, oldest) = store::outbox::backlog(&state.pool).await?;
+    let queues = store::queues::observed(&state.pool, &state.settings.queue_prefix).await?;
+    let dead_letters = store::dead_letters::count_dead(&state.pool, env).await?;
+    let audit = store::dashboard::audit(&state.pool, env, 20).await?;
     Ok(axum::Json(json!({ "data": {
         "tasksByStatus": by_status,
         "tasksByType": counts.iter().map(|(t, s, n)| json!({"taskType": t, "status": s, "count": n})).collect::<Vec<_>>(),
@@ -186,6 +200,12 @@ pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> 
             "heartbeatAgeSecs": w.heartbeat_age_secs, "inFlight": w.in_flight, "stoppedAt": w.stopped_at,
         })).collect::<Vec<_>>(),
         "outbox": { "unsent": unsent, "oldestAgeSecs": oldest },
+        "queues": queues.iter().map(|q| json!({
+            "queue": q.queue, "ready": q.ready, "unacked": q.unacked, "consumers": q.consumers,
+            "observedBy": q.observed_by, "observedAt": q.observed_at, "ageSecs": q.age_secs,
+        })).collect::<Vec<_>>(),
+        "deadLetters": dead_letters,
+        "signIns": audit.iter().map(|(k, a, at)| json!({"keyPrefix": k, "action": a, "at": at})).collect::<Vec<_>>(),
     }})))
 }
 

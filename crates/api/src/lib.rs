@@ -32,11 +32,13 @@ pub struct ApiSettings {
     pub max_attempts: i32,
     /// Largest request body accepted, in bytes (bulk imports are the big ones).
     pub body_limit: usize,
+    /// Prefix of the queues whose depth the dashboard shows (as the workers recorded it).
+    pub queue_prefix: String,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { max_attempts: 5, body_limit: 32 * 1024 * 1024 }
+        Self { max_attempts: 5, body_limit: 32 * 1024 * 1024, queue_prefix: "cutover".into() }
     }
 }
 

@@ -346,21 +346,32 @@ impl Stream {
 /// `GET /api/v1/tasks/{id}/events`: Server-Sent Events. `task` carries the task (the same
 /// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes; `event` carries each
 /// new row of its timeline; `end` carries the final task, after which the stream closes.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+/// Each `event` has its row's id as the SSE id; a client that reconnects with
+/// `Last-Event-ID` (browsers do) gets only the rows after it.
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = TASKS,
+    params(("id" = String, Path, description = "The task's id (a UUID)"),
+        ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline row: only later `event`s are sent")),
     responses((status = 200, content_type = "text/event-stream",
         description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task", body = String),
+        (status = 400, description = "`Last-Event-ID` is not an event id (`BadUserInput`)", body = ErrorBody),
         (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn events(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
 ) -> Result<
     axum::response::sse::Sse<impl futures::Stream<Item = Result<axum::response::sse::Event, std::convert::Infallible>>>,
     ApiError,
 > {
     let task_id = parse_task_id(&id)?;
+    let last_event = match headers.get("last-event-id").map(|v| v.to_str().map(|v| v.trim().parse::<i64>())) {
+        None => 0,
+        Some(Ok(Ok(id))) if id >= 0 => id,
+        Some(_) => return Err(ApiError::new(ErrorCode::BadUserInput, "Last-Event-ID must be an event id")),
+    };
     let mut stream =
-        Stream { state, caller, task_id, last_event: 0, last_task: None, pending: Default::default(), done: false };
+        Stream { state, caller, task_id, last_event, last_task: None, pending: Default::default(), done: false };
     // a task that is not there answers 404 before the stream starts
     stream.poll().await?;
     let events = futures::stream::unfold(stream, |mut s| async move {

@@ -141,6 +141,10 @@ impl Settings {
     }
 
     pub fn api(&self) -> api::ApiSettings {
-        api::ApiSettings { max_attempts: self.max_attempts.max(1), ..api::ApiSettings::default() }
+        api::ApiSettings {
+            max_attempts: self.max_attempts.max(1),
+            queue_prefix: self.queue_prefix.clone(),
+            ..api::ApiSettings::default()
+        }
     }
 }

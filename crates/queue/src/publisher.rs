@@ -1,7 +1,7 @@
 //! A confirmed publisher. Every message is persistent and `mandatory`; a publish counts as
 //! sent only when the broker acks it *and* did not return it as unroutable (with `mandatory`
 //! the broker acks returned messages too). Confirms are pipelined: a batch of messages is sent
-//! first, then all confirms are awaited.
+//! first, then all confirms are awaited. Every message gets a fresh `message_id`.
 
 use crate::{QueueError, ATTEMPT_HEADER};
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -40,7 +40,10 @@ impl Publisher {
     async fn send(&self, message: &Outgoing<'_>) -> Result<PublisherConfirm, QueueError> {
         let mut headers = FieldTable::default();
         headers.insert(ATTEMPT_HEADER.into(), AMQPValue::LongUInt(message.attempt));
+        // a fresh id per publish: it survives delay and dead-letter queues, so a dead letter
+        // delivered twice is known as one message
         let properties = BasicProperties::default()
+            .with_message_id(uuid::Uuid::new_v4().simple().to_string().into())
             .with_delivery_mode(2)
             .with_content_type("application/json".into())
             .with_headers(headers);

@@ -10,7 +10,7 @@ fn not_found(id: TaskId) -> StoreError {
     StoreError::rejected(ErrorCode::NotFound, format!("task `{id}` not found"))
 }
 
-async fn lock_in(conn: &mut PgConnection, env: EnvironmentId, id: TaskId) -> Result<tasks::Task> {
+pub(crate) async fn lock_in(conn: &mut PgConnection, env: EnvironmentId, id: TaskId) -> Result<tasks::Task> {
     let task = tasks::lock(conn, id).await?.ok_or_else(|| not_found(id))?;
     if task.environment() != env {
         return Err(not_found(id));
@@ -72,6 +72,16 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
 /// which skips the ones that exist.
 pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
     let task = lock_in(conn, env, id).await?;
+    let reopened = reopen(conn, env, task).await?;
+    events::record(conn, env, id, "retried", "retry requested", Some(actor), serde_json::json!({})).await?;
+    Ok(reopened)
+}
+
+/// What a retry does, without its timeline row: re-opens a `FAILED` or `PARTIALLY_FAILED`
+/// task (locked by the caller) and announces its work again through the outbox. A replayed
+/// dead letter re-opens its task the same way.
+pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: tasks::Task) -> Result<tasks::Task> {
+    let id = task.id();
     if let Some(by) = task.rolled_back_by {
         return Err(StoreError::rejected(
             ErrorCode::BadUserInput,
@@ -144,7 +154,6 @@ pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, acto
     } else {
         outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
     }
-    events::record(conn, env, id, "retried", "retry requested", Some(actor), serde_json::json!({})).await?;
     Ok(reopened)
 }
 

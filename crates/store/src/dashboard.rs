@@ -1,6 +1,6 @@
 //! What operators look at: counts for `/metrics` (read at scrape time, across environments),
 //! the dashboard's overview (per environment), a task's timeline for the SSE stream, and the
-//! dashboard's sign-in sessions. Reads only, except for sessions.
+//! dashboard's sign-in sessions and their audit. Reads only, except for sessions.
 
 use crate::{api_keys::Principal, api_keys::Scope, Result};
 use chrono::{DateTime, Utc};
@@ -170,11 +170,41 @@ pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
     }))
 }
 
-/// Ends a session (sign-out) and sweeps expired ones.
+/// Ends a session (sign-out), records who signed out, and sweeps expired sessions.
 pub async fn end_session(pool: &PgPool, token: &str) -> Result<()> {
-    sqlx::query("DELETE FROM dashboard_sessions WHERE token_sha256 = $1 OR expires_at < now()")
-        .bind(hash(token))
+    sqlx::query(
+        "WITH ended AS (
+            DELETE FROM dashboard_sessions WHERE token_sha256 = $1 OR expires_at < now()
+            RETURNING token_sha256, key_id
+        )
+        INSERT INTO dashboard_audit (environment_id, key_prefix, action)
+        SELECT k.environment_id, k.prefix, 'sign_out' FROM ended e JOIN api_keys k ON k.id = e.key_id
+        WHERE e.token_sha256 = $1",
+    )
+    .bind(hash(token))
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Records a sign-in by `principal`.
+pub async fn record_sign_in(pool: &PgPool, principal: &Principal) -> Result<()> {
+    sqlx::query("INSERT INTO dashboard_audit (environment_id, key_prefix, action) VALUES ($1, $2, 'sign_in')")
+        .bind(principal.environment_id.0)
+        .bind(&principal.key_prefix)
         .execute(pool)
         .await?;
     Ok(())
+}
+
+/// An entry of the dashboard's audit: `(key_prefix, action, created_at)`, newest first.
+pub async fn audit(pool: &PgPool, env: EnvironmentId, limit: i64) -> Result<Vec<(String, String, DateTime<Utc>)>> {
+    Ok(sqlx::query_as(
+        "SELECT key_prefix, action, created_at FROM dashboard_audit WHERE environment_id = $1
+         ORDER BY id DESC LIMIT $2",
+    )
+    .bind(env.0)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
 }

@@ -18,16 +18,21 @@ pub async fn register(pool: &PgPool, id: &str, hostname: &str, pid: u32, roles: 
     Ok(())
 }
 
-pub async fn heartbeat(pool: &PgPool, id: &str, in_flight: i32) -> Result<()> {
-    sqlx::query("UPDATE workers SET heartbeat_at = now(), in_flight = $2 WHERE id = $1")
+/// `unacked`: deliveries the worker holds unacknowledged, by queue kind (`{"task": 2}`).
+pub async fn heartbeat(pool: &PgPool, id: &str, in_flight: i32, unacked: &serde_json::Value) -> Result<()> {
+    sqlx::query("UPDATE workers SET heartbeat_at = now(), in_flight = $2, unacked = $3 WHERE id = $1")
         .bind(id)
         .bind(in_flight)
+        .bind(unacked)
         .execute(pool)
         .await?;
     Ok(())
 }
 
 pub async fn stopped(pool: &PgPool, id: &str) -> Result<()> {
-    sqlx::query("UPDATE workers SET stopped_at = now(), in_flight = 0 WHERE id = $1").bind(id).execute(pool).await?;
+    sqlx::query("UPDATE workers SET stopped_at = now(), in_flight = 0, unacked = '{}' WHERE id = $1")
+        .bind(id)
+        .execute(pool)
+        .await?;
     Ok(())
 }

@@ -3,6 +3,8 @@
 //! delay queue, or dead-letter. It supervises its own connection: when the broker goes away
 //! it reconnects with backoff and resumes. On shutdown it stops taking deliveries, lets
 //! in-flight jobs finish within the grace period, and leaves the rest unacked for redelivery.
+//! It also drains the dead-letter queue into Postgres (see `dead_letters`), and every few
+//! seconds records what the broker says of each queue, for `/metrics` and the dashboard.
 
 use crate::handlers::{self, batch, JobError};
 use crate::Context;
@@ -15,6 +17,7 @@ use queue::lapin::types::{AMQPValue, FieldTable};
 use queue::lapin::Connection;
 use queue::publisher::Outgoing;
 use queue::{Publisher, QueueError, ATTEMPT_HEADER};
+use serde_json::json;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,9 +25,30 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+/// The queues a worker consumes, by kind: the work queues, then the dead-letter queue.
+const HELD_KINDS: [&str; 3] = ["task", "batch", "dead"];
+const DEAD: usize = 2;
+
+/// Deliveries this worker holds unacknowledged, by queue kind (`HELD_KINDS`).
+#[derive(Default)]
+struct Held([AtomicI32; 3]);
+
+impl Held {
+    /// Work in flight: task and batch deliveries.
+    fn work(&self) -> i32 {
+        self.0[0].load(Ordering::Relaxed) + self.0[1].load(Ordering::Relaxed)
+    }
+
+    fn by_kind(&self) -> serde_json::Value {
+        let counts: serde_json::Map<String, serde_json::Value> =
+            HELD_KINDS.iter().zip(&self.0).map(|(k, n)| ((*k).to_owned(), json!(n.load(Ordering::Relaxed)))).collect();
+        serde_json::Value::Object(counts)
+    }
+}
+
 /// Consumes until `cancel` fires, reconnecting as often as needed.
 pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
-    let in_flight = Arc::new(AtomicI32::new(0));
+    let in_flight = Arc::new(Held::default());
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), in_flight.clone(), cancel.clone()));
     loop {
         if cancel.is_cancelled() {
@@ -57,7 +81,7 @@ pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
     tracing::info!("consumer stopped");
 }
 
-async fn heartbeat(ctx: Context, in_flight: Arc<AtomicI32>, cancel: CancellationToken) {
+async fn heartbeat(ctx: Context, in_flight: Arc<Held>, cancel: CancellationToken) {
     let hostname = std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into());
     if let Err(e) =
         store::workers::register(&ctx.pool, &ctx.settings.worker_id, &hostname, std::process::id(), "worker").await
@@ -68,8 +92,8 @@ async fn heartbeat(ctx: Context, in_flight: Arc<AtomicI32>, cancel: Cancellation
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let n = in_flight.load(Ordering::Relaxed);
-                if let Err(e) = store::workers::heartbeat(&ctx.pool, &ctx.settings.worker_id, n).await {
+                let (n, unacked) = (in_flight.work(), in_flight.by_kind());
+                if let Err(e) = store::workers::heartbeat(&ctx.pool, &ctx.settings.worker_id, n, &unacked).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
             }
@@ -82,23 +106,26 @@ async fn consume(
     ctx: &Context,
     connection: &Connection,
     cancel: &CancellationToken,
-    in_flight: &Arc<AtomicI32>,
+    in_flight: &Arc<Held>,
 ) -> Result<(), QueueError> {
     let publisher = Arc::new(Publisher::open(connection).await?);
     ctx.topology.declare(publisher.channel()).await?;
 
     let mut channels = Vec::new();
     let mut streams = Vec::new();
-    for kind in queue::topology::KINDS {
+    for (index, kind) in HELD_KINDS.into_iter().enumerate() {
         let channel = connection.create_channel().await?;
-        let prefetch = if kind == "task" { ctx.settings.task_prefetch } else { ctx.settings.prefetch };
+        let (queue, prefetch) = match kind {
+            "task" => (ctx.topology.work_queue(kind), ctx.settings.task_prefetch),
+            "batch" => (ctx.topology.work_queue(kind), ctx.settings.prefetch),
+            _ => (ctx.topology.dead_queue(), DEAD_LETTER_PREFETCH),
+        };
         channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
         let tag = format!("{}-{kind}", ctx.settings.worker_id);
-        let consumer = channel
-            .basic_consume(&ctx.topology.work_queue(kind), &tag, BasicConsumeOptions::default(), FieldTable::default())
-            .await?;
+        let consumer =
+            channel.basic_consume(&queue, &tag, BasicConsumeOptions::default(), FieldTable::default()).await?;
         channels.push((channel, tag));
-        streams.push(consumer);
+        streams.push(consumer.map(move |delivery| (index, delivery)));
     }
     let mut deliveries = futures::stream::select_all(streams);
     let mut running = JoinSet::new();
@@ -109,17 +136,21 @@ async fn consume(
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
             next = deliveries.next() => match next {
-                Some(Ok(delivery)) => {
+                Some((index, Ok(delivery))) => {
                     let ctx = ctx.clone();
                     let publisher = publisher.clone();
                     let in_flight = in_flight.clone();
-                    in_flight.fetch_add(1, Ordering::Relaxed);
+                    in_flight.0[index].fetch_add(1, Ordering::Relaxed);
                     running.spawn(async move {
-                        handle(&ctx, &publisher, delivery).await;
-                        in_flight.fetch_sub(1, Ordering::Relaxed);
+                        if index == DEAD {
+                            crate::dead_letters::take(&ctx, delivery).await;
+                        } else {
+                            handle(&ctx, &publisher, delivery).await;
+                        }
+                        in_flight.0[index].fetch_sub(1, Ordering::Relaxed);
                     });
                 }
-                Some(Err(e)) => break Err(QueueError::from(e)),
+                Some((_, Err(e))) => break Err(QueueError::from(e)),
                 None => break Err(QueueError::Cancelled("the broker closed the consumer".into())),
             },
             Some(_) = running.join_next(), if !running.is_empty() => {}
@@ -141,21 +172,33 @@ async fn consume(
     result
 }
 
-/// Reads the work queues' depth and consumer count with a passive declare (which creates
-/// nothing) on a channel of its own, and sets `cutover_queue_messages` and
-/// `cutover_queue_consumers`. A failed declare closes that channel; the next tick opens another.
+/// Dead letters a worker stores at once; each is one short insert.
+const DEAD_LETTER_PREFETCH: u16 = 32;
+
+/// Reads each queue's depth and consumer count with a passive declare (which creates
+/// nothing) on a channel of its own, sets `cutover_queue_messages` and
+/// `cutover_queue_consumers` for the work queues, and records every queue's figures in
+/// Postgres for the dashboard. A failed declare closes that channel; the next tick opens another.
 async fn queue_stats(ctx: &Context, connection: &Connection, channel: &mut Option<queue::lapin::Channel>) {
-    let Some(metrics) = crate::metrics::get() else { return };
     if !channel.as_ref().is_some_and(|c| c.status().connected()) {
         *channel = connection.create_channel().await.ok();
     }
     let Some(stats) = channel.as_ref() else { return };
-    for kind in queue::topology::KINDS {
+    for kind in HELD_KINDS {
+        let name = if kind == "dead" { ctx.topology.dead_queue() } else { ctx.topology.work_queue(kind) };
         let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
-        match stats.queue_declare(&ctx.topology.work_queue(kind), options, FieldTable::default()).await {
+        match stats.queue_declare(&name, options, FieldTable::default()).await {
             Ok(q) => {
-                metrics.queue_messages.with_label_values(&[kind]).set(i64::from(q.message_count()));
-                metrics.queue_consumers.with_label_values(&[kind]).set(i64::from(q.consumer_count()));
+                if let (Some(metrics), true) = (crate::metrics::get(), kind != "dead") {
+                    metrics.queue_messages.with_label_values(&[kind]).set(i64::from(q.message_count()));
+                    metrics.queue_consumers.with_label_values(&[kind]).set(i64::from(q.consumer_count()));
+                }
+                let (ready, consumers) = (i64::from(q.message_count()), q.consumer_count() as i32);
+                if let Err(e) =
+                    store::queues::observe(&ctx.pool, &name, ready, consumers, &ctx.settings.worker_id).await
+                {
+                    tracing::debug!(error = %e, queue = %name, "could not record queue stats");
+                }
             }
             Err(e) => {
                 tracing::debug!(error = %e, queue = kind, "could not read queue stats");
@@ -287,11 +330,19 @@ async fn give_up(ctx: &Context, job: &Job, code: ErrorCode, message: &str) -> Se
     };
     match recorded {
         // the outcome is in Postgres; park the message for operators
-        Ok(()) if code == ErrorCode::NotFound => Settle::DeadLetter,
+        Ok(()) if parks(code) => Settle::DeadLetter,
         Ok(()) => Settle::Ack,
         Err(e) => {
             tracing::warn!(error = %e, "could not record the failure; requeueing");
             Settle::Requeue
         }
     }
+}
+
+/// Give-ups that an operator may want to send again once the cause is mended are parked on
+/// the dead-letter queue: out of attempts, no such task, an internal error. A verdict of the
+/// domain (a catalog check refused the publish, say) is only acked: the task's error says
+/// all there is, and the same message would meet the same verdict.
+fn parks(code: ErrorCode) -> bool {
+    matches!(code, ErrorCode::MaxAttemptsExceeded | ErrorCode::NotFound | ErrorCode::InternalError)
 }

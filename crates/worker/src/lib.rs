@@ -4,6 +4,7 @@
 //! late or never-mind-the-order. It never answers HTTP.
 
 pub mod consumer;
+pub mod dead_letters;
 pub mod handlers;
 pub mod metrics;
 pub mod relay;

@@ -63,10 +63,22 @@ async function overview(id) {
   const workers = d.workers.map((w) => `<tr><td><code>${esc(w.id)}</code></td><td>${esc(w.hostname)}:${w.pid}</td>
     <td>${w.stoppedAt ? 'stopped' : seconds(w.heartbeatAgeSecs) + ' ago'}</td><td>${w.inFlight}</td></tr>`).join('');
   $('#view').innerHTML = `<h1>Overview</h1><div class="cards">${cards}
-      <div class="card"><div class="n" id="outbox-unsent">${d.outbox.unsent}</div><div class="l">outbox unsent · oldest ${seconds(d.outbox.oldestAgeSecs)}</div></div></div>
+      <div class="card"><div class="n" id="outbox-unsent">${d.outbox.unsent}</div><div class="l">outbox unsent · oldest ${seconds(d.outbox.oldestAgeSecs)}</div></div>
+      <div class="card"><div class="n" id="dead-letters-count"><a href="#/dead-letters?status=DEAD">${d.deadLetters}</a></div><div class="l">dead letters to look at</div></div></div>
+    <h2>Queues</h2>${queueTable(d.queues)}
     <h2>Completed and failed per minute</h2>${chart(d.perMinute)}
     <h2>Workers</h2><table><thead><tr><th>id</th><th>host</th><th>heartbeat</th><th>in flight</th></tr></thead>
-    <tbody>${workers || '<tr><td colspan="4" class="muted">no worker has reported</td></tr>'}</tbody></table>`;
+    <tbody>${workers || '<tr><td colspan="4" class="muted">no worker has reported</td></tr>'}</tbody></table>
+    <h2>Sign-ins</h2><table id="sign-ins"><tbody>${d.signIns.map((a) => `<tr><td>${new Date(a.at).toLocaleString()}</td>
+      <td>${a.action === 'sign_in' ? 'signed in' : 'signed out'}</td><td><code>${esc(a.keyPrefix)}</code></td></tr>`).join('')}</tbody></table>`;
+}
+
+function queueTable(queues) {
+  const rows = queues.map((q) => `<tr data-queue="${esc(q.queue)}"><td><code>${esc(q.queue)}</code></td><td class="ready">${q.ready}</td>
+    <td class="unacked">${q.unacked}</td><td class="consumers">${q.consumers}</td>
+    <td class="${q.ageSecs > 30 ? 'error' : 'muted'}">${seconds(q.ageSecs)} ago by <code>${esc(q.observedBy)}</code></td></tr>`).join('');
+  return `<table id="queues"><thead><tr><th>queue</th><th>ready</th><th>unacknowledged</th><th>consumers</th><th>read</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="5" class="muted">no worker has read the queues yet</td></tr>'}</tbody></table>`;
 }
 
 function actions(t) {
@@ -97,7 +109,8 @@ async function tasks(params, id) {
   const rows = await api('/tasks?' + query.toString());
   if (!current(id)) return;
   const opts = (list, current) => '<option value="">any</option>' + list.map((v) => `<option${v === current ? ' selected' : ''}>${v}</option>`).join('');
-  const body = rows.map((t) => `<tr data-task="${esc(t.id)}"><td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
+  const pick = (t) => me.canWrite ? `<td><input type="checkbox" class="pick" value="${esc(t.id)}" aria-label="select task"></td>` : '';
+  const body = rows.map((t) => `<tr data-task="${esc(t.id)}">${pick(t)}<td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
       <td>${esc(t.taskType)}</td><td>${esc(t.initiatedPackageId || '')}${t.targetVersion ? ' v' + t.targetVersion : ''}</td>
       <td>${status(t.status)}</td><td>${bar(t.progress)} ${t.progress}%</td>
       <td>${t.counts.processed}/${t.counts.total}${t.counts.failed ? ` <span class="error">(${t.counts.failed} failed)</span>` : ''}</td>
@@ -109,8 +122,12 @@ async function tasks(params, id) {
       <label>plan <input name="plan" value="${esc(params.plan || '')}" size="12"></label>
       <label>id <input name="q" value="${esc(params.q || '')}" size="36" placeholder="task id"></label>
       <button type="submit">Filter</button></form>
-    <table id="task-table"><thead><tr><th>id</th><th>type</th><th>plan</th><th>status</th><th>progress</th><th>items</th><th>created</th><th></th></tr></thead>
-    <tbody>${body || '<tr><td colspan="8" class="muted">no tasks</td></tr>'}</tbody></table>`;
+    ${me.canWrite ? `<p id="bulk"><label><input type="checkbox" id="pick-all"> all</label>
+      <button id="bulk-retry" disabled>Retry selected</button> <button id="bulk-cancel" class="danger" disabled>Cancel selected</button>
+      <span id="bulk-result" class="muted"></span></p>` : ''}
+    <table id="task-table"><thead><tr>${me.canWrite ? '<th></th>' : ''}<th>id</th><th>type</th><th>plan</th><th>status</th><th>progress</th><th>items</th><th>created</th><th></th></tr></thead>
+    <tbody>${body || '<tr><td colspan="9" class="muted">no tasks</td></tr>'}</tbody></table>`;
+  if (me.canWrite) bulkControls();
   $('#filters').onsubmit = (e) => {
     e.preventDefault();
     const form = new FormData(e.target), next = {};
@@ -126,6 +143,28 @@ function rolloutFacts(r) {
   const next = r.nextCohortAt ? ' · next at ' + new Date(r.nextCohortAt).toLocaleString() : '';
   const paused = r.paused ? ` · <strong>paused</strong> by <code>${esc(r.pausedBy || '')}</code>` : '';
   return `<tr><th>rollout</th><td id="rollout-state">cohort ${cohort}${next}${paused} · cohorts ${esc(r.cohorts.join(', '))} %, ${esc(r.interval || '')} apart</td></tr>`;
+}
+
+function bulkControls() {
+  const picked = () => [...document.querySelectorAll('input.pick:checked')].map((c) => c.value);
+  const sync = () => { $('#bulk-retry').disabled = $('#bulk-cancel').disabled = picked().length === 0; };
+  $('#task-table').addEventListener('change', sync);
+  $('#pick-all').onchange = (e) => { document.querySelectorAll('input.pick').forEach((c) => { c.checked = e.target.checked; }); sync(); };
+  const run = async (action) => {
+    const ids = picked();
+    if (!ids.length || !confirm(`${action === 'retry' ? 'Retry' : 'Cancel'} ${ids.length} task(s)?`)) return;
+    try {
+      const r = await api('/tasks/bulk', { method: 'POST', body: JSON.stringify({ action, ids }) });
+      const refused = r.refused.map((x) => `${x.id.slice(0, 8)}: ${x.message}`).join('; ');
+      const summary = `${r.done.length} ${action === 'retry' ? 'retried' : 'canceled'}, ${r.refused.length} refused${refused ? ' (' + refused + ')' : ''}`;
+      await route();
+      if ($('#bulk-result')) $('#bulk-result').textContent = summary;
+    } catch (e) {
+      alert(e.message);
+    }
+  };
+  $('#bulk-retry').onclick = () => run('retry');
+  $('#bulk-cancel').onclick = () => run('cancel');
 }
 
 function renderTask(d) {
@@ -203,11 +242,13 @@ async function route() {
   const hash = location.hash || '#/overview';
   const [path, query] = hash.slice(1).split('?');
   const parts = path.split('/').filter(Boolean);
-  document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === (parts[0] === 'task' ? 'tasks' : parts[0])));
+  document.querySelectorAll('#nav a').forEach((a) => a.classList.toggle('active', a.dataset.page === ({ task: 'tasks', 'dead-letter': 'dead-letters' }[parts[0]] || parts[0])));
   try {
     if (parts[0] === 'tasks') await tasks(Object.fromEntries(new URLSearchParams(query || '')), id);
     else if (parts[0] === 'task' && parts[1]) await taskPage(decodeURIComponent(parts[1]), id);
     else if (parts[0] === 'plans') await plans(id);
+    else if (parts[0] === 'dead-letters') await deadLetters(Object.fromEntries(new URLSearchParams(query || '')), id);
+    else if (parts[0] === 'dead-letter' && parts[1]) await deadLetterPage(decodeURIComponent(parts[1]), id);
     else { await overview(id); if (current(id)) timer = setInterval(() => overview(id).catch(() => {}), 5000); }
   } catch (e) {
     if (e.status === 401) return showSignIn();

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use store::api_keys::Scope;
 
-async fn session(app: &TestApp, scope: Scope) -> (String, String) {
+pub(crate) async fn session(app: &TestApp, scope: Scope) -> (String, String) {
     let key = store::api_keys::create_key(&app.pool, crate::harness::ENV_A, scope, None).await.unwrap();
     let response = app
         .anonymous(Method::POST, "/dashboard/api/sign-in")
@@ -22,7 +22,7 @@ async fn session(app: &TestApp, scope: Scope) -> (String, String) {
     (cookie.split(';').next().unwrap().to_owned(), key.prefix)
 }
 
-async fn call(app: &TestApp, cookie: &str, method: Method, path: &str, header: bool) -> (StatusCode, Value) {
+pub(crate) async fn call(app: &TestApp, cookie: &str, method: Method, path: &str, header: bool) -> (StatusCode, Value) {
     let mut request = app.anonymous(method, path).header("cookie", cookie);
     if header {
         request = request.header("X-Cutover-Dashboard", "1");
@@ -134,4 +134,23 @@ async fn an_admin_session_pauses_and_resumes_a_rollout_and_a_read_only_one_canno
             .await
             .unwrap();
     assert_eq!(actors, vec![("paused".to_owned(), Some(prefix.clone())), ("resumed".to_owned(), Some(prefix))]);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sign_ins_and_sign_outs_are_audited_with_the_key_prefix(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (cookie, prefix) = session(&app, Scope::ReadOnly).await;
+    let (status, _) = call(&app, &cookie, Method::POST, "/dashboard/api/sign-out", true).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (admin, admin_prefix) = session(&app, Scope::Admin).await;
+    let (status, overview) = call(&app, &admin, Method::GET, "/dashboard/api/overview", false).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: Vec<(String, String)> = overview["data"]["signIns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| (a["keyPrefix"].as_str().unwrap().to_owned(), a["action"].as_str().unwrap().to_owned()))
+        .collect();
+    let expected = [(admin_prefix, "sign_in"), (prefix.clone(), "sign_out"), (prefix, "sign_in")];
+    assert_eq!(seen, expected.map(|(p, a)| (p, a.to_owned())));
 }

@@ -4,9 +4,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod auth;
+mod bulk;
 mod catalog;
 mod customers;
 mod dashboard;
+mod dead_letters;
 mod environments;
 mod harness;
 mod observability;

@@ -146,3 +146,44 @@ async fn the_task_stream_of_an_unknown_task_is_404(pool: PgPool) {
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "NotFound");
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_stream_resumes_after_last_event_id(pool: PgPool) {
+    let app = TestApp::spawn(pool.clone()).await;
+    app.draft_plan("plan-r").await;
+    let task = app.publish_ok("plan-r").await;
+    let (env, id) = {
+        let env: uuid::Uuid = sqlx::query_scalar("SELECT environment_id FROM tasks WHERE id = $1")
+            .bind(task)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        (domain::EnvironmentId(env), domain::TaskId(task))
+    };
+    let mut tx = pool.begin().await.unwrap();
+    store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({})).await.unwrap();
+    store::tasks::finish(&mut tx, id, domain::TaskStatus::Completed, None).await.unwrap();
+    tx.commit().await.unwrap();
+    let path = format!("/api/v1/tasks/{task}/events");
+
+    let all =
+        read_events(app.request(reqwest::Method::GET, &path).send().await.unwrap(), std::time::Duration::from_secs(10))
+            .await;
+    let rows: Vec<(i64, String)> = all
+        .iter()
+        .filter(|(n, _)| n == "event")
+        .map(|(_, e)| (e["id"].as_i64().unwrap(), e["kind"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(rows.iter().map(|(_, k)| k.as_str()).collect::<Vec<_>>(), ["accepted", "planned"]);
+
+    // reconnecting after the first row sends only what came after it
+    let resumed = app.request(reqwest::Method::GET, &path).header("Last-Event-ID", rows[0].0.to_string());
+    let events = read_events(resumed.send().await.unwrap(), std::time::Duration::from_secs(10)).await;
+    let kinds: Vec<&str> =
+        events.iter().filter(|(n, _)| n == "event").filter_map(|(_, e)| e["kind"].as_str()).collect();
+    assert_eq!(kinds, ["planned"], "{events:?}");
+    assert_eq!(events.last().unwrap().0, "end");
+
+    let (status, body) = TestApp::send(app.request(reqwest::Method::GET, &path).header("Last-Event-ID", "soon")).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, serde_json::json!("BadUserInput")));
+}

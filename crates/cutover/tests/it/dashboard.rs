@@ -142,3 +142,76 @@ async fn a_read_only_session_has_no_actions_and_forged_ones_are_refused() {
         .await;
     assert_eq!(retried, 0);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_replays_a_dead_letter_and_its_task_completes() {
+    // one attempt, and a lock held past the lock timeout: the publish gives up at once and
+    // its message is parked on the dead-letter queue
+    let mut deployment =
+        Deployment::with_env(&[("CUTOVER_MAX_ATTEMPTS", "1"), ("CUTOVER_LOCK_TIMEOUT_MS", "200")]).await;
+    let api = deployment.api().await;
+    deployment.start_worker("w1");
+    let admin = key(&deployment, "admin").await;
+    api.plan_with_subscriptions("stuck", 30).await;
+    api.draft("stuck", json!({"displayName": "Stuck (2026)"})).await;
+
+    let blocker = crate::faults::lock_draft(&deployment, "stuck").await;
+    let task = api.publish("stuck", "ALL_CUSTOMERS").await;
+    let failed = api.wait_task(&task).await;
+    assert_eq!(
+        (failed["status"].clone(), failed["error"]["code"].clone()),
+        (json!("FAILED"), json!("MaxAttemptsExceeded"))
+    );
+    // the worker moves the parked message from the queue into Postgres
+    crate::harness::wait_for("the dead letter in Postgres", Duration::from_secs(30), || async {
+        deployment.scalar(&format!("SELECT count(*) FROM dead_letters WHERE task_id = '{task}'")).await == 1
+    })
+    .await;
+    let id = deployment.scalar(&format!("SELECT id FROM dead_letters WHERE task_id = '{task}'")).await;
+    blocker.rollback().await.unwrap();
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api.base, &admin).await;
+    browser.click("a[data-page='dead-letters']").await;
+    let row = format!("tr[data-dead-letter='{id}']");
+    browser.wait(&row, Duration::from_secs(10)).await;
+    assert!(browser.text(&row).await.contains("MaxAttemptsExceeded"), "{}", browser.text(&row).await);
+    browser.click(&format!("{row} a[href='#/dead-letter/{id}']")).await;
+    browser.wait_text("#dead-letter-cause-code", Duration::from_secs(10), |t| t == "MaxAttemptsExceeded").await;
+    assert!(browser.text("#dead-letter-body").await.contains(&task));
+    assert!(browser.text("#dead-letter-headers").await.contains("x-death"));
+    browser.click("#dead-letter-actions button[data-dl-act='replay']").await;
+    browser.accept_alert().await;
+    browser.wait_text("#dead-letter-status", Duration::from_secs(10), |t| t == "REPLAYED").await;
+    browser.screenshot("dead-letter-replayed").await;
+
+    browser.click(&format!("a[href='#/task/{task}']")).await;
+    browser.wait_text("#task-status", Duration::from_secs(60), |t| t == "COMPLETED").await;
+    browser.wait_text("#timeline", Duration::from_secs(10), |t| t.contains("dead_letter_replayed")).await;
+    browser.screenshot("dead-letter-task-completed").await;
+
+    let done = api.task(&task).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["counts"], json!({"total": 30, "processed": 30, "failed": 0}));
+    let prefix: String = admin.chars().take(12).collect();
+    let resolved: (String, Option<String>) =
+        sqlx::query_as("SELECT status, resolved_by FROM dead_letters WHERE id = $1")
+            .bind(id)
+            .fetch_one(&deployment.pool)
+            .await
+            .unwrap();
+    assert_eq!(resolved, ("REPLAYED".to_owned(), Some(prefix.clone())));
+    let actor: Option<String> =
+        sqlx::query_scalar("SELECT actor FROM task_events WHERE task_id = $1::uuid AND kind = 'dead_letter_replayed'")
+            .bind(&task)
+            .fetch_one(&deployment.pool)
+            .await
+            .unwrap();
+    assert_eq!(actor, Some(prefix));
+    let moved = deployment
+        .scalar(&format!(
+            "SELECT count(DISTINCT subscription_id) FROM subscription_version_history WHERE task_id = '{task}'"
+        ))
+        .await;
+    assert_eq!(moved, 30);
+}

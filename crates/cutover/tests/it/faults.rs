@@ -198,19 +198,24 @@ async fn malformed_messages_are_dead_lettered_and_the_worker_carries_on() {
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_moved_exactly_once(&d, &id, "ok", 50).await;
 
-    let channel = publisher.channel();
-    let dead = format!("{}.dead", d.prefix);
+    // the worker moves each dead letter from the queue into Postgres, once, saying why
     wait_for("100 dead letters", Duration::from_secs(30), || async {
-        let options = queue::lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
-        channel.queue_declare(&dead, options, Default::default()).await.unwrap().message_count() == 100
+        d.scalar("SELECT count(*) FROM dead_letters").await == 100
     })
     .await;
+    assert_eq!(d.scalar("SELECT count(*) FROM dead_letters WHERE cause_code = 'Malformed'").await, 75);
+    assert_eq!(d.scalar("SELECT count(*) FROM dead_letters WHERE cause_code = 'NotFound'").await, 25);
+    assert_eq!(d.scalar("SELECT count(*) FROM dead_letters WHERE environment_id IS NOT NULL").await, 0);
+    let channel = publisher.channel();
+    let dead = format!("{}.dead", d.prefix);
+    let options = queue::lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    assert_eq!(channel.queue_declare(&dead, options, Default::default()).await.unwrap().message_count(), 0);
     let (code, _) = d.terminate("w", Duration::from_secs(20)).await;
     assert_eq!(code, Some(0), "the worker was still up and stopped cleanly");
 }
 
 /// Holds a row lock on the plan's draft so that publishing it fails with a lock timeout.
-async fn lock_draft(d: &Deployment, plan: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+pub(crate) async fn lock_draft(d: &Deployment, plan: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
     let mut blocker = d.pool.begin().await.unwrap();
     sqlx::query("SELECT id FROM plan_versions WHERE plan_id = $1 AND status = 'DRAFT' FOR UPDATE")
         .bind(plan)
