@@ -271,7 +271,9 @@ pub async fn resume(
 /// task, and answers its id at once.
 #[utoipa::path(post, path = "/api/v1/tasks/{id}/rollback", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "Accepted: the ROLLBACK_MIGRATION task to poll", body = Data<TaskRef>),
-        (status = 400, description = "The task cannot be rolled back (not finished, not a move, rolled back already)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
+        (status = 400, description = "The task cannot be rolled back: not finished, or it moved no subscriptions (`BadUserInput`)", body = ErrorBody),
+        (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody),
+        (status = 409, description = "The task was rolled back already (`TaskAlreadyRolledBack`)", body = ErrorBody)))]
 pub async fn rollback(
     State(state): State<AppState>,
     Caller(caller): Caller,
