@@ -36,6 +36,7 @@ const INDEX_HTML: &str = include_str!("../assets/dashboard/index.html");
 const APP_JS: &str = include_str!("../assets/dashboard/app.js");
 const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
 const DEAD_LETTERS_JS: &str = include_str!("../assets/dashboard/dead-letters.js");
+const WEBHOOKS_JS: &str = include_str!("../assets/dashboard/webhooks.js");
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let session = Router::new()
@@ -55,6 +56,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/dead-letters/{id}/replay", post(dead_letters::replay))
         .route("/dashboard/api/dead-letters/{id}/discard", post(dead_letters::discard))
         .route("/dashboard/api/sign-out", post(sign_out))
+        .merge(crate::webhooks::dashboard_routes())
         .layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
         .route("/dashboard", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
@@ -62,6 +64,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))
         .route("/dashboard/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
         .route("/dashboard/dead-letters.js", get(|| asset("text/javascript; charset=utf-8", DEAD_LETTERS_JS)))
+        .route("/dashboard/webhooks.js", get(|| asset("text/javascript; charset=utf-8", WEBHOOKS_JS)))
         .route("/dashboard/api/sign-in", post(sign_in))
         .merge(session)
 }

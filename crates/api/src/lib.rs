@@ -16,6 +16,7 @@ pub mod rollouts;
 pub mod sequence;
 pub mod stigg;
 pub mod tasks;
+pub mod webhooks;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -99,6 +100,8 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::routes())
         .routes(utoipa_axum::routes!(rollouts::create))
         .merge(sequence::routes())
+        // served, not yet in the document
+        .merge(utoipa_axum::router::OpenApiRouter::from(webhooks::routes()))
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .split_for_parts();
     Router::new()

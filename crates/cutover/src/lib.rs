@@ -159,6 +159,9 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         });
         tasks.spawn(worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
         tasks.spawn(worker::run_consumer(ctx, cancel.child_token()));
+        let deliverer =
+            worker::Deliverer::new(pool.clone(), settings.deliverer()).context("building the webhook client")?;
+        tasks.spawn(deliverer.run(cancel.child_token()));
         tasks.spawn(worker::run_rescuer(
             pool.clone(),
             settings.rescue_after(),

@@ -97,6 +97,19 @@ pub struct Settings {
     /// Requests an API key may make in a burst above its rate.
     #[arg(long, env = "CUTOVER_RATE_LIMIT_BURST", default_value_t = 2000, global = true)]
     pub rate_limit_burst: u32,
+    /// Milliseconds a webhook request may take before the attempt counts as failed.
+    #[arg(long, env = "CUTOVER_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000, global = true)]
+    pub webhook_timeout_ms: u64,
+    /// Attempts a webhook delivery gets before it is marked FAILED.
+    #[arg(long, env = "CUTOVER_WEBHOOK_MAX_ATTEMPTS", default_value_t = 10, global = true)]
+    pub webhook_max_attempts: i32,
+    /// Milliseconds before the first webhook retry; doubled after each failure (with jitter,
+    /// at most an hour).
+    #[arg(long, env = "CUTOVER_WEBHOOK_BACKOFF_MS", default_value_t = 10_000, global = true)]
+    pub webhook_backoff_ms: u64,
+    /// Milliseconds between the webhook deliverer's looks for due deliveries.
+    #[arg(long, env = "CUTOVER_WEBHOOK_TICK_MS", default_value_t = 500, global = true)]
+    pub webhook_tick_ms: u64,
     /// `text` or `json`.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -138,6 +151,16 @@ impl Settings {
             settings.worker_id = id.clone();
         }
         settings
+    }
+
+    pub fn deliverer(&self) -> worker::DelivererSettings {
+        worker::DelivererSettings {
+            tick: Duration::from_millis(self.webhook_tick_ms.max(10)),
+            timeout: Duration::from_millis(self.webhook_timeout_ms.max(1)),
+            max_attempts: self.webhook_max_attempts.max(1),
+            backoff: Duration::from_millis(self.webhook_backoff_ms),
+            ..worker::DelivererSettings::default()
+        }
     }
 
     pub fn api(&self) -> api::ApiSettings {

@@ -9,6 +9,7 @@ pub mod plan;
 pub mod rollout;
 pub mod subscription;
 pub mod task;
+pub mod webhook;
 
 pub use error::ErrorCode;
 pub use ids::{EntityId, EnvironmentId, TaskId};
@@ -17,6 +18,7 @@ pub use plan::{Currency, MigrationType, PlanVersionStatus, PricingType, VersionC
 pub use rollout::RolloutSpec;
 pub use subscription::{BillingPeriod, SubscriptionStatus};
 pub use task::{TaskStatus, TaskType};
+pub use webhook::WebhookEventType;
 
 /// Parsing an enum-like value from its wire name failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -22,6 +22,7 @@ pub mod sequence_plans;
 pub mod subscriptions;
 pub mod tasks;
 pub mod version_changes;
+pub mod webhooks;
 pub mod workers;
 
 use domain::ErrorCode;

@@ -234,7 +234,7 @@ async fn insert_version(
     .bind(&f.eligible_customer_ids)
     .bind(&f.version_change_behaviour)
     .bind(f.effective_from)
-    .execute(conn)
+    .execute(&mut *conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e, "plan_versions_one_draft") {
@@ -243,6 +243,9 @@ async fn insert_version(
             e.into()
         }
     })?;
+    if status == PlanVersionStatus::Published {
+        crate::webhooks::plan_version_published(conn, env, id).await?;
+    }
     Ok(id)
 }
 
@@ -511,17 +514,22 @@ pub async fn draft_to_publish(conn: &mut PgConnection, env: EnvironmentId, plan_
     }
 }
 
-/// Publishes a draft. False when it is no longer a draft.
+/// Publishes a draft, announcing it to webhooks in the same transaction. False when it is no
+/// longer a draft.
 pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: Option<TaskId>) -> Result<bool> {
-    let done = sqlx::query(
+    let env: Option<Uuid> = sqlx::query_scalar(
         "UPDATE plan_versions SET status = 'PUBLISHED', published_at = now(), published_by_task = $2, updated_at = now()
-         WHERE id = $1 AND status = 'DRAFT'",
+         WHERE id = $1 AND status = 'DRAFT' RETURNING environment_id",
     )
     .bind(version_id)
     .bind(task.map(|t| t.0))
-    .execute(conn)
+    .fetch_optional(&mut *conn)
     .await?;
-    Ok(done.rows_affected() == 1)
+    let Some(env) = env else {
+        return Ok(false);
+    };
+    crate::webhooks::plan_version_published(conn, EnvironmentId(env), version_id).await?;
+    Ok(true)
 }
 
 /// True when `plan_id` exists and has no published version: a child plan cannot be published

@@ -1,11 +1,14 @@
 //! Tasks: one row per accepted publish, migration or import, from PENDING to a terminal state.
 //! Status changes are conditional UPDATEs, so two workers racing on one task cannot both win.
+//! Every move to a terminal status goes through `finish`, `finish_planning` or `fail`, which
+//! write the task's webhook event in the same transaction (`webhooks::task_finished`).
 
 use crate::{is_unique_violation, page, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
+use domain::task::progress_percent;
 use domain::{EnvironmentId, ErrorCode, TaskId, TaskStatus, TaskType};
-use serde_json::Value;
-use sqlx::{PgConnection, PgPool};
+use serde_json::{json, Value};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 #[derive(Debug, Clone, sqlx::FromRow)]
@@ -58,6 +61,36 @@ impl Task {
 
     pub fn task_type(&self) -> Option<TaskType> {
         TaskType::parse(&self.task_type).ok()
+    }
+
+    /// The task as callers see it — `GET /api/v1/tasks/{id}` answers it, and webhook events
+    /// carry it as their `data`. Field names are those of Stigg's SubscriptionMigrationTask;
+    /// progress is a whole percentage derived from the counts.
+    pub fn view(&self) -> Value {
+        let status = self.status();
+        let error = self
+            .error_code
+            .as_ref()
+            .filter(|_| status.is_terminal() || self.last_error.is_some())
+            .map(|code| json!({ "code": code, "message": self.last_error.clone().unwrap_or_default() }));
+        json!({
+            "id": self.id,
+            "taskType": self.task_type,
+            "status": self.status,
+            "progress": progress_percent(self.total, self.processed, status),
+            "affectedCustomersCount": self.affected_customers,
+            "counts": { "total": self.total, "processed": self.processed, "failed": self.failed },
+            "initiatedPackageId": self.plan_id,
+            "targetVersion": self.target_version_number,
+            "error": error,
+            "attempts": self.attempts,
+            "createdAt": self.created_at,
+            "startDate": self.started_at,
+            "endDate": self.finished_at,
+            "rollbackOf": self.rollback_of,
+            "rolledBackBy": self.rolled_back_by,
+            "skippedCount": self.skipped,
+        })
     }
 }
 
@@ -265,17 +298,35 @@ pub async fn finish(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
-    Ok(sqlx::query_as::<_, Task>(
-        "UPDATE tasks SET status = $2, error_code = coalesce($3, error_code), last_error = coalesce($4, last_error),
-            finished_at = now(), lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         WHERE id = $1 RETURNING *",
-    )
+    let row = sqlx::query(&format!(
+        "UPDATE tasks t SET status = $2, error_code = coalesce($3, t.error_code),
+            last_error = coalesce($4, t.last_error), finished_at = now(), lease_owner = NULL,
+            lease_expires_at = NULL, updated_at = now()
+         {ENDING}"
+    ))
     .bind(id.0)
     .bind(status.as_str())
     .bind(error.map(|(code, _)| code.as_str()))
     .bind(error.map(|(_, message)| message))
-    .fetch_one(conn)
-    .await?)
+    .fetch_one(&mut *conn)
+    .await?;
+    announce_end(conn, &row).await
+}
+
+/// The tail of a statement that ends a task: it also answers the status the task had before,
+/// so that only a task that was not already terminal announces its end.
+const ENDING: &str = "FROM (SELECT status AS was FROM tasks WHERE id = $1 FOR UPDATE) previous
+         WHERE t.id = $1 RETURNING t.*, previous.was AS previous_status";
+
+/// Reads the task an `ENDING` statement answered and, if it has just reached a terminal
+/// status, writes its webhook event in the same transaction.
+async fn announce_end(conn: &mut PgConnection, row: &sqlx::postgres::PgRow) -> Result<Task> {
+    let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;
+    let previous: String = row.try_get("previous_status")?;
+    if !TaskStatus::parse(&previous).is_ok_and(TaskStatus::is_terminal) {
+        crate::webhooks::task_finished(conn, &task).await?;
+    }
+    Ok(task)
 }
 
 /// Ends a claimed task during its planning: `mark_planned` and `finish` in one statement.
@@ -285,17 +336,18 @@ pub async fn finish_planning(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
-    Ok(sqlx::query_as::<_, Task>(&format!(
-        "UPDATE tasks SET {PLANNED}, status = $2, error_code = coalesce($3, error_code),
-            last_error = coalesce($4, last_error), finished_at = now(), updated_at = now()
-         WHERE id = $1 RETURNING *"
+    let row = sqlx::query(&format!(
+        "UPDATE tasks t SET {PLANNED}, status = $2, error_code = coalesce($3, t.error_code),
+            last_error = coalesce($4, t.last_error), finished_at = now(), updated_at = now()
+         {ENDING}"
     ))
     .bind(id.0)
     .bind(status.as_str())
     .bind(error.map(|(code, _)| code.as_str()))
     .bind(error.map(|(_, message)| message))
-    .fetch_one(conn)
-    .await?)
+    .fetch_one(&mut *conn)
+    .await?;
+    announce_end(conn, &row).await
 }
 
 /// Sets processed/failed counts outright (tasks done in one step, like an import).
@@ -339,16 +391,21 @@ pub async fn note_failed_attempt(pool: &PgPool, id: TaskId, code: ErrorCode, mes
 /// Ends a task that failed its planning as FAILED, counting that last attempt (out of
 /// attempts, or a permanent error). A task already planned is left to its batches.
 pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
-    sqlx::query(
+    let mut tx = pool.begin().await?;
+    let failed = sqlx::query_as::<_, Task>(
         "UPDATE tasks SET status = 'FAILED', error_code = $2, last_error = $3, finished_at = now(),
             attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
-         WHERE id = $1 AND status IN ('PENDING', 'IN_PROGRESS') AND planned_at IS NULL",
+         WHERE id = $1 AND status IN ('PENDING', 'IN_PROGRESS') AND planned_at IS NULL RETURNING *",
     )
     .bind(id.0)
     .bind(code.as_str())
     .bind(message)
-    .execute(pool)
+    .fetch_optional(&mut *tx)
     .await?;
+    if let Some(task) = failed {
+        crate::webhooks::task_finished(&mut tx, &task).await?;
+    }
+    tx.commit().await?;
     Ok(())
 }
 

@@ -1,10 +1,12 @@
 //! The worker side: job handlers (plan a publish, move a batch, import subscriptions), the
-//! consumer that feeds them from RabbitMQ with manual acks, retries through delay queues, and
-//! the outbox relay. Handlers re-read every row they act on, so any message may arrive twice,
-//! late or never-mind-the-order. It never answers HTTP.
+//! consumer that feeds them from RabbitMQ with manual acks, retries through delay queues, the
+//! outbox relay and the webhook deliverer. Handlers re-read every row they act on, so any
+//! message may arrive twice, late or never-mind-the-order. It never answers HTTP (it only
+//! sends webhooks).
 
 pub mod consumer;
 pub mod dead_letters;
+pub mod deliverer;
 pub mod handlers;
 pub mod metrics;
 pub mod relay;
@@ -15,6 +17,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use consumer::run_consumer;
+pub use deliverer::{Deliverer, DelivererSettings};
 pub use relay::Relay;
 pub use rescuer::run_rescuer;
 pub use scheduler::run_scheduler;

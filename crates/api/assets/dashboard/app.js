@@ -249,6 +249,7 @@ async function route() {
     else if (parts[0] === 'plans') await plans(id);
     else if (parts[0] === 'dead-letters') await deadLetters(Object.fromEntries(new URLSearchParams(query || '')), id);
     else if (parts[0] === 'dead-letter' && parts[1]) await deadLetterPage(decodeURIComponent(parts[1]), id);
+    else if (parts[0] === 'webhooks') await webhooksPage(Object.fromEntries(new URLSearchParams(query || '')), id);
     else { await overview(id); if (current(id)) timer = setInterval(() => overview(id).catch(() => {}), 5000); }
   } catch (e) {
     if (e.status === 401) return showSignIn();

@@ -20,3 +20,4 @@ mod rollback;
 mod rollouts;
 mod routing;
 mod subscriptions;
+mod webhooks;

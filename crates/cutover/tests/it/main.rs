@@ -19,3 +19,4 @@ mod scale;
 mod sdk;
 mod sequence;
 mod stack;
+mod webhooks;
