@@ -30,6 +30,10 @@ export CUTOVER_QUEUE_PREFIX="fuzz.${id}"
 export CUTOVER_QUEUE_EXPIRES_MS=600000
 export CUTOVER_RATE_LIMIT_PER_SEC=0
 export CUTOVER_LISTEN="127.0.0.1:${port}"
+# generated webhooks point anywhere: one short attempt each, so the deliverer neither waits on
+# strange hosts nor holds up the server's shutdown
+export CUTOVER_WEBHOOK_TIMEOUT_MS=1000
+export CUTOVER_WEBHOOK_MAX_ATTEMPTS=1
 unset CUTOVER_METRICS_LISTEN
 
 server=""

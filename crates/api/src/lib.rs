@@ -100,8 +100,7 @@ pub fn router(state: AppState) -> Router {
         .merge(tasks::routes())
         .routes(utoipa_axum::routes!(rollouts::create))
         .merge(sequence::routes())
-        // served, not yet in the document
-        .merge(utoipa_axum::router::OpenApiRouter::from(webhooks::routes()))
+        .merge(webhooks::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .split_for_parts();
     Router::new()

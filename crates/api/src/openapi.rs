@@ -3,7 +3,7 @@
 //!
 //! To register an endpoint:
 //! 1. annotate its handler with `#[utoipa::path(method, path = "/api/v1/...", tag = STIGG |
-//!    TASKS | SEQUENCE, params(...), request_body = Body, responses(...))]`: its body type
+//!    TASKS | SEQUENCE | WEBHOOKS, params(...), request_body = Body, responses(...))]`: its body type
 //!    derives `utoipa::ToSchema`, its query struct `utoipa::IntoParams` (list `PageQuery` beside
 //!    it on a paged list), its answer is one of the view types (in `Data<T>` / `List<T>` on the
 //!    Stigg side), and every error status it answers itself is listed with `body = ErrorBody`;
@@ -30,6 +30,7 @@ use utoipa::{Modify, PartialSchema, ToSchema};
 pub const STIGG: &str = "stigg";
 pub const TASKS: &str = "tasks";
 pub const SEQUENCE: &str = "sequence";
+pub const WEBHOOKS: &str = "webhooks";
 
 /// Stigg's envelope of a single object: `{"data": ...}`.
 #[derive(Debug, Serialize, ToSchema)]
@@ -58,6 +59,8 @@ pub struct List<T> {
         (name = STIGG, description = "Stigg's v1 dialect: camelCase, objects in `{\"data\"}`"),
         (name = TASKS, description = "Tasks: what publish, migrate and import accept, to be polled"),
         (name = SEQUENCE, description = "Sequence's dialect: objects answered bare"),
+        (name = WEBHOOKS, description = "Signed webhooks: endpoints, their deliveries and replays; writes take an \
+                                         admin key"),
     )
 )]
 pub struct ApiDoc;

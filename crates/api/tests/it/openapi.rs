@@ -41,6 +41,13 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tasks/{id}/pause"),
     ("POST", "/api/v1/tasks/{id}/resume"),
     ("GET", "/api/v1/tasks/{id}/events"),
+    // webhooks
+    ("POST", "/api/v1/webhooks"),
+    ("GET", "/api/v1/webhooks"),
+    ("GET", "/api/v1/webhooks/{id}"),
+    ("DELETE", "/api/v1/webhooks/{id}"),
+    ("GET", "/api/v1/webhooks/{id}/deliveries"),
+    ("POST", "/api/v1/webhooks/deliveries/{id}/replay"),
     // Sequence
     ("POST", "/prices"),
     ("GET", "/prices/{id}"),
