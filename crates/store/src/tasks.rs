@@ -298,10 +298,21 @@ pub async fn finish(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
+    end(conn, "lease_owner = NULL, lease_expires_at = NULL", id, status, error).await
+}
+
+/// The one statement that ends a task: the status and error, `finished_at`, what `also` sets,
+/// and its webhook event when it has just become terminal.
+async fn end(
+    conn: &mut PgConnection,
+    also: &str,
+    id: TaskId,
+    status: TaskStatus,
+    error: Option<(ErrorCode, &str)>,
+) -> Result<Task> {
     let row = sqlx::query(&format!(
-        "UPDATE tasks t SET status = $2, error_code = coalesce($3, t.error_code),
-            last_error = coalesce($4, t.last_error), finished_at = now(), lease_owner = NULL,
-            lease_expires_at = NULL, updated_at = now()
+        "UPDATE tasks t SET {also}, status = $2, error_code = coalesce($3, t.error_code),
+            last_error = coalesce($4, t.last_error), finished_at = now(), updated_at = now()
          {ENDING}"
     ))
     .bind(id.0)
@@ -336,18 +347,7 @@ pub async fn finish_planning(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
-    let row = sqlx::query(&format!(
-        "UPDATE tasks t SET {PLANNED}, status = $2, error_code = coalesce($3, t.error_code),
-            last_error = coalesce($4, t.last_error), finished_at = now(), updated_at = now()
-         {ENDING}"
-    ))
-    .bind(id.0)
-    .bind(status.as_str())
-    .bind(error.map(|(code, _)| code.as_str()))
-    .bind(error.map(|(_, message)| message))
-    .fetch_one(&mut *conn)
-    .await?;
-    announce_end(conn, &row).await
+    end(conn, PLANNED, id, status, error).await
 }
 
 /// Sets processed/failed counts outright (tasks done in one step, like an import).
