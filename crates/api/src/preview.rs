@@ -9,7 +9,6 @@ use domain::{BillingPeriod, SubscriptionStatus, VersionChangeBehaviour};
 use serde_json::{json, Map, Value};
 use sqlx::PgConnection;
 use store::movers::{self, Preview, Scope};
-use store::Page;
 
 /// The preview routes. They only read, so a `read-only` key may call them although they are
 /// POSTs (their bodies are the requests they preview).
@@ -33,17 +32,7 @@ pub async fn run(conn: &mut PgConnection, scope: &Scope, page: &PageQuery) -> Re
     let after = page.after()?;
     let limit = page.limit()?;
     if scope.behaviour == VersionChangeBehaviour::Never {
-        return Ok(Preview {
-            total: 0,
-            affected_customers: 0,
-            first_move_at: None,
-            last_move_at: None,
-            by_status: Vec::new(),
-            by_billing_period: Vec::new(),
-            by_day: Vec::new(),
-            by_version: Vec::new(),
-            ids: Page { items: Vec::new(), next: None },
-        });
+        return Ok(Preview::default());
     }
     Ok(movers::preview(conn, scope, after, limit).await?)
 }

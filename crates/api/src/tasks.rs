@@ -298,12 +298,89 @@ pub async fn rollback(
 /// How often the stream looks at the task and its timeline.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// One timeline row as the stream and the dashboard show it.
-pub fn event_view(e: &store::dashboard::Event) -> Value {
-    json!({
-        "id": e.id, "kind": e.kind, "message": e.message, "actor": e.actor,
-        "data": e.data, "createdAt": e.created_at,
-    })
+/// One row of a task's timeline, as the stream and the dashboard show it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TimelineEvent {
+    /// The row's id, also the stream's SSE `id` (for `Last-Event-ID`).
+    id: i64,
+    /// What happened: `accepted`, `planned`, `batch`, `completed`, ...
+    kind: String,
+    message: String,
+    /// Who did it, for what people do (retry, cancel, pause, ...).
+    actor: Option<String>,
+    /// Details of the kind (an object).
+    data: Value,
+    created_at: DateTime<Utc>,
+}
+
+pub fn event_view(e: &store::dashboard::Event) -> TimelineEvent {
+    TimelineEvent {
+        id: e.id,
+        kind: e.kind.clone(),
+        message: e.message.clone(),
+        actor: e.actor.clone(),
+        data: e.data.clone(),
+        created_at: e.created_at,
+    }
+}
+
+/// One Server-Sent Event of `GET /api/v1/tasks/{id}/events` as a client reads it: the event's
+/// name, its `data` (JSON text) and, once a timeline row has been sent, the last `id`. Written by
+/// hand because the generator has no `contentSchema`, the keyword that says what the JSON text of
+/// `data` holds.
+pub struct StreamEvent;
+
+impl utoipa::PartialSchema for StreamEvent {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+        let in_data = |schema: &str| {
+            json!({
+                "type": "object",
+                "required": ["data"],
+                "properties": { "data": { "$ref": format!("#/components/schemas/{schema}") } },
+            })
+        };
+        let event = |name: &str, description: &str, payload: Value| {
+            let mut data = ObjectBuilder::new()
+                .schema_type(Type::String)
+                .content_media_type("application/json")
+                .description(Some("JSON text"))
+                .build();
+            data.extensions.get_or_insert_with(Default::default).insert("contentSchema".to_owned(), payload);
+            ObjectBuilder::new()
+                .description(Some(description))
+                .property("event", ObjectBuilder::new().schema_type(Type::String).enum_values(Some([name])))
+                .required("event")
+                .property("data", data)
+                .required("data")
+                .property(
+                    "id",
+                    ObjectBuilder::new()
+                        .schema_type(Type::String)
+                        .description(Some("The id of the last timeline row sent so far")),
+                )
+                .build()
+        };
+        OneOfBuilder::new()
+            .item(event("task", "The task, sent first and whenever it changes", in_data(TaskView::name().as_ref())))
+            .item(event(
+                "event",
+                "One timeline row, in order",
+                json!({ "$ref": format!("#/components/schemas/{}", TimelineEvent::name()) }),
+            ))
+            .item(event("end", "The final task; the stream closes after it", in_data(TaskView::name().as_ref())))
+            .into()
+    }
+}
+
+impl ToSchema for StreamEvent {
+    fn schemas(schemas: &mut Vec<(String, utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>)>) {
+        schemas.push((TaskView::name().into_owned(), <TaskView as utoipa::PartialSchema>::schema()));
+        TaskView::schemas(schemas);
+        schemas.push((TimelineEvent::name().into_owned(), <TimelineEvent as utoipa::PartialSchema>::schema()));
+        TimelineEvent::schemas(schemas);
+    }
 }
 
 struct Stream {
@@ -335,7 +412,7 @@ impl Stream {
         for e in &events {
             self.last_event = e.id;
             self.pending
-                .push_back(Event::default().event("event").id(e.id.to_string()).data(event_view(e).to_string()));
+                .push_back(Event::default().event("event").id(e.id.to_string()).data(json!(event_view(e)).to_string()));
         }
         if task.status().is_terminal() {
             self.pending.push_back(Event::default().event("end").data(json!({ "data": view }).to_string()));
@@ -354,7 +431,7 @@ impl Stream {
     params(("id" = String, Path, description = "The task's id (a UUID)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline row: only later `event`s are sent")),
     responses((status = 200, content_type = "text/event-stream",
-        description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task", body = String),
+        description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task", body = StreamEvent),
         (status = 400, description = "`Last-Event-ID` is not an event id (`BadUserInput`)", body = ErrorBody),
         (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn events(

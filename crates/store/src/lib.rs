@@ -187,6 +187,13 @@ pub struct Page<T> {
     pub next: Option<String>,
 }
 
+/// No rows, no next page.
+impl<T> Default for Page<T> {
+    fn default() -> Self {
+        Self { items: Vec::new(), next: None }
+    }
+}
+
 pub(crate) fn page<T>(mut rows: Vec<T>, limit: i64, seq: impl Fn(&T) -> i64) -> Page<T> {
     let has_more = rows.len() as i64 > limit;
     if has_more {

@@ -62,8 +62,8 @@ pub struct Bucket<K> {
     pub count: i64,
 }
 
-/// What a version change would do, computed without doing it.
-#[derive(Debug, Clone)]
+/// What a version change would do, computed without doing it. The default moves nothing.
+#[derive(Debug, Clone, Default)]
 pub struct Preview {
     /// Subscriptions that move.
     pub total: i64,
@@ -108,17 +108,7 @@ pub async fn preview(conn: &mut PgConnection, scope: &Scope, after: Option<i64>,
          GROUP BY GROUPING SETS ((status), (billing_period), ((apply_at AT TIME ZONE 'UTC')::date), (from_version), ())"
     );
     let rows: Vec<Grouped> = bind_scope!(sqlx::query_as::<_, Grouped>(&sql), scope).fetch_all(&mut *conn).await?;
-    let mut preview = Preview {
-        total: 0,
-        affected_customers: 0,
-        first_move_at: None,
-        last_move_at: None,
-        by_status: Vec::new(),
-        by_billing_period: Vec::new(),
-        by_day: Vec::new(),
-        by_version: Vec::new(),
-        ids: Page { items: Vec::new(), next: None },
-    };
+    let mut preview = Preview::default();
     // GROUPING() sets a bit for each argument that is not grouped in the row's set, the first
     // argument being the highest bit
     for row in rows {

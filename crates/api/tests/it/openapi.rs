@@ -179,3 +179,58 @@ async fn the_document_names_the_three_ways_to_give_a_key(pool: PgPool) {
     let parameters = spec["paths"]["/plans/{id}"]["put"]["parameters"].as_array().unwrap();
     assert!(parameters.iter().any(|p| p["name"] == "Sequence-Version" && p["in"] == "header"));
 }
+
+/// The event stream is described event by event (`event`, `data` as JSON text with a
+/// `contentSchema`), and a real stream's events are each one of the described events, carrying
+/// every field their payload's schema requires.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_stream_is_described_event_by_event(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+    let stream_schema = &spec["paths"]["/api/v1/tasks/{id}/events"]["get"]["responses"]["200"]["content"]
+        ["text/event-stream"]["schema"];
+    let variants = resolve(&spec, stream_schema)["oneOf"].as_array().expect("one schema per event");
+    let described = |name: &str| {
+        variants
+            .iter()
+            .find(|v| v["properties"]["event"]["enum"] == serde_json::json!([name]))
+            .unwrap_or_else(|| panic!("event `{name}` is not described"))
+    };
+    for name in ["task", "event", "end"] {
+        let data = &described(name)["properties"]["data"];
+        assert_eq!(data["type"], "string", "{name}");
+        assert_eq!(data["contentMediaType"], "application/json", "{name}");
+    }
+    assert_eq!(variants.len(), 3);
+
+    // a task that ends at once: its whole stream, start to end
+    app.draft_plan("plan-s").await;
+    let task = app.publish_ok("plan-s").await;
+    let (status, body) = app.post_empty(&format!("/api/v1/tasks/{task}/cancel")).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let stream = app.request(Method::GET, &format!("/api/v1/tasks/{task}/events")).send().await.unwrap();
+    let events = crate::observability::read_events(stream, std::time::Duration::from_secs(10)).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"task"), "{names:?}");
+    assert_eq!(names.last(), Some(&"end"), "{names:?}");
+    assert!(names.contains(&"event"), "{names:?}");
+
+    let required = |schema: &Value| -> Vec<String> {
+        resolve(&spec, schema)["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(|f| f.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    for (name, data) in &events {
+        let content = &described(name)["properties"]["data"]["contentSchema"];
+        let (payload, schema) = match content["properties"].get("data") {
+            Some(inner) => (&data["data"], inner),
+            None => (data, content),
+        };
+        let fields = required(schema);
+        assert!(!fields.is_empty(), "`{name}`'s payload schema requires nothing");
+        for field in fields {
+            assert!(payload.get(&field).is_some(), "`{name}` lacks `{field}`: {payload}");
+        }
+    }
+}
