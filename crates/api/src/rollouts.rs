@@ -53,19 +53,12 @@ pub async fn create(
         "interval": spec.interval_text,
         "customerCount": spec.customer_ids.len(),
     });
-    let describe = |version: i32| {
-        let mut what = format!("staged rollout of version {version} in {} cohorts", spec.thresholds.len());
-        if let Some(interval) = &spec.interval_text {
-            what.push_str(&format!(", {interval} apart"));
-        }
-        what
-    };
-    let request = PublishRequest {
-        task_type: TaskType::StagedRollout,
-        payload: summary.clone(),
-        describe: &describe,
-        data: summary,
-    };
+    let mut describe = format!("staged rollout of version {{version}} in {} cohorts", spec.thresholds.len());
+    if let Some(interval) = &spec.interval_text {
+        describe.push_str(&format!(", {interval} apart"));
+    }
+    let request =
+        PublishRequest { task_type: TaskType::StagedRollout, payload: summary.clone(), describe, data: summary };
     let env = caller.environment_id;
     let mut tx = state.pool.begin().await?;
     let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {

@@ -506,12 +506,18 @@ pub async fn draft_to_publish(conn: &mut PgConnection, env: EnvironmentId, plan_
     .await?;
     match draft {
         Some(draft) => Ok(draft),
-        None if plan_exists(conn, env, plan_id).await? => Err(StoreError::rejected(
-            ErrorCode::PackageAlreadyPublished,
-            format!("plan `{plan_id}` has no draft to publish"),
-        )),
-        None => Err(not_found(plan_id)),
+        None => Err(no_draft(conn, env, plan_id).await?),
     }
+}
+
+/// Why a plan has nothing to publish: 400 `PackageAlreadyPublished` when it exists (all its
+/// versions are published), 404 `PlanNotFound` when it does not.
+pub async fn no_draft(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<StoreError> {
+    Ok(if plan_exists(conn, env, plan_id).await? {
+        StoreError::rejected(ErrorCode::PackageAlreadyPublished, format!("plan `{plan_id}` has no draft to publish"))
+    } else {
+        not_found(plan_id)
+    })
 }
 
 /// Publishes a draft, announcing it to webhooks in the same transaction. False when it is no

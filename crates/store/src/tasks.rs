@@ -175,14 +175,73 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
     Ok(())
 }
 
+/// A request to publish a plan's draft (publish, staged rollout): the task to insert, whose
+/// target is the plan's current draft, found by the accepting statement itself.
+#[derive(Debug, Clone)]
+pub struct NewPublish<'a> {
+    pub id: TaskId,
+    pub environment: EnvironmentId,
+    pub task_type: TaskType,
+    pub plan_id: &'a str,
+    pub payload: Value,
+    pub idempotency_key: Option<String>,
+    pub max_attempts: i32,
+}
+
+/// Accepts a publish of `plan_id`'s draft in one statement, so that it needs neither a round
+/// trip of its own to find the draft nor a transaction around it: the task pinned to the draft,
+/// its outbox row and its `accepted` event, whose message has `{version}` replaced by the
+/// draft's version number and whose data gains `versionNumber`. Answers the version number, or
+/// None (and writes nothing) when the plan has no draft. Refusals are those of `insert`.
+pub async fn accept_publish(
+    conn: &mut PgConnection,
+    new: &NewPublish<'_>,
+    event: &Accepted<'_>,
+) -> Result<Option<i32>> {
+    sqlx::query_scalar(
+        "WITH draft AS (
+            SELECT id, version_number FROM plan_versions
+            WHERE environment_id = $2 AND plan_id = $4 AND status = 'DRAFT'
+        ), task AS (
+            INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
+                target_version_number, idempotency_key, max_attempts, total)
+            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0 FROM draft
+            RETURNING id, environment_id, target_version_number
+        ), job AS (
+            INSERT INTO outbox (routing_key, payload)
+            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
+        ), event AS (
+            INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
+            SELECT id, environment_id, 'accepted', replace($8, '{version}', target_version_number::text), $9,
+                $10::jsonb || jsonb_build_object('versionNumber', target_version_number)
+            FROM task
+        )
+        SELECT target_version_number FROM task",
+    )
+    .bind(new.id.0)
+    .bind(new.environment.0)
+    .bind(new.task_type.as_str())
+    .bind(new.plan_id)
+    .bind(&new.payload)
+    .bind(&new.idempotency_key)
+    .bind(new.max_attempts)
+    .bind(event.message)
+    .bind(event.actor)
+    .bind(&event.data)
+    .fetch_optional(conn)
+    .await
+    .map_err(|e| refused(e, Some(new.plan_id)))
+}
+
 fn refusal(e: sqlx::Error, new: &NewTask) -> StoreError {
+    refused(e, new.plan_id.as_deref())
+}
+
+fn refused(e: sqlx::Error, plan_id: Option<&str>) -> StoreError {
     if is_unique_violation(&e, "tasks_one_publish_in_flight") {
         StoreError::rejected(
             ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-            format!(
-                "plan `{}` is already being published by another request",
-                new.plan_id.as_deref().unwrap_or_default()
-            ),
+            format!("plan `{}` is already being published by another request", plan_id.unwrap_or_default()),
         )
     } else if is_unique_violation(&e, "tasks_idempotency") {
         StoreError::rejected(

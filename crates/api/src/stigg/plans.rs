@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use store::movers::Scope;
 use store::plans::{self, PlanFilter, VersionFields, VersionPatch};
-use store::tasks::{self, NewTask};
+use store::tasks;
 use utoipa::{IntoParams, ToSchema};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -287,26 +287,27 @@ pub async fn publish(
     let request = PublishRequest {
         task_type: TaskType::PublishPlan,
         payload: json!({ "migrationType": body.migration_type }),
-        describe: &|version| format!("publish of version {version} with {}", body.migration_type),
+        describe: format!("publish of version {{version}} with {}", body.migration_type),
         data: json!({ "migrationType": body.migration_type }),
     };
-    let mut tx = state.pool.begin().await?;
-    let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
+    // no transaction: what is written is written by one statement (see `accept_publish`)
+    let mut conn = state.pool.acquire().await?;
+    let task_id = match accept_publish(&mut conn, &state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
-    tx.commit().await?;
+    drop(conn);
     state.wake_relay();
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }
 
 /// A task that publishes a plan's draft, as its handler describes it.
-pub(crate) struct PublishRequest<'a> {
+pub(crate) struct PublishRequest {
     pub task_type: TaskType,
     pub payload: Value,
-    /// The timeline's first line, given the draft's version number.
-    pub describe: &'a (dyn Fn(i32) -> String + Sync),
+    /// The timeline's first line; `{version}` in it becomes the draft's version number.
+    pub describe: String,
     /// Added to the `accepted` event's data, with the version number.
     pub data: Value,
 }
@@ -319,16 +320,17 @@ pub(crate) enum Accepted {
 }
 
 /// The accepting half of every request that publishes a draft (publish, rollout): the
-/// `Idempotency-Key` replay, the draft to pin (404 `PlanNotFound`, 400
-/// `PackageAlreadyPublished`), and the task with its outbox row and first event, refused while
-/// another publish or rollout of the plan is in flight. Runs in the caller's transaction.
+/// `Idempotency-Key` replay, then one statement that pins the draft and writes the task with
+/// its outbox row and first event, refused while another publish or rollout of the plan is in
+/// flight; without a draft, 404 `PlanNotFound` or 400 `PackageAlreadyPublished` and nothing
+/// written. Needs no transaction of its own; a caller that writes more passes its transaction.
 pub(crate) async fn accept_publish(
     tx: &mut sqlx::PgConnection,
     state: &AppState,
     caller: &store::api_keys::Principal,
     plan_id: &domain::EntityId,
     key: Option<String>,
-    request: PublishRequest<'_>,
+    request: PublishRequest,
 ) -> Result<Accepted, ApiError> {
     let env = caller.environment_id;
     if let Some(key) = &key {
@@ -340,28 +342,21 @@ pub(crate) async fn accept_publish(
             return Ok(Accepted::Existing(existing.id));
         }
     }
-    let draft = plans::draft_to_publish(tx, env, plan_id.as_str()).await?;
     let task_id = TaskId::new();
-    let new = NewTask {
+    let new = tasks::NewPublish {
         id: task_id,
         environment: env,
         task_type: request.task_type,
-        plan_id: Some(plan_id.as_str().to_owned()),
+        plan_id: plan_id.as_str(),
         payload: request.payload,
-        target_version_id: Some(draft.id),
-        target_version_number: Some(draft.version_number),
         idempotency_key: key,
         max_attempts: state.settings.max_attempts,
-        total: 0,
     };
-    let message = (request.describe)(draft.version_number);
-    let mut data = request.data;
-    if let Some(map) = data.as_object_mut() {
-        map.insert("versionNumber".into(), json!(draft.version_number));
+    let event = tasks::Accepted { message: &request.describe, actor: Some(&caller.key_prefix), data: request.data };
+    match tasks::accept_publish(tx, &new, &event).await? {
+        Some(_) => Ok(Accepted::New(task_id)),
+        None => Err(plans::no_draft(tx, env, plan_id.as_str()).await?.into()),
     }
-    let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data };
-    tasks::accept(tx, &new, &event).await?;
-    Ok(Accepted::New(task_id))
 }
 
 /// `POST /api/v1/plans/{id}/publish/preview` (Cutover's extension): what the same publish
