@@ -3,6 +3,7 @@
 # (pinned in .ci/requirements-fuzz.txt, found on PYTHONPATH) driving every operation of the
 # api's own /openapi.json with generated valid and invalid requests. Any 5xx, any status, content
 # type, header or body the document does not describe, or an invalid document fails the step.
+# The server is seeded first with real objects whose ids are fed to the `{id}` operations.
 # The server is stopped and the database dropped however the step ends.
 #
 #   FUZZ_MAX_EXAMPLES  cases per operation and phase (default 25)
@@ -67,10 +68,15 @@ until curl -fsS -o /dev/null "$base/readyz"; do
   sleep 0.2
 done
 
+# real objects whose ids the `{id}` operations are fed (see .ci/fuzz_seed.py)
+config="$logs/schemathesis.toml"
+FUZZ_FINISHED_TASKS="$(python3 .ci/fuzz_seed.py "$base" "$key" "$config")"
+export FUZZ_BASE="$base" FUZZ_KEY="$key" FUZZ_FINISHED_TASKS
+
 export SCHEMATHESIS_HOOKS=fuzz_hooks
 export PYTHONPATH=".ci:$PYTHONPATH"
 started=$SECONDS
-python3 -m schemathesis.cli --no-color run "$base/openapi.json" \
+python3 -m schemathesis.cli --config-file "$config" --no-color run "$base/openapi.json" \
   --header "X-API-KEY: $key" \
   --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance \
   --max-examples "${FUZZ_MAX_EXAMPLES:-25}" \
@@ -80,3 +86,7 @@ python3 -m schemathesis.cli --no-color run "$base/openapi.json" \
   --generation-database none \
   --report junit --report-junit-path "$logs/junit.xml"
 echo "fuzz: schemathesis took $((SECONDS - started)) s"
+# what the server answered, by status, from its own request metrics: how deep the cases got
+curl -fsS "$base/metrics" | awk -F'status="' '/^cutover_http_request_duration_seconds_count/ {
+    split($2, rest, "\""); n = $0; sub(/.* /, "", n); count[rest[1]] += n }
+  END { line = "fuzz: answers by status:"; for (s in count) line = line " " s "×" count[s]; print line }'
