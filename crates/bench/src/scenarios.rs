@@ -28,7 +28,7 @@ pub struct Size {
 impl Size {
     pub fn full() -> Self {
         Size {
-            accept_requests: 3000,
+            accept_requests: 10_000,
             migrate_subscriptions: 1_000_000,
             dispatch_publishes: 20_000,
             latency_publishes: 1000,
