@@ -440,7 +440,9 @@ async fn bare_amqp_loop(n: usize, prefix: &str) -> anyhow::Result<f64> {
                 None => anyhow::bail!("consumer closed"),
             }
         }
-        Ok(())
+        // handed back, not dropped here: dropping it would cancel it on its own, racing the
+        // broker's cancel when the queue is deleted (an unexpected cancel-ok closes the connection)
+        Ok(consumer)
     });
     let properties = queue::lapin::BasicProperties::default().with_delivery_mode(2);
     for chunk in (0..n).collect::<Vec<_>>().chunks(256) {
@@ -457,8 +459,12 @@ async fn bare_amqp_loop(n: usize, prefix: &str) -> anyhow::Result<f64> {
             confirm.await?;
         }
     }
-    consume.await??;
+    let consumer = consume.await??;
     let secs = started.elapsed().as_secs_f64();
+    // the consumer is canceled (and the broker has said so) before its queue goes
+    consumer_channel.basic_cancel("baseline", BasicCancelOptions::default()).await?;
+    drop(consumer);
+    consumer_channel.close(200, "done").await?;
     channel.queue_delete(&name, QueueDeleteOptions::default()).await?;
     connection.close(200, "done").await?;
     Ok(secs)
