@@ -147,12 +147,12 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
     Ok(())
 }
 
-/// Bounds how long the current transaction waits for a row lock: a row locked elsewhere for
-/// too long fails this try (a transient error, retried later) instead of stalling a worker.
-pub async fn set_lock_timeout(conn: &mut sqlx::PgConnection, timeout: Duration) -> Result<()> {
+/// Begins a transaction that waits at most `timeout` for a row lock: a row locked elsewhere
+/// for too long fails this try (a transient error, retried later) instead of stalling a
+/// worker. The `BEGIN` and the `SET LOCAL lock_timeout` go as one query, one round trip.
+pub async fn begin_with_lock_timeout(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-    sqlx::query(&format!("SET LOCAL lock_timeout = {ms}")).execute(conn).await?;
-    Ok(())
+    Ok(pool.begin_with(format!("BEGIN; SET LOCAL lock_timeout = {ms}")).await?)
 }
 
 /// Begins a transaction that can only read, over one snapshot: what a preview runs in, so

@@ -19,8 +19,7 @@ pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobErro
 
 #[tracing::instrument(skip_all, fields(task_id = %task_id, seq, environment_id = tracing::field::Empty), err)]
 async fn run_batch(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
-    let mut tx = ctx.pool.begin().await?;
-    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
     if outcome == BatchOutcome::Missing {
         return Err(JobError::Permanent {

@@ -53,8 +53,7 @@ pub(crate) async fn open_planning(
     ctx: &Context,
     task_id: TaskId,
 ) -> Result<Option<(store::Tx<'static>, tasks::Task)>, JobError> {
-    let mut tx = ctx.pool.begin().await?;
-    store::set_lock_timeout(&mut tx, ctx.settings.lock_timeout).await?;
+    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     match tasks::claim(&mut tx, task_id).await? {
         Claim::Claimed(task) => Ok(Some((tx, *task))),
         Claim::Busy => Err(JobError::Busy),
