@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{ErrorCode, TaskStatus, VersionChangeBehaviour};
 use serde_json::json;
 use store::tasks::Task;
-use store::{batches, events, outbox, tasks, version_changes};
+use store::{events, tasks, version_changes};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
 pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
@@ -48,23 +48,8 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
     if behaviour == VersionChangeBehaviour::Never {
         finished = Some(TaskStatus::Completed);
     } else if immediate {
-        let plan = batches::plan_migration(&mut tx, &task, target_number, ctx.settings.batch_size).await?;
-        tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
-        events::record(
-            &mut tx,
-            env,
-            task_id,
-            "planned",
-            &format!("{} subscriptions in {} batches", plan.total, plan.batches),
-            None,
-            json!({ "total": plan.total, "batches": plan.batches, "superseded": superseded.len() }),
-        )
-        .await?;
-        if plan.batches == 0 {
-            finished = Some(TaskStatus::Completed);
-        } else {
-            outbox::enqueue_pending_batches(&mut tx, task_id).await?;
-        }
+        let data = json!({ "superseded": superseded.len() });
+        finished = super::plan_batches(ctx, &mut tx, &task, target_number, data).await?;
     } else {
         let started = std::time::Instant::now();
         let planned = version_changes::plan(&mut tx, &task, behaviour, effective_from, outset).await?;
@@ -87,13 +72,7 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
             finished = Some(TaskStatus::Completed);
         }
     }
-    match finished {
-        Some(status) => {
-            tasks::finish_planning(&mut tx, task_id, status, None).await?;
-            events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
-        }
-        None => tasks::mark_planned(&mut tx, task_id).await?,
-    }
+    super::end_planning(&mut tx, &task, finished).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -9,9 +9,10 @@ pub mod rollback;
 pub mod rollout;
 
 use crate::Context;
-use domain::{ErrorCode, Job, TaskId, TaskType};
-use store::tasks::{self, Claim};
-use store::StoreError;
+use domain::{ErrorCode, Job, TaskId, TaskStatus, TaskType};
+use serde_json::Value;
+use store::tasks::{self, Claim, Task};
+use store::{batches, events, outbox, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
@@ -63,6 +64,51 @@ pub(crate) async fn open_planning(
             Ok(None)
         }
     }
+}
+
+/// Cuts an immediate version change of the task's plan into batches, in the planning
+/// transaction: the task's totals, its `planned` event (`data` with `total` and `batches`
+/// added), and a `batch` job per batch in the outbox. Answers `Completed` when nothing moves,
+/// for `end_planning`.
+pub(crate) async fn plan_batches(
+    ctx: &Context,
+    tx: &mut sqlx::PgConnection,
+    task: &Task,
+    target_number: i32,
+    mut data: Value,
+) -> Result<Option<TaskStatus>, JobError> {
+    let task_id = task.id();
+    let plan = batches::plan_migration(tx, task, target_number, ctx.settings.batch_size).await?;
+    tasks::set_totals(tx, task_id, plan.total, plan.affected_customers).await?;
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("total".into(), plan.total.into());
+        fields.insert("batches".into(), plan.batches.into());
+    }
+    let message = format!("{} subscriptions in {} batches", plan.total, plan.batches);
+    events::record(tx, task.environment(), task_id, "planned", &message, None, data).await?;
+    if plan.batches == 0 {
+        return Ok(Some(TaskStatus::Completed));
+    }
+    outbox::enqueue_pending_batches(tx, task_id).await?;
+    Ok(None)
+}
+
+/// Ends a planning transaction's work on the task: `finished` ends it now, with its
+/// `finished` event; `None` marks it planned, for the batches or moves it planned to finish.
+pub(crate) async fn end_planning(
+    tx: &mut sqlx::PgConnection,
+    task: &Task,
+    finished: Option<TaskStatus>,
+) -> Result<(), JobError> {
+    match finished {
+        Some(status) => {
+            tasks::finish_planning(tx, task.id(), status, None).await?;
+            let (env, id) = (task.environment(), task.id());
+            events::record(tx, env, id, "finished", status.as_str(), None, serde_json::json!({})).await?;
+        }
+        None => tasks::mark_planned(tx, task.id()).await?,
+    }
+    Ok(())
 }
 
 /// Runs one job to its end (or to an error that says what to do next).

@@ -7,12 +7,10 @@ use super::JobError;
 use crate::Context;
 use domain::{ErrorCode, Job, MigrationType, TaskStatus, VersionChangeBehaviour};
 use store::tasks::Task;
-use store::{batches, events, outbox, plans, tasks};
+use store::{events, plans, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
 pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
-    let env = task.environment();
-    let task_id = task.id();
     let behaviour: VersionChangeBehaviour = task
         .payload
         .get("migrationType")
@@ -26,35 +24,12 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
         return Ok(());
     };
 
-    let mut finished = None;
-    if behaviour == VersionChangeBehaviour::Never {
-        finished = Some(TaskStatus::Completed);
+    let finished = if behaviour == VersionChangeBehaviour::Never {
+        Some(TaskStatus::Completed)
     } else {
-        let plan = batches::plan_migration(&mut tx, &task, target_number, ctx.settings.batch_size).await?;
-        tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
-        events::record(
-            &mut tx,
-            env,
-            task_id,
-            "planned",
-            &format!("{} subscriptions in {} batches", plan.total, plan.batches),
-            None,
-            serde_json::json!({ "total": plan.total, "batches": plan.batches }),
-        )
-        .await?;
-        if plan.batches == 0 {
-            finished = Some(TaskStatus::Completed);
-        } else {
-            outbox::enqueue_pending_batches(&mut tx, task_id).await?;
-        }
-    }
-    match finished {
-        Some(status) => {
-            tasks::finish_planning(&mut tx, task_id, status, None).await?;
-            events::record(&mut tx, env, task_id, "finished", status.as_str(), None, serde_json::json!({})).await?;
-        }
-        None => tasks::mark_planned(&mut tx, task_id).await?,
-    }
+        super::plan_batches(ctx, &mut tx, &task, target_number, serde_json::json!({})).await?
+    };
+    super::end_planning(&mut tx, &task, finished).await?;
     tx.commit().await?;
     tracing::info!(?finished, "publish planned");
     Ok(())

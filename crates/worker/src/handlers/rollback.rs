@@ -26,14 +26,13 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
         json!({ "total": plan.total, "batches": plan.batches, "scheduledCanceled": plan.canceled }),
     )
     .await?;
-    if plan.batches == 0 {
-        let status = TaskStatus::Completed;
-        tasks::finish_planning(&mut tx, task_id, status, None).await?;
-        events::record(&mut tx, env, task_id, "finished", status.as_str(), None, json!({})).await?;
+    let finished = if plan.batches == 0 {
+        Some(TaskStatus::Completed)
     } else {
         outbox::enqueue_pending_batches(&mut tx, task_id).await?;
-        tasks::mark_planned(&mut tx, task_id).await?;
-    }
+        None
+    };
+    super::end_planning(&mut tx, &task, finished).await?;
     tx.commit().await?;
     tracing::info!(total = plan.total, batches = plan.batches, "rollback planned");
     Ok(())
