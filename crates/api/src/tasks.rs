@@ -11,7 +11,7 @@ use crate::stigg::plans::TaskRef;
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::task::progress_percent;
+use domain::task::TaskView;
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -33,89 +33,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(events))
 }
 
-/// A task as callers poll it.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct TaskView {
-    id: uuid::Uuid,
-    #[schema(value_type = TaskType)]
-    task_type: String,
-    #[schema(value_type = TaskStatus)]
-    status: String,
-    /// Whole percent, 0 to 100.
-    progress: i64,
-    affected_customers_count: i64,
-    counts: Counts,
-    /// The plan the task is about, if any.
-    initiated_package_id: Option<String>,
-    target_version: Option<i32>,
-    /// Why it failed (or last failed), once it has.
-    error: Option<TaskError>,
-    attempts: i32,
-    created_at: DateTime<Utc>,
-    start_date: Option<DateTime<Utc>>,
-    end_date: Option<DateTime<Utc>>,
-    /// The task this one rolls back, if it is a ROLLBACK_MIGRATION.
-    rollback_of: Option<uuid::Uuid>,
-    /// The ROLLBACK_MIGRATION that rolled this task back, if any.
-    rolled_back_by: Option<uuid::Uuid>,
-    /// Subscriptions the task passed over (moved by something else meanwhile).
-    skipped_count: i64,
-    /// A STAGED_ROLLOUT's cohorts: the percentages, the current cohort, the next cohort's
-    /// time, paused or not. Absent on other tasks.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
-    rollout: Option<Value>,
-}
-
-/// How far a task got.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct Counts {
-    total: i64,
-    processed: i64,
-    failed: i64,
-}
-
-/// A task's failure, in the error shape.
-#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
-pub struct TaskError {
-    #[schema(value_type = ErrorCode)]
-    code: String,
-    message: String,
-}
-
-pub fn view(t: &Task) -> TaskView {
-    let status = t.status();
-    let error = t
-        .error_code
-        .as_ref()
-        .filter(|_| status.is_terminal() || t.last_error.is_some())
-        .map(|code| TaskError { code: code.clone(), message: t.last_error.clone().unwrap_or_default() });
-    TaskView {
-        id: t.id,
-        task_type: t.task_type.clone(),
-        status: t.status.clone(),
-        progress: progress_percent(t.total, t.processed, status),
-        affected_customers_count: t.affected_customers,
-        counts: Counts { total: t.total, processed: t.processed, failed: t.failed },
-        initiated_package_id: t.plan_id.clone(),
-        target_version: t.target_version_number,
-        error,
-        attempts: t.attempts,
-        created_at: t.created_at,
-        start_date: t.started_at,
-        end_date: t.finished_at,
-        rollback_of: t.rollback_of,
-        rolled_back_by: t.rolled_back_by,
-        skipped_count: t.skipped,
-        rollout: None,
-    }
-}
-
 /// A task as `GET /api/v1/tasks/{id}` answers it: `view`, plus `rollout` (cohorts, the
 /// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
 pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<TaskView, ApiError> {
-    let mut body = view(t);
+    let mut body = t.view();
     if t.task_type() == Some(TaskType::StagedRollout) {
         let mut conn = pool.acquire().await?;
         if let Some(rollout) = store::rollouts::get(&mut conn, t.id()).await? {
@@ -175,7 +96,7 @@ pub async fn list(
         limit: query.page.limit()?,
     };
     let page = tasks::list(&state.pool, caller.environment_id, &filter).await?;
-    Ok(Json(page_body(&page, view)))
+    Ok(Json(page_body(&page, Task::view)))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
@@ -192,7 +113,7 @@ pub async fn cancel(
     let task = store::actions::cancel(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
     tracing::info!(task_id = %task_id, "task canceled");
-    Ok(Json(Data { data: view(&task) }))
+    Ok(Json(Data { data: task.view() }))
 }
 
 /// `POST /api/v1/tasks/{id}/retry`
@@ -210,7 +131,7 @@ pub async fn retry(
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, "task retried");
-    Ok(Json(Data { data: view(&task) }))
+    Ok(Json(Data { data: task.view() }))
 }
 
 /// Pause and resume change what a rollout does next: an admin key's call only.
@@ -238,7 +159,7 @@ pub async fn pause(
     let (task, rollout) = store::rollouts::pause(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
     tracing::info!(task_id = %task_id, "rollout paused");
-    let mut body = view(&task);
+    let mut body = task.view();
     body.rollout = Some(rollout.view());
     Ok(Json(Data { data: body }))
 }
@@ -261,7 +182,7 @@ pub async fn resume(
     tx.commit().await?;
     state.wake_relay();
     tracing::info!(task_id = %task_id, "rollout resumed");
-    let mut body = view(&task);
+    let mut body = task.view();
     body.rollout = Some(rollout.view());
     Ok(Json(Data { data: body }))
 }

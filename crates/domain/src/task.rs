@@ -1,7 +1,9 @@
 //! The task state machine: statuses are Stigg's TaskStatus names; a task ends in exactly one
 //! terminal state, decided from its counts.
 
-use crate::wire_enum;
+use crate::{wire_enum, ErrorCode};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 wire_enum!(
     TaskStatus, "task status" {
@@ -62,6 +64,60 @@ pub fn progress_percent(total: i64, processed: i64, status: TaskStatus) -> i64 {
         return if status.is_terminal() { 100 } else { 0 };
     }
     (processed.clamp(0, total) * 100) / total
+}
+
+// Field names are those of Stigg's SubscriptionMigrationTask, plus Cutover's `rollbackOf`,
+// `rolledBackBy` and `skippedCount`; built from the task row by `store::tasks::Task::view`,
+// the one rendering the tasks API and webhook events share.
+/// A task as callers poll it.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskView {
+    pub id: uuid::Uuid,
+    #[schema(value_type = TaskType)]
+    pub task_type: String,
+    #[schema(value_type = TaskStatus)]
+    pub status: String,
+    /// Whole percent, 0 to 100.
+    pub progress: i64,
+    pub affected_customers_count: i64,
+    pub counts: Counts,
+    /// The plan the task is about, if any.
+    pub initiated_package_id: Option<String>,
+    pub target_version: Option<i32>,
+    /// Why it failed (or last failed), once it has.
+    pub error: Option<TaskError>,
+    pub attempts: i32,
+    pub created_at: DateTime<Utc>,
+    pub start_date: Option<DateTime<Utc>>,
+    pub end_date: Option<DateTime<Utc>>,
+    /// The task this one rolls back, if it is a ROLLBACK_MIGRATION.
+    pub rollback_of: Option<uuid::Uuid>,
+    /// The ROLLBACK_MIGRATION that rolled this task back, if any.
+    pub rolled_back_by: Option<uuid::Uuid>,
+    /// Subscriptions the task passed over (moved by something else meanwhile).
+    pub skipped_count: i64,
+    /// A STAGED_ROLLOUT's cohorts: the percentages, the current cohort, the next cohort's
+    /// time, paused or not. Absent on other tasks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub rollout: Option<serde_json::Value>,
+}
+
+/// How far a task got.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct Counts {
+    pub total: i64,
+    pub processed: i64,
+    pub failed: i64,
+}
+
+/// A task's failure, in the error shape.
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
+pub struct TaskError {
+    #[schema(value_type = ErrorCode)]
+    pub code: String,
+    pub message: String,
 }
 
 #[cfg(test)]

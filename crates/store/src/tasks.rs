@@ -5,9 +5,9 @@
 
 use crate::{is_unique_violation, page, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::task::progress_percent;
+use domain::task::{progress_percent, Counts, TaskError, TaskView};
 use domain::{EnvironmentId, ErrorCode, TaskId, TaskStatus, TaskType};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
@@ -64,33 +64,34 @@ impl Task {
     }
 
     /// The task as callers see it — `GET /api/v1/tasks/{id}` answers it, and webhook events
-    /// carry it as their `data`. Field names are those of Stigg's SubscriptionMigrationTask;
-    /// progress is a whole percentage derived from the counts.
-    pub fn view(&self) -> Value {
+    /// carry it as their `data` (see `domain::task::TaskView`). `rollout` is left for the
+    /// caller that reads it.
+    pub fn view(&self) -> TaskView {
         let status = self.status();
         let error = self
             .error_code
             .as_ref()
             .filter(|_| status.is_terminal() || self.last_error.is_some())
-            .map(|code| json!({ "code": code, "message": self.last_error.clone().unwrap_or_default() }));
-        json!({
-            "id": self.id,
-            "taskType": self.task_type,
-            "status": self.status,
-            "progress": progress_percent(self.total, self.processed, status),
-            "affectedCustomersCount": self.affected_customers,
-            "counts": { "total": self.total, "processed": self.processed, "failed": self.failed },
-            "initiatedPackageId": self.plan_id,
-            "targetVersion": self.target_version_number,
-            "error": error,
-            "attempts": self.attempts,
-            "createdAt": self.created_at,
-            "startDate": self.started_at,
-            "endDate": self.finished_at,
-            "rollbackOf": self.rollback_of,
-            "rolledBackBy": self.rolled_back_by,
-            "skippedCount": self.skipped,
-        })
+            .map(|code| TaskError { code: code.clone(), message: self.last_error.clone().unwrap_or_default() });
+        TaskView {
+            id: self.id,
+            task_type: self.task_type.clone(),
+            status: self.status.clone(),
+            progress: progress_percent(self.total, self.processed, status),
+            affected_customers_count: self.affected_customers,
+            counts: Counts { total: self.total, processed: self.processed, failed: self.failed },
+            initiated_package_id: self.plan_id.clone(),
+            target_version: self.target_version_number,
+            error,
+            attempts: self.attempts,
+            created_at: self.created_at,
+            start_date: self.started_at,
+            end_date: self.finished_at,
+            rollback_of: self.rollback_of,
+            rolled_back_by: self.rolled_back_by,
+            skipped_count: self.skipped,
+            rollout: None,
+        }
     }
 }
 
@@ -302,7 +303,7 @@ pub enum Claim {
 /// dies mid-planning leaves the task exactly as it found it. A row locked elsewhere answers
 /// `Busy` at once rather than waiting. The attempt is counted, and the task marked started,
 /// by `mark_planned` / `finish_planning` in the same transaction (or, when planning fails, by
-/// `note_failed_attempt` / `fail_attempt`).
+/// `note_failed_attempt` / `fail`).
 pub async fn claim(conn: &mut PgConnection, id: TaskId) -> Result<Claim> {
     let task = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = $1 FOR UPDATE NOWAIT")
         .bind(id.0)

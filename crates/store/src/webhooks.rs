@@ -154,19 +154,18 @@ pub async fn emit(
 
 /// Announces that `task` reached a terminal status (`tasks::finish`, `finish_planning` and
 /// `fail` call it; nothing else should). `data` is the task as `GET /api/v1/tasks/{id}`
-/// answers it, with a staged rollout's `rollout` too (`tasks::Task::view` renders the same
-/// fields as the api's `TaskView`; the tests compare the two).
+/// answers it (`tasks::Task::view`), with a staged rollout's `rollout` too.
 pub async fn task_finished(conn: &mut PgConnection, task: &crate::tasks::Task) -> Result<()> {
     let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
         return Ok(());
     };
-    let mut data = task.view();
+    let mut view = task.view();
     if task.task_type() == Some(domain::TaskType::StagedRollout) {
         if let Some(rollout) = crate::rollouts::get(conn, task.id()).await? {
-            data["rollout"] = rollout.view();
+            view.rollout = Some(rollout.view());
         }
     }
-    emit(conn, task.environment(), event_type, data).await
+    emit(conn, task.environment(), event_type, json!(view)).await
 }
 
 /// Announces that a plan version became PUBLISHED (the `plans` module calls it wherever a

@@ -7,7 +7,6 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::Json;
-use crate::tasks::view;
 use crate::AppState;
 use axum::extract::State;
 use domain::{ErrorCode, TaskId};
@@ -60,7 +59,7 @@ pub async fn bulk(
         match outcome {
             Ok(task) => {
                 tx.commit().await?;
-                done.push(view(&task));
+                done.push(task.view());
             }
             Err(StoreError::Rejected { code, message }) => {
                 tx.rollback().await?;

@@ -5,7 +5,6 @@
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Path, Query};
-use crate::tasks::view;
 use crate::AppState;
 use axum::extract::State;
 use axum::Json;
@@ -92,7 +91,7 @@ pub async fn replay(
     state.wake_relay();
     tracing::info!(dead_letter = id, task_id = %done.task.id, reopened = done.reopened, "dead letter replayed");
     Ok(Json(
-        json!({ "data": { "deadLetter": detail(&done.letter), "task": view(&done.task), "reopened": done.reopened } }),
+        json!({ "data": { "deadLetter": detail(&done.letter), "task": done.task.view(), "reopened": done.reopened } }),
     ))
 }
 
