@@ -29,6 +29,15 @@ use tracing::Instrument;
 const HELD_KINDS: [&str; 3] = ["task", "batch", "dead"];
 const DEAD: usize = 2;
 
+/// The queue a `HELD_KINDS` kind names.
+fn held_queue(ctx: &Context, kind: &str) -> String {
+    if kind == "dead" {
+        ctx.topology.dead_queue()
+    } else {
+        ctx.topology.work_queue(kind)
+    }
+}
+
 /// Deliveries this worker holds unacknowledged, by queue kind (`HELD_KINDS`).
 #[derive(Default)]
 struct Held([AtomicI32; 3]);
@@ -115,10 +124,11 @@ async fn consume(
     let mut streams = Vec::new();
     for (index, kind) in HELD_KINDS.into_iter().enumerate() {
         let channel = connection.create_channel().await?;
-        let (queue, prefetch) = match kind {
-            "task" => (ctx.topology.work_queue(kind), ctx.settings.task_prefetch),
-            "batch" => (ctx.topology.work_queue(kind), ctx.settings.prefetch),
-            _ => (ctx.topology.dead_queue(), DEAD_LETTER_PREFETCH),
+        let queue = held_queue(ctx, kind);
+        let prefetch = match kind {
+            "task" => ctx.settings.task_prefetch,
+            "batch" => ctx.settings.prefetch,
+            _ => DEAD_LETTER_PREFETCH,
         };
         channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
         let tag = format!("{}-{kind}", ctx.settings.worker_id);
@@ -185,7 +195,7 @@ async fn queue_stats(ctx: &Context, connection: &Connection, channel: &mut Optio
     }
     let Some(stats) = channel.as_ref() else { return };
     for kind in HELD_KINDS {
-        let name = if kind == "dead" { ctx.topology.dead_queue() } else { ctx.topology.work_queue(kind) };
+        let name = held_queue(ctx, kind);
         let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         match stats.queue_declare(&name, options, FieldTable::default()).await {
             Ok(q) => {
