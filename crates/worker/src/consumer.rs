@@ -9,7 +9,9 @@
 use crate::handlers::{self, batch, JobError};
 use crate::Context;
 use domain::{ErrorCode, Job};
-use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::{FutureExt, StreamExt};
+use queue::lapin::acker::Acker;
 use queue::lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
 };
@@ -18,6 +20,9 @@ use queue::lapin::Connection;
 use queue::publisher::Outgoing;
 use queue::{Publisher, QueueError, ATTEMPT_HEADER};
 use serde_json::json;
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,39 +30,110 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
-/// The queues a worker consumes, by kind: the work queues, then the dead-letter queue.
-const HELD_KINDS: [&str; 3] = ["task", "batch", "dead"];
-const DEAD: usize = 2;
+/// The queues a worker consumes, and by which it counts the deliveries it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HeldQueue {
+    Task,
+    Batch,
+    Dead,
+}
 
-/// The queue a `HELD_KINDS` kind names.
-fn held_queue(ctx: &Context, kind: &str) -> String {
-    if kind == "dead" {
-        ctx.topology.dead_queue()
-    } else {
-        ctx.topology.work_queue(kind)
+impl HeldQueue {
+    const ALL: [HeldQueue; 3] = [HeldQueue::Task, HeldQueue::Batch, HeldQueue::Dead];
+
+    /// Its key in the heartbeat's counts (the dashboard reads "task", "batch", "dead") and its
+    /// `queue` label in the metrics.
+    fn as_str(self) -> &'static str {
+        match self {
+            HeldQueue::Task => "task",
+            HeldQueue::Batch => "batch",
+            HeldQueue::Dead => "dead",
+        }
+    }
+
+    /// The queue it names in the topology.
+    fn queue_name(self, topology: &queue::Topology) -> String {
+        match self {
+            HeldQueue::Task | HeldQueue::Batch => topology.work_queue(self.as_str()),
+            HeldQueue::Dead => topology.dead_queue(),
+        }
+    }
+
+    /// A work queue, whose deliveries are jobs (the dead-letter queue's are not).
+    fn is_work(self) -> bool {
+        !matches!(self, HeldQueue::Dead)
+    }
+
+    /// How many of its deliveries this worker holds at once.
+    fn prefetch(self, settings: &crate::WorkerSettings) -> u16 {
+        match self {
+            HeldQueue::Task => settings.task_prefetch,
+            HeldQueue::Batch => settings.prefetch,
+            HeldQueue::Dead => DEAD_LETTER_PREFETCH,
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
     }
 }
 
-/// Deliveries this worker holds unacknowledged, by queue kind (`HELD_KINDS`).
+/// Deliveries this worker holds unacknowledged, by queue. Counted only through `Slot`s.
 #[derive(Default)]
-struct Held([AtomicI32; 3]);
+struct Held([AtomicI32; HeldQueue::ALL.len()]);
 
 impl Held {
-    /// Work in flight: task and batch deliveries.
-    fn work(&self) -> i32 {
-        self.0[0].load(Ordering::Relaxed) + self.0[1].load(Ordering::Relaxed)
+    /// Counts one more delivery of `queue` until the slot is dropped.
+    fn take(self: &Arc<Self>, queue: HeldQueue) -> Slot {
+        self.0[queue.index()].fetch_add(1, Ordering::Relaxed);
+        Slot { held: self.clone(), queue }
     }
 
-    fn by_kind(&self) -> serde_json::Value {
+    fn get(&self, queue: HeldQueue) -> i32 {
+        self.0[queue.index()].load(Ordering::Relaxed)
+    }
+
+    /// Work in flight: task and batch deliveries.
+    fn work(&self) -> i32 {
+        HeldQueue::ALL.into_iter().filter(|q| q.is_work()).map(|q| self.get(q)).sum()
+    }
+
+    /// The heartbeat's counts: `{"task": n, "batch": n, "dead": n}`.
+    fn by_queue(&self) -> serde_json::Value {
         let counts: serde_json::Map<String, serde_json::Value> =
-            HELD_KINDS.iter().zip(&self.0).map(|(k, n)| ((*k).to_owned(), json!(n.load(Ordering::Relaxed)))).collect();
+            HeldQueue::ALL.into_iter().map(|q| (q.as_str().to_owned(), json!(self.get(q)))).collect();
         serde_json::Value::Object(counts)
     }
 }
 
+/// One held delivery's place in `Held`, given back when dropped: when its job ends, panics,
+/// or is aborted at the end of the grace period alike.
+struct Slot {
+    held: Arc<Held>,
+    queue: HeldQueue,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.held.0[self.queue.index()].fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Runs one job. The consumer runs the handlers (`run_handlers`); tests give it jobs of
+/// their own.
+type Runner = for<'a> fn(&'a Context, Job) -> BoxFuture<'a, Result<(), JobError>>;
+
+fn run_handlers(ctx: &Context, job: Job) -> BoxFuture<'_, Result<(), JobError>> {
+    handlers::run(ctx, job).boxed()
+}
+
 /// Consumes until `cancel` fires, reconnecting as often as needed.
 pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
-    let in_flight = Arc::new(Held::default());
+    consume_until_cancelled(ctx, cancel, Arc::new(Held::default()), run_handlers).await;
+}
+
+/// `run_consumer`, with the held deliveries counted in `in_flight` and each job run by `run`.
+async fn consume_until_cancelled(ctx: Context, cancel: CancellationToken, in_flight: Arc<Held>, run: Runner) {
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), in_flight.clone(), cancel.clone()));
     loop {
         if cancel.is_cancelled() {
@@ -68,7 +144,7 @@ pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
             Err(_) => break,
         };
         tracing::info!(worker = %ctx.settings.worker_id, "consumer connected");
-        match consume(&ctx, &connection, &cancel, &in_flight).await {
+        match consume(&ctx, &connection, &cancel, &in_flight, run).await {
             Ok(()) => {
                 let _ = connection.close(200, "shutting down").await;
                 break;
@@ -101,7 +177,7 @@ async fn heartbeat(ctx: Context, in_flight: Arc<Held>, cancel: CancellationToken
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                let (n, unacked) = (in_flight.work(), in_flight.by_kind());
+                let (n, unacked) = (in_flight.work(), in_flight.by_queue());
                 if let Err(e) = store::workers::heartbeat(&ctx.pool, &ctx.settings.worker_id, n, &unacked).await {
                     tracing::warn!(error = %e, "heartbeat failed");
                 }
@@ -116,26 +192,27 @@ async fn consume(
     connection: &Connection,
     cancel: &CancellationToken,
     in_flight: &Arc<Held>,
+    run: Runner,
 ) -> Result<(), QueueError> {
     let publisher = Arc::new(Publisher::open(connection).await?);
     ctx.topology.declare(publisher.channel()).await?;
 
     let mut channels = Vec::new();
     let mut streams = Vec::new();
-    for (index, kind) in HELD_KINDS.into_iter().enumerate() {
+    for queue in HeldQueue::ALL {
         let channel = connection.create_channel().await?;
-        let queue = held_queue(ctx, kind);
-        let prefetch = match kind {
-            "task" => ctx.settings.task_prefetch,
-            "batch" => ctx.settings.prefetch,
-            _ => DEAD_LETTER_PREFETCH,
-        };
-        channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
-        let tag = format!("{}-{kind}", ctx.settings.worker_id);
-        let consumer =
-            channel.basic_consume(&queue, &tag, BasicConsumeOptions::default(), FieldTable::default()).await?;
+        channel.basic_qos(queue.prefetch(&ctx.settings), BasicQosOptions::default()).await?;
+        let tag = format!("{}-{}", ctx.settings.worker_id, queue.as_str());
+        let consumer = channel
+            .basic_consume(
+                &queue.queue_name(&ctx.topology),
+                &tag,
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
         channels.push((channel, tag));
-        streams.push(consumer.map(move |delivery| (index, delivery)));
+        streams.push(consumer.map(move |delivery| (queue, delivery)));
     }
     let mut deliveries = futures::stream::select_all(streams);
     let mut running = JoinSet::new();
@@ -146,18 +223,18 @@ async fn consume(
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
             next = deliveries.next() => match next {
-                Some((index, Ok(delivery))) => {
+                Some((queue, Ok(delivery))) => {
                     let ctx = ctx.clone();
                     let publisher = publisher.clone();
-                    let in_flight = in_flight.clone();
-                    in_flight.0[index].fetch_add(1, Ordering::Relaxed);
+                    let slot = in_flight.take(queue);
                     running.spawn(async move {
-                        if index == DEAD {
-                            crate::dead_letters::take(&ctx, delivery).await;
+                        let _slot = slot;
+                        if queue.is_work() {
+                            handle(&ctx, &publisher, delivery, run).await;
                         } else {
-                            handle(&ctx, &publisher, delivery).await;
+                            let acker = delivery.acker.clone();
+                            settle_on_panic(acker, crate::dead_letters::take(&ctx, delivery)).await;
                         }
-                        in_flight.0[index].fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 Some((_, Err(e))) => break Err(QueueError::from(e)),
@@ -194,14 +271,15 @@ async fn queue_stats(ctx: &Context, connection: &Connection, channel: &mut Optio
         *channel = connection.create_channel().await.ok();
     }
     let Some(stats) = channel.as_ref() else { return };
-    for kind in HELD_KINDS {
-        let name = held_queue(ctx, kind);
+    for queue in HeldQueue::ALL {
+        let name = queue.queue_name(&ctx.topology);
         let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         match stats.queue_declare(&name, options, FieldTable::default()).await {
             Ok(q) => {
-                if let (Some(metrics), true) = (crate::metrics::get(), kind != "dead") {
-                    metrics.queue_messages.with_label_values(&[kind]).set(i64::from(q.message_count()));
-                    metrics.queue_consumers.with_label_values(&[kind]).set(i64::from(q.consumer_count()));
+                if let (Some(metrics), true) = (crate::metrics::get(), queue.is_work()) {
+                    let label = [queue.as_str()];
+                    metrics.queue_messages.with_label_values(&label).set(i64::from(q.message_count()));
+                    metrics.queue_consumers.with_label_values(&label).set(i64::from(q.consumer_count()));
                 }
                 let (ready, consumers) = (i64::from(q.message_count()), q.consumer_count() as i32);
                 if let Err(e) =
@@ -211,7 +289,7 @@ async fn queue_stats(ctx: &Context, connection: &Connection, channel: &mut Optio
                 }
             }
             Err(e) => {
-                tracing::debug!(error = %e, queue = kind, "could not read queue stats");
+                tracing::debug!(error = %e, queue = %name, "could not read queue stats");
                 return;
             }
         }
@@ -233,7 +311,7 @@ fn attempt_of(headers: &Option<FieldTable>) -> u32 {
         .unwrap_or(1)
 }
 
-async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::message::Delivery) {
+async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::message::Delivery, run: Runner) {
     let attempt = attempt_of(delivery.properties.headers());
     let job: Job = match serde_json::from_slice(&delivery.data) {
         Ok(job) => job,
@@ -246,8 +324,9 @@ async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::me
         }
     };
     let span = tracing::info_span!("job", task_id = %job.task_id(), kind = job.routing_key(), attempt);
-    async {
-        let outcome = handlers::run(ctx, job).await;
+    let acker = delivery.acker.clone();
+    let work = async {
+        let outcome = run_job(ctx, job, run).await;
         let settle = match outcome {
             Ok(()) => Settle::Ack,
             Err(JobError::Transient(message)) => retry_or_give_up(ctx, publisher, &job, attempt, &message).await,
@@ -267,9 +346,48 @@ async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::me
             // the broker will redeliver; the handlers make that harmless
             tracing::warn!(error = %e, "could not settle the delivery");
         }
+    };
+    settle_on_panic(acker, work).instrument(span).await;
+}
+
+/// Runs the job, catching a panic: a panicked job is a transient failure, counted as an
+/// attempt and retried through the delay queues like any other (and, out of attempts, given
+/// up on as they are), so it neither leaves its delivery unsettled nor takes the worker down.
+async fn run_job(ctx: &Context, job: Job, run: Runner) -> Result<(), JobError> {
+    match AssertUnwindSafe(run(ctx, job)).catch_unwind().await {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let panic = panic_message(panic.as_ref());
+            tracing::error!(task_id = %job.task_id(), panic, "the job panicked; counting it as a failed attempt");
+            Err(JobError::Transient(format!("the job panicked: {panic}")))
+        }
     }
-    .instrument(span)
-    .await;
+}
+
+/// The last guard around a delivery, for a panic outside the job (`run_job` has its own):
+/// the delivery, if not settled yet, goes back on its queue after a pause rather than staying
+/// unsettled for as long as the channel lives.
+async fn settle_on_panic(acker: Acker, work: impl Future<Output = ()>) {
+    let Err(panic) = AssertUnwindSafe(work).catch_unwind().await else { return };
+    tracing::error!(panic = panic_message(panic.as_ref()), "handling a delivery panicked");
+    if acker.used() {
+        return;
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    if let Err(e) = acker.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await {
+        tracing::warn!(error = %e, "could not put the delivery back after a panic");
+    }
+}
+
+/// What a panic said, when it said it with a string.
+fn panic_message(panic: &(dyn Any + Send)) -> &str {
+    if let Some(message) = panic.downcast_ref::<&'static str>() {
+        message
+    } else if let Some(message) = panic.downcast_ref::<String>() {
+        message
+    } else {
+        "(no message)"
+    }
 }
 
 enum Settle {
@@ -355,4 +473,191 @@ async fn give_up(ctx: &Context, job: &Job, code: ErrorCode, message: &str) -> Se
 /// all there is, and the same message would meet the same verdict.
 fn parks(code: ErrorCode) -> bool {
     matches!(code, ErrorCode::MaxAttemptsExceeded | ErrorCode::NotFound | ErrorCode::InternalError)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use domain::TaskId;
+    use queue::lapin::options::{BasicGetOptions, QueueBindOptions};
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    /// A context whose pool never connects: for what runs without a database.
+    fn offline_context() -> Context {
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        Arc::new(crate::WorkerContext {
+            pool,
+            amqp_url: String::new(),
+            topology: queue::Topology::new("unused"),
+            settings: crate::WorkerSettings::default(),
+        })
+    }
+
+    /// How often `panicking` ran, by task.
+    static CALLS: Mutex<Option<HashMap<TaskId, u32>>> = Mutex::new(None);
+
+    fn calls(task: TaskId) -> u32 {
+        CALLS.lock().unwrap().as_ref().and_then(|c| c.get(&task).copied()).unwrap_or(0)
+    }
+
+    fn panicking(_: &Context, job: Job) -> BoxFuture<'_, Result<(), JobError>> {
+        async move {
+            *CALLS.lock().unwrap().get_or_insert_with(HashMap::new).entry(job.task_id()).or_default() += 1;
+            panic!("boom in {}", job.task_id());
+        }
+        .boxed()
+    }
+
+    fn job() -> Job {
+        Job::Task { task_id: TaskId(uuid::Uuid::new_v4()) }
+    }
+
+    #[tokio::test]
+    async fn a_slot_is_given_back_when_its_job_panics_or_is_aborted() {
+        let held = Arc::new(Held::default());
+        let slot = held.take(HeldQueue::Batch);
+        assert_eq!((held.get(HeldQueue::Batch), held.work()), (1, 1));
+        let ended = tokio::spawn(async move {
+            let _slot = slot;
+            panic!("boom");
+        })
+        .await;
+        assert!(ended.unwrap_err().is_panic());
+        assert_eq!((held.get(HeldQueue::Batch), held.work()), (0, 0));
+
+        let slot = held.take(HeldQueue::Task);
+        let stuck = tokio::spawn(async move {
+            let _slot = slot;
+            std::future::pending::<()>().await;
+        });
+        assert_eq!(held.get(HeldQueue::Task), 1);
+        stuck.abort();
+        assert!(stuck.await.unwrap_err().is_cancelled());
+        assert_eq!(held.get(HeldQueue::Task), 0);
+    }
+
+    #[test]
+    fn the_heartbeat_counts_keep_their_keys() {
+        let held = Arc::new(Held::default());
+        let _task = held.take(HeldQueue::Task);
+        let _dead = (held.take(HeldQueue::Dead), held.take(HeldQueue::Dead));
+        assert_eq!(held.by_queue(), json!({"task": 1, "batch": 0, "dead": 2}));
+        assert_eq!(held.work(), 1);
+    }
+
+    #[test]
+    fn each_held_queue_names_its_queue_in_the_topology() {
+        let topology = queue::Topology::new("p");
+        let names: Vec<String> = HeldQueue::ALL.into_iter().map(|q| q.queue_name(&topology)).collect();
+        assert_eq!(names, ["p.work.task", "p.work.batch", "p.dead"]);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_job_is_a_transient_failure() {
+        let ctx = offline_context();
+        let job = job();
+        match run_job(&ctx, job, panicking).await {
+            Err(JobError::Transient(message)) => {
+                assert_eq!(message, format!("the job panicked: boom in {}", job.task_id()));
+            }
+            other => panic!("expected a transient failure, got {other:?}"),
+        }
+        assert_eq!(calls(job.task_id()), 1);
+    }
+
+    async fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !done() {
+            assert!(tokio::time::Instant::now() < deadline, "timed out waiting until {what}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every message waiting in `queue`: its job and its attempt header.
+    async fn drain(channel: &queue::lapin::Channel, queue: &str) -> Vec<(Job, u32)> {
+        let mut seen = Vec::new();
+        let options = BasicGetOptions { no_ack: true };
+        while let Some(message) = channel.basic_get(queue, options).await.unwrap() {
+            let delivery = message.delivery;
+            seen.push((serde_json::from_slice(&delivery.data).unwrap(), attempt_of(delivery.properties.headers())));
+        }
+        seen
+    }
+
+    /// The consumer against the real broker and database, with jobs that always panic: each
+    /// panic is an attempt retried through the delay queue with the next attempt number, the
+    /// last attempt's panic is dead-lettered, and no slot stays taken.
+    #[sqlx::test(migrator = "store::MIGRATOR")]
+    async fn panicking_jobs_are_retried_then_dead_lettered_and_give_their_slots_back(pool: sqlx::PgPool) {
+        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        topology.queue_expires_ms = Some(300_000);
+        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
+        let connection = queue::connect(&amqp_url).await.unwrap();
+        let publisher = Publisher::open(&connection).await.unwrap();
+        topology.declare(publisher.channel()).await.unwrap();
+        // taps: every message routed to the task queue (first sends and retries coming back
+        // from their delay queue), and every dead letter
+        let channel = connection.create_channel().await.unwrap();
+        let tap = |name: &str| format!("{}.tap.{name}", topology.prefix);
+        let exclusive = QueueDeclareOptions { exclusive: true, ..QueueDeclareOptions::default() };
+        for (name, exchange, key) in [("work", topology.exchange(), "task"), ("dead", topology.dead_exchange(), "")] {
+            channel.queue_declare(&tap(name), exclusive, FieldTable::default()).await.unwrap();
+            channel
+                .queue_bind(&tap(name), &exchange, key, QueueBindOptions::default(), FieldTable::default())
+                .await
+                .unwrap();
+        }
+
+        let ctx = Arc::new(crate::WorkerContext {
+            pool,
+            amqp_url,
+            topology: topology.clone(),
+            settings: crate::WorkerSettings {
+                worker_id: format!("{}-worker", topology.prefix),
+                shutdown_grace: Duration::from_secs(5),
+                ..crate::WorkerSettings::default()
+            },
+        });
+        let held = Arc::new(Held::default());
+        let cancel = CancellationToken::new();
+        let consumer = tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), panicking));
+
+        // no task row: five attempts allowed, as for any task that says nothing else
+        let (fresh, last) = (job(), job());
+        for (job, attempt) in [(fresh, 1), (last, 5)] {
+            let payload = serde_json::to_vec(&job).unwrap();
+            let exchange = topology.exchange();
+            let outgoing = Outgoing { exchange: &exchange, routing_key: "task", payload: &payload, attempt };
+            publisher.publish(&outgoing).await.unwrap();
+        }
+        // the first job's panic sends it to the 1 s delay queue, whence it comes back
+        wait_until("the first job ran twice and the last once", || {
+            calls(fresh.task_id()) >= 2 && calls(last.task_id()) >= 1
+        })
+        .await;
+        wait_until("no delivery is held", || held.by_queue() == json!({"task": 0, "batch": 0, "dead": 0})).await;
+
+        let routed = drain(&channel, &tap("work")).await;
+        assert!(routed.contains(&(fresh, 1)) && routed.contains(&(fresh, 2)), "{routed:?}");
+        assert_eq!(routed.iter().filter(|(job, _)| *job == last).collect::<Vec<_>>(), [&(last, 5)]);
+        wait_until("the dead letter is tapped", || calls(last.task_id()) == 1).await;
+        let mut dead = Vec::new();
+        for _ in 0..100 {
+            dead = drain(&channel, &tap("dead")).await;
+            if !dead.is_empty() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert_eq!(dead, [(last, 5)]);
+        // given up on: it does not come back
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        assert_eq!(calls(last.task_id()), 1);
+
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), consumer).await.unwrap().unwrap();
+        assert_eq!(held.by_queue(), json!({"task": 0, "batch": 0, "dead": 0}));
+        let _ = connection.close(200, "done").await;
+    }
 }
