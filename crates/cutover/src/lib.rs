@@ -12,8 +12,11 @@ mod telemetry;
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
 use settings::Settings;
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
-use tokio::task::JoinSet;
+use std::time::Duration;
+use tokio::task::{JoinError, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
@@ -142,13 +145,13 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         .context("connecting to the database")?;
     let topology = settings.topology();
     let cancel = CancellationToken::new();
-    let mut tasks = JoinSet::new();
+    let mut tasks = Subsystems::default();
 
     // every process relays the outbox, so nothing accepted waits for a particular process
     let relay = worker::Relay::new(pool.clone(), settings.amqp_url.expose().to_owned(), topology.clone());
     let relay_waker = relay.waker();
     let broker_up = relay.broker_up();
-    tasks.spawn(relay.run(cancel.child_token()));
+    tasks.spawn("outbox relay", relay.run(cancel.child_token()));
 
     if worker {
         let ctx = Arc::new(worker::WorkerContext {
@@ -157,17 +160,16 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             topology: topology.clone(),
             settings: settings.worker(),
         });
-        tasks.spawn(worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
-        tasks.spawn(worker::run_consumer(ctx, cancel.child_token()));
+        tasks.spawn("scheduler", worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
+        // also drains the dead-letter queue
+        tasks.spawn("consumer", worker::run_consumer(ctx, cancel.child_token()));
         let deliverer =
             worker::Deliverer::new(pool.clone(), settings.deliverer()).context("building the webhook client")?;
-        tasks.spawn(deliverer.run(cancel.child_token()));
-        tasks.spawn(worker::run_rescuer(
-            pool.clone(),
-            settings.rescue_after(),
-            Some(relay_waker.clone()),
-            cancel.child_token(),
-        ));
+        tasks.spawn("webhook deliverer", deliverer.run(cancel.child_token()));
+        tasks.spawn(
+            "rescuer",
+            worker::run_rescuer(pool.clone(), settings.rescue_after(), Some(relay_waker.clone()), cancel.child_token()),
+        );
     }
 
     if api {
@@ -185,7 +187,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         let shutdown = cancel.clone();
         tracing::info!(%address, "api listening");
         println!("cutover api listening on http://{address}");
-        tasks.spawn(async move {
+        tasks.spawn("api server", async move {
             let served =
                 axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
             if let Err(e) = served {
@@ -200,7 +202,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding metrics on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "metrics listening");
         let shutdown = cancel.clone();
-        tasks.spawn(async move {
+        tasks.spawn("metrics server", async move {
             let served = axum::serve(listener, api::metrics::process_router())
                 .with_graceful_shutdown(async move { shutdown.cancelled().await })
                 .await;
@@ -210,15 +212,93 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         });
     }
 
-    shutdown_signal().await;
-    tracing::info!("shutting down");
-    cancel.cancel();
-    let grace = settings.shutdown_grace() + std::time::Duration::from_secs(5);
-    if tokio::time::timeout(grace, async { while tasks.join_next().await.is_some() {} }).await.is_err() {
+    let signal = cancel.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown_signal() => {
+                tracing::info!("shutting down");
+                signal.cancel();
+            }
+            () = signal.cancelled() => {}
+        }
+    });
+    let grace = settings.shutdown_grace() + Duration::from_secs(5);
+    let supervised = supervise(tasks, cancel, grace).await;
+    pool.close().await;
+    supervised
+}
+
+/// The long-running parts of a process (relay, consumer, scheduler, servers…), each spawned
+/// under a name, so that the one that ends can be named.
+#[derive(Default)]
+struct Subsystems {
+    tasks: JoinSet<()>,
+    names: HashMap<tokio::task::Id, &'static str>,
+}
+
+impl Subsystems {
+    fn spawn(&mut self, name: &'static str, subsystem: impl Future<Output = ()> + Send + 'static) {
+        let id = self.tasks.spawn(subsystem).id();
+        self.names.insert(id, name);
+    }
+
+    /// The next subsystem to end (None when none is left), by name, and whether it panicked.
+    async fn next_ended(&mut self) -> Option<(&'static str, Result<(), JoinError>)> {
+        let (id, ended) = match self.tasks.join_next_with_id().await? {
+            Ok((id, ())) => (id, Ok(())),
+            Err(e) => (e.id(), Err(e)),
+        };
+        Some((self.names.remove(&id).unwrap_or("unnamed subsystem"), ended))
+    }
+}
+
+/// Runs the subsystems until `cancel` (a shutdown signal), then gives them `grace` to stop:
+/// Ok. Every subsystem runs for the life of the process, so one that ends before `cancel`
+/// (returns or panics) leaves the process without it: that is logged, the others are
+/// cancelled and drained within `grace` all the same, and the answer is an error naming it,
+/// so the process exits non-zero and its orchestrator restarts it.
+async fn supervise(mut subsystems: Subsystems, cancel: CancellationToken, grace: Duration) -> anyhow::Result<()> {
+    let first = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        Some(ended) = subsystems.next_ended() => Some(ended),
+    };
+    let died = match first {
+        Some((name, ended)) if !cancel.is_cancelled() => {
+            let how = match ended {
+                Ok(()) => "returned".to_owned(),
+                Err(e) if e.is_panic() => "panicked".to_owned(),
+                Err(e) => e.to_string(),
+            };
+            tracing::error!(subsystem = name, how, "a subsystem ended unexpectedly; stopping the process");
+            cancel.cancel();
+            Some(anyhow::anyhow!("the {name} ended unexpectedly ({how})"))
+        }
+        // it ended because the shutdown began
+        Some((name, ended)) => {
+            stopped(name, ended);
+            None
+        }
+        None => None,
+    };
+    let drained = tokio::time::timeout(grace, async {
+        while let Some((name, ended)) = subsystems.next_ended().await {
+            stopped(name, ended);
+        }
+    })
+    .await;
+    if drained.is_err() {
         tracing::warn!("shutdown took longer than the grace period; leaving the rest to redelivery");
     }
-    pool.close().await;
-    Ok(())
+    died.map_or(Ok(()), Err)
+}
+
+/// Notes a subsystem that ended during the shutdown.
+fn stopped(name: &'static str, ended: Result<(), JoinError>) {
+    match ended {
+        Err(e) if e.is_panic() => tracing::error!(subsystem = name, "a subsystem panicked while stopping"),
+        _ => tracing::debug!(subsystem = name, "subsystem stopped"),
+    }
 }
 
 async fn shutdown_signal() {
@@ -245,5 +325,90 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {}
         () = terminate => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A subsystem that runs until it is cancelled, as they all should.
+    fn steady(subsystems: &mut Subsystems, name: &'static str, cancel: &CancellationToken) {
+        let cancel = cancel.child_token();
+        subsystems.spawn(name, async move { cancel.cancelled().await });
+    }
+
+    #[tokio::test]
+    async fn a_subsystem_that_returns_early_stops_the_others_and_is_named() {
+        let cancel = CancellationToken::new();
+        let mut subsystems = Subsystems::default();
+        steady(&mut subsystems, "relay", &cancel);
+        subsystems.spawn("scheduler", async { tokio::time::sleep(Duration::from_millis(20)).await });
+        steady(&mut subsystems, "consumer", &cancel);
+
+        let error = supervise(subsystems, cancel.clone(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(error.to_string(), "the scheduler ended unexpectedly (returned)");
+        assert!(cancel.is_cancelled(), "the others are told to stop");
+    }
+
+    #[tokio::test]
+    async fn a_subsystem_that_panics_stops_the_process_and_is_named() {
+        let cancel = CancellationToken::new();
+        let mut subsystems = Subsystems::default();
+        steady(&mut subsystems, "relay", &cancel);
+        subsystems.spawn("webhook deliverer", async { panic!("boom") });
+
+        let error = supervise(subsystems, cancel.clone(), Duration::from_secs(5)).await.unwrap_err();
+        assert_eq!(error.to_string(), "the webhook deliverer ended unexpectedly (panicked)");
+        assert!(cancel.is_cancelled());
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_stops_every_subsystem_and_is_no_error() {
+        let cancel = CancellationToken::new();
+        let stopped = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut subsystems = Subsystems::default();
+        for name in ["relay", "consumer", "rescuer"] {
+            let (cancel, stopped) = (cancel.child_token(), stopped.clone());
+            subsystems.spawn(name, async move {
+                cancel.cancelled().await;
+                // stopping takes a moment, within the grace period
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                stopped.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        let signal = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            signal.cancel();
+        });
+
+        supervise(subsystems, cancel, Duration::from_secs(5)).await.unwrap();
+        assert_eq!(stopped.load(std::sync::atomic::Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn subsystems_that_stop_the_moment_the_shutdown_begins_are_no_error() {
+        for _ in 0..50 {
+            let cancel = CancellationToken::new();
+            let mut subsystems = Subsystems::default();
+            for name in ["relay", "consumer", "scheduler", "rescuer"] {
+                steady(&mut subsystems, name, &cancel);
+            }
+            let signal = cancel.clone();
+            tokio::spawn(async move { signal.cancel() });
+            supervise(subsystems, cancel, Duration::from_secs(5)).await.unwrap();
+        }
+    }
+
+    #[tokio::test]
+    async fn a_shutdown_waits_no_longer_than_the_grace_period() {
+        let cancel = CancellationToken::new();
+        let mut subsystems = Subsystems::default();
+        subsystems.spawn("stubborn", std::future::pending());
+        cancel.cancel();
+        let started = std::time::Instant::now();
+        supervise(subsystems, cancel, Duration::from_millis(100)).await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
     }
 }

@@ -19,4 +19,5 @@ mod scale;
 mod sdk;
 mod sequence;
 mod stack;
+mod supervision;
 mod webhooks;
