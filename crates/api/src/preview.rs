@@ -1,31 +1,118 @@
 //! The dry run both dialects offer before a version change (Cutover's extension:
 //! `POST /api/v1/plans/{id}/publish/preview`, `POST /plans/{planId}/preview`): the answer's
 //! shape, and running the count in a read-only transaction. Who moves is decided by
-//! `store::movers`, the same selection the migration itself uses; this module only renders it.
+//! `store::movers`, the same selection the migration itself uses, and whether the worker would
+//! then refuse the publish by `store::catalog`, the same checks the worker runs; this module
+//! only renders them.
 
 use crate::error::ApiError;
-use crate::extract::PageQuery;
-use domain::{BillingPeriod, SubscriptionStatus, VersionChangeBehaviour};
-use serde_json::{json, Map, Value};
+use crate::extract::{PageQuery, Pagination};
+use chrono::{DateTime, NaiveDate, Utc};
+use domain::{
+    BillingPeriod, EnvironmentId, ErrorCode, MigrationType, SubscriptionStatus, TaskType, VersionChangeBehaviour,
+};
+use serde::Serialize;
 use sqlx::PgConnection;
+use std::collections::BTreeMap;
 use store::movers::{self, Preview, Scope};
+use utoipa::ToSchema;
+use uuid::Uuid;
 
 /// The preview routes. They only read, so a `read-only` key may call them although they are
 /// POSTs (their bodies are the requests they preview).
 pub const STIGG_ROUTE: &str = "/api/v1/plans/{id}/publish/preview";
 pub const SEQUENCE_ROUTE: &str = "/plans/{id}/preview";
 
-/// What each dialect calls the things that move.
-#[derive(Debug, Clone, Copy)]
-pub struct Nouns {
-    /// e.g. `affectedSubscriptionsCount`
-    pub count: &'static str,
-    /// e.g. `subscriptionIds`
-    pub ids: &'static str,
+/// Why the request previewed would be accepted and its task then fail when a worker plans it:
+/// the code and message the task would end `FAILED` with.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WouldFail {
+    /// The task's error code.
+    #[schema(value_type = ErrorCode)]
+    pub code: &'static str,
+    /// The task's error message.
+    pub message: String,
 }
 
-pub const STIGG: Nouns = Nouns { count: "affectedSubscriptionsCount", ids: "subscriptionIds" };
-pub const SEQUENCE: Nouns = Nouns { count: "affectedSchedulesCount", ids: "billingScheduleIds" };
+/// How many move on one UTC day.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PreviewDay)]
+pub struct Day {
+    pub date: NaiveDate,
+    pub count: i64,
+}
+
+/// How many move from one older version.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PreviewFromVersion)]
+pub struct FromVersion {
+    pub version: i32,
+    pub count: i64,
+}
+
+/// What both dialects' previews answer alike.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PreviewMoves)]
+pub struct Moves {
+    pub plan_id: String,
+    /// The version the request would publish.
+    pub target_version: i32,
+    /// How existing subscriptions would move: NEVER when nobody would.
+    pub version_change_behaviour: VersionChangeBehaviour,
+    pub version_effective_from: Option<DateTime<Utc>>,
+    /// The distinct customers of those that would move.
+    pub affected_customers_count: i64,
+    /// The earliest instant one would move; null when nobody would.
+    pub first_move_at: Option<DateTime<Utc>>,
+    /// The latest instant one would move; null when nobody would.
+    pub last_move_at: Option<DateTime<Utc>>,
+    /// How many would move on each UTC day, in date order.
+    pub by_day: Vec<Day>,
+    /// How many of each live status would move (0 where none).
+    pub by_status: BTreeMap<String, i64>,
+    /// How many of each billing period would move (0 where none).
+    pub by_billing_period: BTreeMap<String, i64>,
+    /// How many would move from each older version, in version order.
+    pub by_from_version: Vec<FromVersion>,
+    /// The cursor (`after`) of the next page of ids.
+    pub pagination: Pagination,
+    /// Why the request would be accepted and its task then fail when a worker plans it (the
+    /// worker's own catalog checks: a base plan or a compatible add-on still a draft); null
+    /// when the task would go through.
+    #[schema(required = true)]
+    pub would_fail: Option<WouldFail>,
+}
+
+/// `POST /api/v1/plans/{id}/publish/preview`'s answer (in `{"data"}`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = StiggPublishPreview)]
+pub struct StiggPreview {
+    #[serde(flatten)]
+    pub moves: Moves,
+    pub migration_type: MigrationType,
+    /// How many live subscriptions of the plan on an older version would move.
+    pub affected_subscriptions_count: i64,
+    /// One page of them, in creation order.
+    pub subscription_ids: Vec<String>,
+}
+
+/// `POST /plans/{planId}/preview`'s answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = SequencePlanPreview)]
+pub struct SequencePreview {
+    #[serde(flatten)]
+    pub moves: Moves,
+    /// Whether the `PUT` would publish a version (false for a draft edited without
+    /// `versionChangeBehaviour`).
+    pub publishes: bool,
+    /// How many live billing schedules of the plan on an older version would move.
+    pub affected_schedules_count: i64,
+    /// One page of them, in creation order.
+    pub billing_schedule_ids: Vec<String>,
+}
 
 /// Counts what moving `scope` would do, or nothing under NEVER (nobody moves).
 pub async fn run(conn: &mut PgConnection, scope: &Scope, page: &PageQuery) -> Result<Preview, ApiError> {
@@ -37,36 +124,48 @@ pub async fn run(conn: &mut PgConnection, scope: &Scope, page: &PageQuery) -> Re
     Ok(movers::preview(conn, scope, after, limit).await?)
 }
 
-/// The answer: counts, when the moves happen, and the first page of who moves. Every live
-/// status and billing period is listed, with 0 where nobody is.
-pub fn render(nouns: Nouns, scope: &Scope, p: &Preview) -> Value {
-    let mut by_status = Map::new();
-    for status in SubscriptionStatus::LIVE {
-        let n = p.by_status.iter().find(|b| b.key == status.as_str()).map_or(0, |b| b.count);
-        by_status.insert(status.as_str().to_owned(), json!(n));
+/// What the planning of the request's task would refuse: `store::catalog::planning_refusal`,
+/// the checks the worker runs, for a task of `task_type` publishing `version_id`.
+pub async fn would_fail(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    task_type: TaskType,
+    version_id: Option<Uuid>,
+) -> Result<Option<WouldFail>, ApiError> {
+    let refusal = store::catalog::planning_refusal(conn, env, task_type, version_id).await?;
+    Ok(refusal.map(|(code, message)| WouldFail { code: code.as_str(), message }))
+}
+
+/// The answer's shared part: counts, when the moves happen, and the cursor of the next page.
+/// Every live status and billing period is listed, with 0 where nobody is.
+pub fn moves(scope: &Scope, p: &Preview, would_fail: Option<WouldFail>) -> Moves {
+    let by_status = SubscriptionStatus::LIVE
+        .iter()
+        .map(|status| {
+            let n = p.by_status.iter().find(|b| b.key == status.as_str()).map_or(0, |b| b.count);
+            (status.as_str().to_owned(), n)
+        })
+        .collect();
+    let by_billing_period = BillingPeriod::ALL
+        .iter()
+        .map(|period| {
+            let n = p.by_billing_period.iter().find(|b| b.key == period.as_str()).map_or(0, |b| b.count);
+            (period.as_str().to_owned(), n)
+        })
+        .collect();
+    Moves {
+        plan_id: scope.plan_id.clone(),
+        target_version: scope.target_version_number,
+        version_change_behaviour: scope.behaviour,
+        version_effective_from: scope.effective_from,
+        affected_customers_count: p.affected_customers,
+        first_move_at: p.first_move_at,
+        last_move_at: p.last_move_at,
+        by_day: p.by_day.iter().map(|b| Day { date: b.key, count: b.count }).collect(),
+        by_status,
+        by_billing_period,
+        by_from_version: p.by_version.iter().map(|b| FromVersion { version: b.key, count: b.count }).collect(),
+        pagination: Pagination { next: p.ids.next.clone(), prev: None },
+        would_fail,
     }
-    let mut by_period = Map::new();
-    for period in BillingPeriod::ALL {
-        let n = p.by_billing_period.iter().find(|b| b.key == period.as_str()).map_or(0, |b| b.count);
-        by_period.insert(period.as_str().to_owned(), json!(n));
-    }
-    let by_day: Vec<Value> =
-        p.by_day.iter().map(|b| json!({ "date": b.key.format("%Y-%m-%d").to_string(), "count": b.count })).collect();
-    let by_version: Vec<Value> = p.by_version.iter().map(|b| json!({ "version": b.key, "count": b.count })).collect();
-    let mut body = Map::new();
-    body.insert("planId".into(), json!(scope.plan_id));
-    body.insert("targetVersion".into(), json!(scope.target_version_number));
-    body.insert("versionChangeBehaviour".into(), json!(scope.behaviour));
-    body.insert("versionEffectiveFrom".into(), json!(scope.effective_from));
-    body.insert(nouns.count.into(), json!(p.total));
-    body.insert("affectedCustomersCount".into(), json!(p.affected_customers));
-    body.insert("firstMoveAt".into(), json!(p.first_move_at));
-    body.insert("lastMoveAt".into(), json!(p.last_move_at));
-    body.insert("byDay".into(), json!(by_day));
-    body.insert("byStatus".into(), Value::Object(by_status));
-    body.insert("byBillingPeriod".into(), Value::Object(by_period));
-    body.insert("byFromVersion".into(), json!(by_version));
-    body.insert(nouns.ids.into(), json!(p.ids.items));
-    body.insert("pagination".into(), json!({ "next": p.ids.next, "prev": null }));
-    Value::Object(body)
 }

@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod api_keys;
 pub mod batches;
+pub mod catalog;
 pub mod customers;
 pub mod dashboard;
 pub mod dead_letters;

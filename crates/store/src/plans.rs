@@ -538,19 +538,6 @@ pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: Op
     Ok(true)
 }
 
-/// True when `plan_id` exists and has no published version: a child plan cannot be published
-/// on top of it.
-pub async fn is_unpublished(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM plans WHERE environment_id = $1 AND id = $2)
-            AND NOT EXISTS (SELECT 1 FROM plan_versions WHERE environment_id = $1 AND plan_id = $2 AND status <> 'DRAFT')",
-    )
-    .bind(env.0)
-    .bind(plan_id)
-    .fetch_one(conn)
-    .await?)
-}
-
 #[derive(Debug, Default, Clone)]
 pub struct PlanFilter {
     pub product_id: Option<String>,

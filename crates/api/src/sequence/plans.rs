@@ -224,10 +224,12 @@ pub async fn update(
 /// `POST /plans/{planId}/preview` (Cutover's extension): what the same `PUT /plans/{planId}`
 /// would do to existing billing schedules, answered without doing it. The body, its checks and
 /// the refusals are the `PUT`'s own; the counts come from the selection the migration itself
-/// plans from. Runs in a read-only transaction, so it changes nothing.
+/// plans from, and `wouldFail` from `store::catalog::planning_refusal` for the migration task
+/// (a Sequence update's planning meets no catalog refusal, so it is null). Runs in a read-only
+/// transaction, so it changes nothing.
 #[utoipa::path(post, path = "/plans/{id}/preview", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
     request_body = PlanBody,
-    responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, and a page of `billingScheduleIds`", body = Object),
+    responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `billingScheduleIds`, and `wouldFail`: the code and message the migration task would fail with, or null", body = crate::preview::SequencePreview),
         (status = 400, description = "Bad input, the body's id differs, or a retired plan", body = ErrorBody),
         (status = 404, description = "No such plan or price", body = ErrorBody)))]
 pub async fn preview(
@@ -236,7 +238,7 @@ pub async fn preview(
     Path(id): Path<String>,
     Query(page): Query<PageQuery>,
     Json(raw): Json<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<crate::preview::SequencePreview>, ApiError> {
     let env = caller.environment_id;
     let plan_id = entity_id(&id, "plan id")?;
     let mut tx = store::begin_read_only(&state.pool).await?;
@@ -253,8 +255,15 @@ pub async fn preview(
         effective_from: input.version_effective_from,
     };
     let counted = crate::preview::run(&mut tx, &scope, &page).await?;
+    // the version the PUT would publish: the draft itself, or N+1, which it would create
+    let version = (intent.current.status() == domain::PlanVersionStatus::Draft).then_some(intent.current.id);
+    let task_type = domain::TaskType::SubscriptionMigration;
+    let would_fail = crate::preview::would_fail(&mut tx, env, task_type, version).await?;
     tx.rollback().await?;
-    let mut answer = crate::preview::render(crate::preview::SEQUENCE, &scope, &counted);
-    answer["publishes"] = serde_json::json!(intent.publishes);
-    Ok(Json(answer))
+    Ok(Json(crate::preview::SequencePreview {
+        publishes: intent.publishes,
+        affected_schedules_count: counted.total,
+        billing_schedule_ids: counted.ids.items.clone(),
+        moves: crate::preview::moves(&scope, &counted, would_fail),
+    }))
 }

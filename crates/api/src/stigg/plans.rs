@@ -361,11 +361,12 @@ pub(crate) async fn accept_publish(
 
 /// `POST /api/v1/plans/{id}/publish/preview` (Cutover's extension): what the same publish
 /// would do, answered without doing it. The body, its validation and the refusals are
-/// publish's own; the counts come from the selection the migration itself plans from. Runs in
-/// a read-only transaction, so it changes nothing.
+/// publish's own; the counts come from the selection the migration itself plans from, and
+/// `wouldFail` from the checks the worker runs on the draft before it publishes it. Runs in a
+/// read-only transaction, so it changes nothing.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/publish/preview", tag = STIGG, params(("id" = String, Path), PageQuery),
     request_body = PublishPlan,
-    responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, and a page of `subscriptionIds`", body = Data<Object>),
+    responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `subscriptionIds`, and `wouldFail`: the code and message the task would fail with, or null", body = Data<preview::StiggPreview>),
         (status = 400, description = "Bad input, no draft to publish, or a publish in flight", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn publish_preview(
@@ -374,7 +375,7 @@ pub async fn publish_preview(
     Path(id): Path<String>,
     Query(page): Query<PageQuery>,
     Json(body): Json<PublishPlan>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Data<preview::StiggPreview>>, ApiError> {
     let plan_id = entity_id(&id, "plan id")?;
     let env = caller.environment_id;
     let mut tx = store::begin_read_only(&state.pool).await?;
@@ -387,9 +388,15 @@ pub async fn publish_preview(
         behaviour: VersionChangeBehaviour::from(body.migration_type),
         effective_from: None,
     };
-    let preview = preview::run(&mut tx, &scope, &page).await?;
+    let counted = preview::run(&mut tx, &scope, &page).await?;
+    let would_fail = preview::would_fail(&mut tx, env, domain::TaskType::PublishPlan, Some(draft.id)).await?;
     tx.rollback().await?;
-    let mut answer = preview::render(preview::STIGG, &scope, &preview);
-    answer["migrationType"] = json!(body.migration_type);
-    Ok(Json(json!({ "data": answer })))
+    Ok(Json(Data {
+        data: preview::StiggPreview {
+            migration_type: body.migration_type,
+            affected_subscriptions_count: counted.total,
+            subscription_ids: counted.ids.items.clone(),
+            moves: preview::moves(&scope, &counted, would_fail),
+        },
+    }))
 }

@@ -288,3 +288,154 @@ async fn sequence_preview_refuses_what_put_refuses_and_answers_what_it_would_do(
     assert_eq!(never["publishes"], true);
     assert_eq!(app.count("SELECT count(*) FROM plan_versions").await, 1);
 }
+
+/// The preview runs the checks the worker runs before it publishes a draft
+/// (`store::catalog`): a base plan or a compatible add-on still a draft makes the publish fail
+/// once planned, and the preview says so in `wouldFail`, with the task's code and message,
+/// while still answering 200 with its counts — the request itself would be accepted.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn preview_answers_what_the_worker_would_refuse(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let all = json!({ "migrationType": "ALL_CUSTOMERS" });
+    app.draft_plan("base").await;
+    app.draft_plan("addon-x").await;
+    app.published_plan("base-live").await;
+    app.plan_with_draft("child", 2).await;
+    app.plan_with_draft("main", 1).await;
+    app.plan_with_draft("both", 0).await;
+    app.plan_with_draft("healthy", 3).await;
+    for (plan, patch) in [
+        ("child", json!({ "parentPlanId": "base" })),
+        ("main", json!({ "compatibleAddonIds": ["base-live", "addon-x"] })),
+        ("both", json!({ "parentPlanId": "base", "compatibleAddonIds": ["addon-x"] })),
+        ("healthy", json!({ "parentPlanId": "base-live", "compatibleAddonIds": ["base-live", "not-a-plan"] })),
+    ] {
+        let (status, body) = app.update_plan(plan, &patch).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let before = app.everything().await;
+
+    let (status, body) = app.preview("child", &all).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["wouldFail"],
+        json!({ "code": "PlanCannotBePublishWhenBasePlanIsDraft", "message": "base plan `base` is still a draft" })
+    );
+    assert_eq!(body["data"]["affectedSubscriptionsCount"], 2, "the counts are still answered");
+
+    let (status, body) = app.preview("main", &all).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        body["data"]["wouldFail"],
+        json!({
+            "code": "PlanCannotBePublishWhenCompatibleAddonIsDraft",
+            "message": "compatible add-on `addon-x` is still a draft",
+        })
+    );
+
+    // the base plan is checked first, as the worker does
+    let (_, body) = app.preview("both", &json!({ "migrationType": "NEW_CUSTOMERS" })).await;
+    assert_eq!(body["data"]["wouldFail"]["code"], "PlanCannotBePublishWhenBasePlanIsDraft", "{body}");
+
+    // a published base plan and add-on (and an add-on id naming no plan) refuse nothing
+    let (status, body) = app.preview("healthy", &all).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["data"].get("wouldFail"), Some(&Value::Null), "{body}");
+    assert_eq!(body["data"]["affectedSubscriptionsCount"], 3);
+    // a read-only key gets the same verdict
+    let (_, body) = app.read_only().await.preview("child", &all).await;
+    assert_eq!(body["data"]["wouldFail"]["code"], "PlanCannotBePublishWhenBasePlanIsDraft", "{body}");
+    assert_eq!(app.everything().await, before, "a preview changed rows");
+
+    // a refusal of the request itself is still an error, not a verdict
+    assert_refused_alike(&app, "base-live", &all, StatusCode::BAD_REQUEST, "PackageAlreadyPublished").await;
+    app.publish_ok("child").await;
+    assert_refused_alike(&app, "child", &all, StatusCode::BAD_REQUEST, "ObjectAlreadyBeingUsedByAnotherRequestError")
+        .await;
+}
+
+/// A Sequence update publishes its version in the request and its migration's planning meets
+/// no catalog refusal, so its preview's `wouldFail` is null — even for a plan whose `parentId`
+/// names a plan that is still a draft, which the `PUT` then publishes.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sequence_preview_would_fail_is_the_update_planning_verdict(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let sequence = |method: Method, path: &str, body: &Value| {
+        TestApp::send(app.request(method, path).basic_auth(&app.key, None::<&str>).json(body))
+    };
+    app.draft_plan("stigg-draft").await;
+    let body = sequence_body(json!({ "id": "seq", "parentId": "stigg-draft" }));
+    let (status, created) = sequence(Method::POST, "/plans", &body).await;
+    assert_eq!(status, StatusCode::OK, "{created}");
+    let nbd = sequence_body(json!({ "parentId": "stigg-draft", "versionChangeBehaviour": "NEXT_BILLING_DATE" }));
+
+    // the draft (version 1) would be published
+    let (status, preview) = sequence(Method::POST, "/plans/seq/preview", &nbd).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["publishes"], true);
+    assert_eq!(preview.get("wouldFail"), Some(&Value::Null), "{preview}");
+    let (status, put) = sequence(Method::PUT, "/plans/seq", &nbd).await;
+    assert_eq!(status, StatusCode::OK, "{put}");
+    assert_eq!(put["status"], "LIVE");
+
+    // on a LIVE plan, version 2 would be created and published
+    let (status, preview) = sequence(Method::POST, "/plans/seq/preview", &nbd).await;
+    assert_eq!(status, StatusCode::OK, "{preview}");
+    assert_eq!(preview["targetVersion"], 2);
+    assert_eq!(preview.get("wouldFail"), Some(&Value::Null), "{preview}");
+    // a refusal of the request itself is still an error
+    let unknown_price = sequence_body(json!({ "priceIds": ["nope"] }));
+    assert_error(
+        &sequence(Method::POST, "/plans/seq/preview", &unknown_price).await,
+        StatusCode::NOT_FOUND,
+        "PriceNotFound",
+    );
+}
+
+/// Follows local `$ref`s until a schema that is not one.
+fn resolved<'a>(spec: &'a Value, mut node: &'a Value) -> &'a Value {
+    while let Some(reference) = node.get("$ref").and_then(Value::as_str) {
+        let pointer = reference.strip_prefix('#').unwrap_or_else(|| panic!("non-local $ref {reference}"));
+        node = spec.pointer(pointer).unwrap_or_else(|| panic!("dangling $ref {reference}"));
+    }
+    node
+}
+
+/// The object schema, reached from `node` through `$ref`s, `allOf` and `properties.data`, that
+/// has a property `name`.
+fn holder<'a>(spec: &'a Value, node: &'a Value, name: &str) -> Option<&'a Value> {
+    let node = resolved(spec, node);
+    if node["properties"].get(name).is_some() {
+        return Some(node);
+    }
+    let parts = node["allOf"].as_array().into_iter().flatten();
+    parts.chain(node["properties"].get("data")).find_map(|part| holder(spec, part, name))
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_document_describes_would_fail(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let (status, spec) = TestApp::send(app.anonymous(Method::GET, "/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let would_fail = &spec["components"]["schemas"]["WouldFail"];
+    assert_eq!(would_fail["type"], "object", "{would_fail}");
+    assert_eq!(would_fail["required"], json!(["code", "message"]));
+    assert_eq!(would_fail["properties"]["code"]["$ref"], "#/components/schemas/ErrorCode");
+    assert_eq!(would_fail["properties"]["message"]["type"], "string");
+
+    for (path, count) in [
+        ("/api/v1/plans/{id}/publish/preview", "affectedSubscriptionsCount"),
+        ("/plans/{id}/preview", "affectedSchedulesCount"),
+    ] {
+        let answer = &spec["paths"][path]["post"]["responses"]["200"]["content"]["application/json"]["schema"];
+        let moves = holder(&spec, answer, "wouldFail").unwrap_or_else(|| panic!("{path}: no wouldFail in {answer}"));
+        let required: Vec<&str> = moves["required"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+        assert!(required.contains(&"wouldFail"), "{path}: wouldFail is always there: {moves}");
+        // nullable: null, or the object
+        let variants = moves["properties"]["wouldFail"]["oneOf"].as_array().unwrap_or_else(|| panic!("{moves}"));
+        assert!(variants.iter().any(|v| v["type"] == "null"), "{path}: {variants:?}");
+        assert!(variants.iter().any(|v| v["$ref"] == "#/components/schemas/WouldFail"), "{path}: {variants:?}");
+        assert!(holder(&spec, answer, count).is_some(), "{path}: no {count}");
+    }
+}

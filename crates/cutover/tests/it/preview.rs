@@ -244,3 +244,80 @@ async fn sequence_preview_of_next_billing_date_equals_what_the_update_schedules_
     moved.sort();
     assert_eq!(moved, ["nbd-s60", "nbd-s61", "nbd-s62"]);
 }
+
+/// The preview's `wouldFail` is the worker's verdict: each draft is previewed, then published
+/// with real workers, and a draft the preview said would fail ends FAILED with the code and
+/// message it said (nobody moved), while one it said would go through completes.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn stigg_preview_would_fail_is_what_the_worker_then_does(pool: PgPool) {
+    let stack = Stack::start(pool, 1, 100).await;
+    stack.api.plan_with_subscriptions("child", 3).await;
+    // plans that exist only as drafts
+    for id in ["base", "addon-x"] {
+        stack.api.post("/api/v1/plans", json!({"id": id, "displayName": id, "productId": "product"})).await;
+    }
+    stack.api.draft("child", json!({"parentPlanId": "base"})).await;
+    stack.api.plan_with_subscriptions("main", 2).await;
+    stack.api.draft("main", json!({"compatibleAddonIds": ["addon-x"]})).await;
+    // a base plan and an add-on that are published (version 1 of each)
+    stack.api.plan_with_subscriptions("fine", 2).await;
+    stack.api.draft("fine", json!({"parentPlanId": "main", "compatibleAddonIds": ["child"]})).await;
+
+    for (plan, code, message) in [
+        ("child", Some("PlanCannotBePublishWhenBasePlanIsDraft"), "base plan `base` is still a draft"),
+        ("main", Some("PlanCannotBePublishWhenCompatibleAddonIsDraft"), "compatible add-on `addon-x` is still a draft"),
+        ("fine", None, ""),
+    ] {
+        let before = everything(&stack.pool).await;
+        let (preview, _) = preview_all(
+            &stack,
+            &format!("/api/v1/plans/{plan}/publish/preview"),
+            &json!({"migrationType": "ALL_CUSTOMERS"}),
+            true,
+        )
+        .await;
+        assert_eq!(everything(&stack.pool).await, before, "the preview changed rows");
+
+        let task_id = stack.api.publish(plan, "ALL_CUSTOMERS").await;
+        let task = stack.api.wait_task(&task_id).await;
+        let moved = stack
+            .scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{task_id}'"))
+            .await;
+        match code {
+            Some(code) => {
+                assert_eq!(preview["wouldFail"], json!({"code": code, "message": message}), "{preview}");
+                assert_eq!(task["status"], "FAILED", "{task}");
+                assert_eq!(task["error"]["code"], preview["wouldFail"]["code"], "{task}");
+                assert_eq!(task["error"]["message"], preview["wouldFail"]["message"], "{task}");
+                assert_eq!(moved, 0);
+            }
+            None => {
+                assert_eq!(preview.get("wouldFail"), Some(&Value::Null), "{preview}");
+                assert_eq!(task["status"], "COMPLETED", "{task}");
+                assert_eq!(json!(moved), preview["affectedSubscriptionsCount"]);
+            }
+        }
+    }
+}
+
+/// A Sequence update publishes in its request and its migration's planning refuses nothing of
+/// the catalog: its preview says `wouldFail: null`, and the update's task does complete — even
+/// when the plan's `parentId` names a plan that is still a draft.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sequence_preview_would_fail_is_what_the_update_then_does(pool: PgPool) {
+    let stack = Stack::start(pool, 1, 100).await;
+    let past = Utc::now() - TimeDelta::days(40);
+    live_plan(&stack, "seq", &[past, past, past]).await;
+    stack.api.call(Method::POST, "/api/v1/products", Some(json!({"id": "product", "displayName": "Product"}))).await;
+    stack.api.post("/api/v1/plans", json!({"id": "base", "displayName": "Base", "productId": "product"})).await;
+    let body = plan_body("seq", json!({"parentId": "base", "versionChangeBehaviour": "IMMEDIATE"}));
+
+    let (preview, _) = preview_all(&stack, "/plans/seq/preview", &body, false).await;
+    assert_eq!(preview.get("wouldFail"), Some(&Value::Null), "{preview}");
+    assert_eq!(preview["affectedSchedulesCount"], 3, "{preview}");
+
+    let put = ok(&stack, Method::PUT, "/plans/seq", body).await;
+    let task = stack.api.wait_task(&put.task.expect("X-Task-Id")).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"]["processed"], 3, "{task}");
+}

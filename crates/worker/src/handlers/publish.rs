@@ -76,32 +76,13 @@ pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> R
 }
 
 /// Checks that need more than the plan itself: a child plan cannot be published while its
-/// base plan is only a draft, nor while a compatible add-on is.
+/// base plan is only a draft, nor while a compatible add-on is. They are
+/// `store::catalog::publish_refusal`, which the previews run too.
 async fn catalog_check(conn: &mut sqlx::PgConnection, task: &Task) -> Result<Option<(ErrorCode, String)>, JobError> {
-    let env = task.environment();
     let Some(target) = task.target_version_id else {
         return Ok(None);
     };
-    let version = plans::get_version(conn, env, target).await?;
-    if let Some(parent) = version.parent_plan_id.as_deref() {
-        if plans::is_unpublished(conn, env, parent).await? {
-            return Ok(Some((
-                ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft,
-                format!("base plan `{parent}` is still a draft"),
-            )));
-        }
-    }
-    let addons: Vec<String> =
-        version.compatible_addon_ids.as_ref().and_then(|v| serde_json::from_value(v.clone()).ok()).unwrap_or_default();
-    for addon in addons {
-        if plans::is_unpublished(conn, env, &addon).await? {
-            return Ok(Some((
-                ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft,
-                format!("compatible add-on `{addon}` is still a draft"),
-            )));
-        }
-    }
-    Ok(None)
+    Ok(store::catalog::publish_refusal(conn, task.environment(), target).await?)
 }
 
 /// The job that starts a publish task.
