@@ -1,8 +1,9 @@
 //! The consumer: takes deliveries from the work queues with manual acks and bounded prefetch,
 //! runs each job, and decides its fate from the handler's answer — ack, retry later through a
-//! delay queue, or dead-letter. It supervises its own connection: when the broker goes away
-//! it reconnects with backoff and resumes. On shutdown it stops taking deliveries, lets
-//! in-flight jobs finish within the grace period, and leaves the rest unacked for redelivery.
+//! delay queue, or dead-letter; a job that panics has failed an attempt, like a transient
+//! error. It supervises its own connection: when the broker goes away it reconnects with
+//! backoff and resumes. On shutdown it stops taking deliveries, lets in-flight jobs finish
+//! within the grace period, and leaves the rest unacked for redelivery.
 //! It also drains the dead-letter queue into Postgres (see `dead_letters`), and every few
 //! seconds records what the broker says of each queue, for `/metrics` and the dashboard.
 
