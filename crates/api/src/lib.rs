@@ -22,7 +22,6 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
 use axum::Router;
 use std::sync::Arc;
-use tokio::sync::Notify;
 
 pub use error::ApiError;
 
@@ -48,8 +47,9 @@ impl Default for ApiSettings {
 pub struct AppState {
     pub pool: sqlx::PgPool,
     pub settings: ApiSettings,
-    /// Wakes the outbox relay after a commit so the message leaves at once.
-    pub relay: Option<Arc<Notify>>,
+    /// The outbox relay's waker, handed to every unit of work (`store::Work`), whose commit
+    /// wakes the relay so the message leaves at once.
+    pub relay: Option<store::RelayWaker>,
     /// Whether the broker answered lately; `/readyz` reports it.
     pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// This router's Prometheus series (see `metrics`).
@@ -70,10 +70,9 @@ impl AppState {
         }
     }
 
-    pub(crate) fn wake_relay(&self) {
-        if let Some(relay) = &self.relay {
-            relay.notify_one();
-        }
+    /// Begins a unit of work whose commit wakes this process's relay (`store::Work`).
+    pub(crate) async fn begin(&self) -> Result<store::Work, store::StoreError> {
+        store::Work::begin(&self.pool, self.relay.as_ref()).await
     }
 }
 

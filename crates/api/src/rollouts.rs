@@ -12,7 +12,7 @@ use crate::stigg::plans::{accept_publish, idempotency_key, Accepted, PublishRequ
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{RolloutSpec, TaskId, TaskType};
+use domain::{RolloutSpec, TaskId, TaskSpec};
 use serde::Deserialize;
 use serde_json::json;
 use utoipa::ToSchema;
@@ -57,10 +57,14 @@ pub async fn create(
     if let Some(interval) = &spec.interval_text {
         describe.push_str(&format!(", {interval} apart"));
     }
-    let request =
-        PublishRequest { task_type: TaskType::StagedRollout, payload: summary.clone(), describe, data: summary };
+    let task_spec = TaskSpec::StagedRollout {
+        cohorts: body.cohorts.clone(),
+        interval: spec.interval_text.clone(),
+        customer_ids: spec.customer_ids.clone(),
+    };
+    let request = PublishRequest { spec: task_spec, describe, data: summary };
     let env = caller.environment_id;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
@@ -73,7 +77,6 @@ pub async fn create(
     }
     store::rollouts::insert(&mut tx, env, task_id, &spec).await?;
     tx.commit().await?;
-    state.wake_relay();
     tracing::info!(task_id = %task_id, plan_id = %plan_id, cohorts = spec.thresholds.len(), "rollout accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }

@@ -37,7 +37,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
 pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<TaskView, ApiError> {
     let mut body = t.view();
-    if t.task_type() == Some(TaskType::StagedRollout) {
+    if t.task_type() == TaskType::StagedRollout {
         let mut conn = pool.acquire().await?;
         if let Some(rollout) = store::rollouts::get(&mut conn, t.id()).await? {
             body.rollout = Some(rollout.view());
@@ -126,10 +126,9 @@ pub async fn retry(
     Path(id): Path<String>,
 ) -> Result<Json<Data<TaskView>>, ApiError> {
     let task_id = parse_task_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let task = store::actions::retry(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
-    state.wake_relay();
     tracing::info!(task_id = %task_id, "task retried");
     Ok(Json(Data { data: task.view() }))
 }
@@ -177,10 +176,9 @@ pub async fn resume(
 ) -> Result<Json<Data<TaskView>>, ApiError> {
     require_admin(&caller, "resuming")?;
     let task_id = parse_task_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let (task, rollout) = store::rollouts::resume(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
     tx.commit().await?;
-    state.wake_relay();
     tracing::info!(task_id = %task_id, "rollout resumed");
     let mut body = task.view();
     body.rollout = Some(rollout.view());
@@ -201,7 +199,7 @@ pub async fn rollback(
     Path(id): Path<String>,
 ) -> Result<Json<Data<TaskRef>>, ApiError> {
     let task_id = parse_task_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let rollback = store::rollbacks::accept(
         &mut tx,
         caller.environment_id,
@@ -211,7 +209,6 @@ pub async fn rollback(
     )
     .await?;
     tx.commit().await?;
-    state.wake_relay();
     tracing::info!(task_id = %task_id, rollback_task_id = %rollback, "rollback accepted");
     Ok(Json(Data { data: TaskRef { task_id: rollback } }))
 }

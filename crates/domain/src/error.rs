@@ -79,6 +79,8 @@ error_codes! {
     // worker-side failures that never travel as an HTTP answer
     MaxAttemptsExceeded => 500,
     InternalError => 500,
+    // a stored task spec that does not parse: the task fails, nothing is published or moved
+    InvalidTaskSpec => 500,
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -7,6 +7,7 @@ pub mod ids;
 pub mod message;
 pub mod plan;
 pub mod rollout;
+pub mod spec;
 pub mod subscription;
 pub mod task;
 pub mod webhook;
@@ -16,6 +17,7 @@ pub use ids::{EntityId, EnvironmentId, TaskId};
 pub use message::Job;
 pub use plan::{Currency, MigrationType, PlanVersionStatus, PricingType, VersionChangeBehaviour};
 pub use rollout::RolloutSpec;
+pub use spec::{InvalidTaskSpec, TaskSpec};
 pub use subscription::{BillingPeriod, SubscriptionStatus};
 pub use task::{TaskStatus, TaskType};
 pub use webhook::WebhookEventType;
@@ -62,6 +64,15 @@ macro_rules! wire_enum {
                         expected: concat!($($wire, " "),+),
                     }),
                 }
+            }
+        }
+
+        /// Reading a stored value: an unknown name is an error, never a fallback.
+        impl TryFrom<String> for $name {
+            type Error = $crate::UnknownVariant;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                $name::parse(&value)
             }
         }
 

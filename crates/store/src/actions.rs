@@ -99,7 +99,7 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
         .fetch_one(&mut *conn)
         .await?;
     let migration =
-        matches!(task.task_type(), Some(TaskType::PublishPlan | TaskType::StagedRollout | TaskType::RollbackMigration))
+        matches!(task.task_type(), TaskType::PublishPlan | TaskType::StagedRollout | TaskType::RollbackMigration)
             && batches > 0;
     if migration {
         if let (Some(plan), Some(target)) = (&task.plan_id, task.target_version_number) {
@@ -140,10 +140,10 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| {
-        if crate::is_unique_violation(&e, "tasks_one_publish_in_flight") {
+        if crate::is_unique_violation(&e, tasks::HOLDER_PER_PLAN) {
             StoreError::rejected(
                 ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-                "another publish of this plan is in flight; retry when it ends",
+                "another task holds this plan (a publish, rollout, rollback or migration); retry when it ends",
             )
         } else {
             e.into()

@@ -4,7 +4,7 @@
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
-use crate::{rollbacks, rollouts, tasks, Result};
+use crate::{rollbacks, rollouts, tasks, Result, StoreError};
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -99,7 +99,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
             .await?;
         return Ok(BatchOutcome::Ran { moved: 0, failed: 0, task_finished: None });
     }
-    if task.task_type() == Some(TaskType::RollbackMigration) {
+    if task.task_type() == TaskType::RollbackMigration {
         // a rollback moves back what its task moved; whoever is no longer where that task put
         // them is left alone and counted as skipped
         let moved = rollbacks::move_back(conn, &task, batch.lo, batch.hi).await?;
@@ -124,7 +124,10 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     let planned_at = task.started_at.unwrap_or(task.created_at);
     // a Sequence update with `makeVersionEffectiveFromOutset`: the version counts from each
     // subscription's start
-    let outset = task.payload.get("makeVersionEffectiveFromOutset").and_then(|v| v.as_bool()).unwrap_or(false);
+    let outset = task
+        .spec()
+        .map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?
+        .effective_from_outset();
 
     let moved = sqlx::query(
         "WITH candidates AS (
@@ -271,7 +274,7 @@ pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<
     if task.status() != TaskStatus::InProgress {
         return Ok(None);
     }
-    if task.task_type() == Some(TaskType::StagedRollout) && rollouts::cohort_done(conn, task_id).await? {
+    if task.task_type() == TaskType::StagedRollout && rollouts::cohort_done(conn, task_id).await? {
         return Ok(None);
     }
     let status = TaskStatus::from_counts(task.processed, task.failed);

@@ -6,6 +6,7 @@ pub mod actions;
 pub mod api_keys;
 pub mod batches;
 pub mod catalog;
+pub mod cohorts;
 pub mod customers;
 pub mod dashboard;
 pub mod dead_letters;
@@ -24,6 +25,7 @@ pub mod subscriptions;
 pub mod tasks;
 pub mod version_changes;
 pub mod webhooks;
+pub mod work;
 pub mod workers;
 
 use domain::ErrorCode;
@@ -34,6 +36,7 @@ use std::time::Duration;
 
 pub use sqlx::PgPool as Pool;
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
+pub use work::{RelayWaker, Work};
 
 /// The schema, from the top-level `migrations/` folder, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
@@ -82,6 +85,12 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         ),
         _ => false,
     }
+}
+
+/// A stored value this build does not know (an enum column's unknown name): an error, never a
+/// fallback.
+pub(crate) fn unreadable(error: domain::UnknownVariant) -> StoreError {
+    StoreError::Database(sqlx::Error::Decode(Box::new(error)))
 }
 
 pub(crate) fn is_unique_violation(error: &sqlx::Error, constraint: &str) -> bool {

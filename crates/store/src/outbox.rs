@@ -16,6 +16,22 @@ pub async fn enqueue(conn: &mut PgConnection, job: &Job) -> Result<()> {
     Ok(())
 }
 
+/// Adds `jobs` to the outbox in one statement, in their order (`Work::commit` writes the jobs
+/// pushed into a unit of work with it).
+pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Job]) -> Result<()> {
+    let keys: Vec<&str> = jobs.iter().map(Job::routing_key).collect();
+    let payloads: Vec<sqlx::types::Json<&Job>> = jobs.iter().map(sqlx::types::Json).collect();
+    sqlx::query(
+        "INSERT INTO outbox (routing_key, payload)
+         SELECT key, payload FROM unnest($1::text[], $2::jsonb[]) WITH ORDINALITY AS j (key, payload, n) ORDER BY n",
+    )
+    .bind(keys)
+    .bind(payloads)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Adds one `batch` job per pending batch of `task`, in batch order.
 pub async fn enqueue_pending_batches(conn: &mut PgConnection, task: TaskId) -> Result<u64> {
     let done = sqlx::query(

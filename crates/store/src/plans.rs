@@ -2,9 +2,9 @@
 //! version. At most one version is a DRAFT (a partial unique index says so); the newest
 //! PUBLISHED version is the one new subscriptions get.
 
-use crate::{is_unique_violation, page, Page, Result, StoreError};
+use crate::{is_unique_violation, page, webhooks, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, ErrorCode, PlanVersionStatus, TaskId};
+use domain::{EnvironmentId, ErrorCode, PlanVersionStatus, TaskId, WebhookEventType};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -15,7 +15,8 @@ pub struct PlanVersion {
     pub plan_id: String,
     pub product_id: Option<String>,
     pub version_number: i32,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: PlanVersionStatus,
     pub is_latest: bool,
     pub display_name: String,
     pub description: Option<String>,
@@ -43,7 +44,7 @@ pub struct PlanVersion {
 
 impl PlanVersion {
     pub fn status(&self) -> PlanVersionStatus {
-        PlanVersionStatus::parse(&self.status).unwrap_or(PlanVersionStatus::Draft)
+        self.status
     }
 }
 
@@ -244,7 +245,7 @@ async fn insert_version(
         }
     })?;
     if status == PlanVersionStatus::Published {
-        crate::webhooks::plan_version_published(conn, env, id).await?;
+        announce_published(conn, env, id).await?;
     }
     Ok(id)
 }
@@ -534,7 +535,7 @@ pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: Op
     let Some(env) = env else {
         return Ok(false);
     };
-    crate::webhooks::plan_version_published(conn, EnvironmentId(env), version_id).await?;
+    announce_published(conn, EnvironmentId(env), version_id).await?;
     Ok(true)
 }
 
@@ -580,4 +581,28 @@ pub async fn subscription_counts(pool: &PgPool, env: EnvironmentId, plan_id: &st
     .bind(plan_id)
     .fetch_all(pool)
     .await?)
+}
+
+/// Announces that a plan version became PUBLISHED, in the transaction that published it (every
+/// publish of a version in this module calls it). `data` is the version with the field names
+/// of Stigg's plan.
+async fn announce_published(conn: &mut PgConnection, env: EnvironmentId, version_id: Uuid) -> Result<()> {
+    if !webhooks::subscribed(conn, env, WebhookEventType::PlanVersionPublished).await? {
+        return Ok(());
+    }
+    let version = get_version(conn, env, version_id).await?;
+    if version.status() != PlanVersionStatus::Published {
+        return Ok(());
+    }
+    let data = serde_json::json!({
+        "id": version.plan_id,
+        "displayName": version.display_name,
+        "description": version.description,
+        "productId": version.product_id,
+        "status": version.status,
+        "versionNumber": version.version_number,
+        "isLatest": version.is_latest,
+        "publishedAt": version.published_at,
+    });
+    webhooks::emit(conn, env, WebhookEventType::PlanVersionPublished, data).await
 }

@@ -6,7 +6,7 @@
 //! business, not this module's.
 
 use crate::{events, is_unique_violation, tasks, Result, StoreError};
-use domain::{EnvironmentId, ErrorCode, TaskId, TaskType};
+use domain::{EnvironmentId, ErrorCode, TaskId, TaskSpec};
 use serde_json::json;
 use sqlx::PgConnection;
 
@@ -45,7 +45,7 @@ pub async fn accept(
             format!("task `{original}` is {}; only a finished task can be rolled back", task.status),
         ));
     }
-    if !task.task_type().is_some_and(TaskType::moves_subscriptions) {
+    if !task.task_type().moves_subscriptions() {
         return Err(StoreError::rejected(
             ErrorCode::BadUserInput,
             format!("{} tasks move no subscriptions; there is nothing to roll back", task.task_type),
@@ -67,9 +67,8 @@ pub async fn accept(
     let new = tasks::NewTask {
         id: rollback,
         environment: env,
-        task_type: TaskType::RollbackMigration,
         plan_id: task.plan_id.clone(),
-        payload: json!({ "rollbackOf": original }),
+        spec: TaskSpec::RollbackMigration { rollback_of: original },
         target_version_id: None,
         target_version_number: None,
         idempotency_key: None,

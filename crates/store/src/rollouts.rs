@@ -7,6 +7,7 @@
 //! `next_cohort_at`, and the scheduler starts it once that time has come. Nothing waits in
 //! memory. It decides nothing about HTTP or queues.
 
+pub use crate::cohorts::{get, percentage_json, Rollout};
 use crate::{events, outbox, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::rollout::threshold_percentage;
@@ -15,74 +16,8 @@ use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-/// A percentage as JSON: a whole number when it is one (`1`, not `1.0`); `null` for the named
-/// customers' cohort.
-pub fn percentage_json(threshold: i32) -> serde_json::Value {
-    match threshold_percentage(threshold) {
-        None => serde_json::Value::Null,
-        Some(_) if threshold % 100 == 0 => json!(threshold / 100),
-        Some(p) => json!(p),
-    }
-}
-
 fn live_statuses() -> Vec<&'static str> {
     SubscriptionStatus::LIVE.iter().map(|s| s.as_str()).collect()
-}
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Rollout {
-    pub task_id: Uuid,
-    pub environment_id: Uuid,
-    pub thresholds: Vec<i32>,
-    pub customer_ids: Vec<String>,
-    pub interval_text: Option<String>,
-    pub interval_ms: i64,
-    pub current_cohort: i32,
-    pub cohort_started_at: Option<DateTime<Utc>>,
-    pub next_cohort_at: Option<DateTime<Utc>>,
-    pub paused_at: Option<DateTime<Utc>>,
-    pub paused_by: Option<String>,
-}
-
-impl Rollout {
-    /// The salt of this rollout's buckets.
-    fn salt(&self) -> String {
-        self.task_id.to_string()
-    }
-
-    fn threshold(&self, cohort: i32) -> Option<i32> {
-        usize::try_from(cohort).ok().and_then(|k| self.thresholds.get(k)).copied()
-    }
-
-    fn is_last(&self, cohort: i32) -> bool {
-        cohort + 1 >= self.thresholds.len() as i32
-    }
-
-    /// How `GET /api/v1/tasks/{id}` shows it: the cohorts asked for, the cohort now running or
-    /// last run (index, percentage — `null` for the named customers' cohort — and start), when
-    /// the next one starts, and whether it is paused.
-    pub fn view(&self) -> serde_json::Value {
-        let percentages: Vec<serde_json::Value> =
-            self.thresholds.iter().filter(|t| **t > 0).map(|t| percentage_json(*t)).collect();
-        let current = self.threshold(self.current_cohort).map(|t| {
-            json!({
-                "index": self.current_cohort,
-                "percentage": percentage_json(t),
-                "startedAt": self.cohort_started_at,
-            })
-        });
-        json!({
-            "cohorts": percentages,
-            "customerIds": if self.customer_ids.is_empty() { None } else { Some(&self.customer_ids) },
-            "cohortCount": self.thresholds.len(),
-            "interval": self.interval_text,
-            "currentCohort": current,
-            "nextCohortAt": self.next_cohort_at,
-            "paused": self.paused_at.is_some(),
-            "pausedAt": self.paused_at,
-            "pausedBy": self.paused_by,
-        })
-    }
 }
 
 /// Writes a rollout's row, in the transaction that accepts its task.
@@ -113,13 +48,6 @@ pub async fn unknown_customers(conn: &mut PgConnection, env: EnvironmentId, ids:
     .bind(ids)
     .fetch_all(conn)
     .await?)
-}
-
-pub async fn get(conn: &mut PgConnection, task: TaskId) -> Result<Option<Rollout>> {
-    Ok(sqlx::query_as::<_, Rollout>("SELECT * FROM task_rollouts WHERE task_id = $1")
-        .bind(task.0)
-        .fetch_optional(conn)
-        .await?)
 }
 
 async fn lock(conn: &mut PgConnection, task: TaskId) -> Result<Option<Rollout>> {
@@ -392,7 +320,7 @@ async fn lock_rollout_task(
     verb: &str,
 ) -> Result<(tasks::Task, Rollout)> {
     let task = tasks::lock(conn, id).await?.filter(|t| t.environment() == env).ok_or_else(|| not_found(id))?;
-    if task.task_type() != Some(TaskType::StagedRollout) {
+    if task.task_type() != TaskType::StagedRollout {
         return Err(StoreError::rejected(
             ErrorCode::BadUserInput,
             format!("task `{id}` is a {} task; only STAGED_ROLLOUT tasks can be {verb}", task.task_type),

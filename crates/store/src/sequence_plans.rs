@@ -8,7 +8,7 @@
 use crate::{events, outbox, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{
-    EnvironmentId, ErrorCode, Job, PlanVersionStatus, SubscriptionStatus, TaskId, TaskType, VersionChangeBehaviour,
+    EnvironmentId, ErrorCode, Job, PlanVersionStatus, SubscriptionStatus, TaskId, TaskSpec, VersionChangeBehaviour,
 };
 use serde_json::{json, Value};
 use sqlx::PgConnection;
@@ -174,13 +174,12 @@ pub async fn update(
         &tasks::NewTask {
             id: task_id,
             environment: env,
-            task_type: TaskType::SubscriptionMigration,
             plan_id: Some(plan_id.to_owned()),
-            payload: json!({
-                "versionChangeBehaviour": behaviour,
-                "versionEffectiveFrom": input.version_effective_from,
-                "makeVersionEffectiveFromOutset": input.effective_from_outset,
-            }),
+            spec: TaskSpec::SequenceMigration {
+                version_change_behaviour: behaviour,
+                version_effective_from: input.version_effective_from,
+                make_version_effective_from_outset: input.effective_from_outset,
+            },
             target_version_id: Some(published.id),
             target_version_number: Some(published.version_number),
             idempotency_key: None,

@@ -17,8 +17,10 @@ pub struct Subscription {
     pub plan_version_id: Uuid,
     pub version_number: i32,
     pub pricing_type: Option<String>,
-    pub status: String,
-    pub billing_period: String,
+    #[sqlx(try_from = "String")]
+    pub status: SubscriptionStatus,
+    #[sqlx(try_from = "String")]
+    pub billing_period: BillingPeriod,
     pub start_date: DateTime<Utc>,
     pub end_date: Option<DateTime<Utc>>,
     pub billing_id: Option<String>,
@@ -30,7 +32,7 @@ pub struct Subscription {
 
 impl Subscription {
     pub fn billing_period(&self) -> BillingPeriod {
-        BillingPeriod::parse(&self.billing_period).unwrap_or(BillingPeriod::Monthly)
+        self.billing_period
     }
 }
 
@@ -116,7 +118,7 @@ async fn subscribable_version(conn: &mut PgConnection, env: EnvironmentId, plan_
     }
     match plans::current(conn, env, plan_id).await? {
         None => Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found"))),
-        Some(v) if v.status == "ARCHIVED" => {
+        Some(v) if v.status == domain::PlanVersionStatus::Archived => {
             Err(StoreError::rejected(ErrorCode::EntityIsArchivedError, format!("plan `{plan_id}` is archived")))
         }
         Some(_) => Err(StoreError::rejected(

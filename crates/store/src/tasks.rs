@@ -1,12 +1,12 @@
 //! Tasks: one row per accepted publish, migration or import, from PENDING to a terminal state.
 //! Status changes are conditional UPDATEs, so two workers racing on one task cannot both win.
 //! Every move to a terminal status goes through `finish`, `finish_planning` or `fail`, which
-//! write the task's webhook event in the same transaction (`webhooks::task_finished`).
+//! write the task's webhook event in the same transaction (`announce`).
 
-use crate::{is_unique_violation, page, Page, Result, StoreError};
+use crate::{cohorts, is_unique_violation, page, webhooks, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::task::{progress_percent, Counts, TaskError, TaskView};
-use domain::{EnvironmentId, ErrorCode, TaskId, TaskStatus, TaskType};
+use domain::{EnvironmentId, ErrorCode, InvalidTaskSpec, TaskId, TaskSpec, TaskStatus, TaskType, WebhookEventType};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -16,10 +16,15 @@ pub struct Task {
     pub id: Uuid,
     pub environment_id: Uuid,
     pub seq: i64,
-    pub task_type: String,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub task_type: TaskType,
+    #[sqlx(try_from = "String")]
+    pub status: TaskStatus,
     pub plan_id: Option<String>,
+    /// The task's spec as stored (`domain::TaskSpec`); read it with `spec()`.
     pub payload: Value,
+    /// Whether the task holds its plan while it is not terminal (`TaskSpec::holds_plan`).
+    pub holds_plan: bool,
     pub target_version_id: Option<Uuid>,
     pub target_version_number: Option<i32>,
     pub total: i64,
@@ -56,11 +61,17 @@ impl Task {
     }
 
     pub fn status(&self) -> TaskStatus {
-        TaskStatus::parse(&self.status).unwrap_or(TaskStatus::Failed)
+        self.status
     }
 
-    pub fn task_type(&self) -> Option<TaskType> {
-        TaskType::parse(&self.task_type).ok()
+    pub fn task_type(&self) -> TaskType {
+        self.task_type
+    }
+
+    /// What the task was asked to do. A payload that is not a spec of this task's type is an
+    /// error naming what is wrong, never a default.
+    pub fn spec(&self) -> std::result::Result<TaskSpec, InvalidTaskSpec> {
+        TaskSpec::for_task(self.task_type, &self.payload)
     }
 
     /// The task as callers see it — `GET /api/v1/tasks/{id}` answers it, and webhook events
@@ -75,8 +86,8 @@ impl Task {
             .map(|code| TaskError { code: code.clone(), message: self.last_error.clone().unwrap_or_default() });
         TaskView {
             id: self.id,
-            task_type: self.task_type.clone(),
-            status: self.status.clone(),
+            task_type: self.task_type.as_str().to_owned(),
+            status: self.status.as_str().to_owned(),
             progress: progress_percent(self.total, self.processed, status),
             affected_customers_count: self.affected_customers,
             counts: Counts { total: self.total, processed: self.processed, failed: self.failed },
@@ -99,9 +110,9 @@ impl Task {
 pub struct NewTask {
     pub id: TaskId,
     pub environment: EnvironmentId,
-    pub task_type: TaskType,
     pub plan_id: Option<String>,
-    pub payload: Value,
+    /// What the task is to do; its type and whether it holds its plan follow from it.
+    pub spec: TaskSpec,
     pub target_version_id: Option<Uuid>,
     pub target_version_number: Option<i32>,
     pub idempotency_key: Option<String>,
@@ -109,25 +120,37 @@ pub struct NewTask {
     pub total: i64,
 }
 
-/// Inserts a task. A second publish of a plan while one is in flight is refused with
-/// `ObjectAlreadyBeingUsedByAnotherRequestError`.
+/// The index that lets one task at a time hold a plan.
+pub(crate) const HOLDER_PER_PLAN: &str = "tasks_one_holder_per_plan";
+
+/// The refusal of a request that would move a plan's subscriptions while a task holds it.
+pub fn plan_held(plan_id: &str) -> StoreError {
+    StoreError::rejected(
+        ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+        format!("plan `{plan_id}` is already being published or migrated by another request; retry when it ends"),
+    )
+}
+
+/// Inserts a task. A task that holds its plan (`TaskSpec::holds_plan`) is refused with
+/// `ObjectAlreadyBeingUsedByAnotherRequestError` while another one holds it.
 pub async fn insert(conn: &mut PgConnection, new: &NewTask) -> Result<Task> {
     sqlx::query_as::<_, Task>(
         "INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-            target_version_number, idempotency_key, max_attempts, total)
-         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10)
+            target_version_number, idempotency_key, max_attempts, total, holds_plan)
+         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11)
          RETURNING *",
     )
     .bind(new.id.0)
     .bind(new.environment.0)
-    .bind(new.task_type.as_str())
+    .bind(new.spec.task_type().as_str())
     .bind(&new.plan_id)
-    .bind(&new.payload)
+    .bind(new.spec.to_payload())
     .bind(new.target_version_id)
     .bind(new.target_version_number)
     .bind(&new.idempotency_key)
     .bind(new.max_attempts)
     .bind(new.total)
+    .bind(new.spec.holds_plan() && new.plan_id.is_some())
     .fetch_one(conn)
     .await
     .map_err(|e| refusal(e, new))
@@ -147,8 +170,8 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
     sqlx::query(
         "WITH task AS (
             INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-                target_version_number, idempotency_key, max_attempts, total)
-            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10)
+                target_version_number, idempotency_key, max_attempts, total, holds_plan)
+            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $14)
             RETURNING id, environment_id
         ), job AS (
             INSERT INTO outbox (routing_key, payload)
@@ -159,9 +182,9 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
     )
     .bind(new.id.0)
     .bind(new.environment.0)
-    .bind(new.task_type.as_str())
+    .bind(new.spec.task_type().as_str())
     .bind(&new.plan_id)
-    .bind(&new.payload)
+    .bind(new.spec.to_payload())
     .bind(new.target_version_id)
     .bind(new.target_version_number)
     .bind(&new.idempotency_key)
@@ -170,6 +193,7 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
     .bind(event.message)
     .bind(event.actor)
     .bind(&event.data)
+    .bind(new.spec.holds_plan() && new.plan_id.is_some())
     .execute(conn)
     .await
     .map_err(|e| refusal(e, new))?;
@@ -182,9 +206,8 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
 pub struct NewPublish<'a> {
     pub id: TaskId,
     pub environment: EnvironmentId,
-    pub task_type: TaskType,
     pub plan_id: &'a str,
-    pub payload: Value,
+    pub spec: TaskSpec,
     pub idempotency_key: Option<String>,
     pub max_attempts: i32,
 }
@@ -205,8 +228,8 @@ pub async fn accept_publish(
             WHERE environment_id = $2 AND plan_id = $4 AND status = 'DRAFT'
         ), task AS (
             INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-                target_version_number, idempotency_key, max_attempts, total)
-            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0 FROM draft
+                target_version_number, idempotency_key, max_attempts, total, holds_plan)
+            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0, $11 FROM draft
             RETURNING id, environment_id, target_version_number
         ), job AS (
             INSERT INTO outbox (routing_key, payload)
@@ -221,14 +244,15 @@ pub async fn accept_publish(
     )
     .bind(new.id.0)
     .bind(new.environment.0)
-    .bind(new.task_type.as_str())
+    .bind(new.spec.task_type().as_str())
     .bind(new.plan_id)
-    .bind(&new.payload)
+    .bind(new.spec.to_payload())
     .bind(&new.idempotency_key)
     .bind(new.max_attempts)
     .bind(event.message)
     .bind(event.actor)
     .bind(&event.data)
+    .bind(new.spec.holds_plan())
     .fetch_optional(conn)
     .await
     .map_err(|e| refused(e, Some(new.plan_id)))
@@ -238,12 +262,9 @@ fn refusal(e: sqlx::Error, new: &NewTask) -> StoreError {
     refused(e, new.plan_id.as_deref())
 }
 
-fn refused(e: sqlx::Error, plan_id: Option<&str>) -> StoreError {
-    if is_unique_violation(&e, "tasks_one_publish_in_flight") {
-        StoreError::rejected(
-            ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
-            format!("plan `{}` is already being published by another request", plan_id.unwrap_or_default()),
-        )
+pub(crate) fn refused(e: sqlx::Error, plan_id: Option<&str>) -> StoreError {
+    if is_unique_violation(&e, HOLDER_PER_PLAN) {
+        plan_held(plan_id.unwrap_or_default())
     } else if is_unique_violation(&e, "tasks_idempotency") {
         StoreError::rejected(
             ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
@@ -340,6 +361,45 @@ pub async fn mark_planned(conn: &mut PgConnection, id: TaskId) -> Result<()> {
 const PLANNED: &str = "planned_at = now(), attempts = attempts + 1, started_at = coalesce(started_at, now()),
     lease_owner = NULL, lease_expires_at = NULL";
 
+/// Lets go of the task's plan while it goes on: what is left of it (scheduled moves) composes
+/// with later tasks, which supersede the moves not yet made. Inside the planning transaction.
+pub async fn release_plan(conn: &mut PgConnection, id: TaskId) -> Result<()> {
+    sqlx::query("UPDATE tasks SET holds_plan = false WHERE id = $1").bind(id.0).execute(conn).await?;
+    Ok(())
+}
+
+/// Refuses, with `ObjectAlreadyBeingUsedByAnotherRequestError`, while a task holds the plan.
+pub async fn refuse_while_held(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND plan_id = $2 AND holds_plan
+            AND status IN ('PENDING', 'IN_PROGRESS'))",
+    )
+    .bind(env.0)
+    .bind(plan_id)
+    .fetch_one(conn)
+    .await?;
+    if held {
+        return Err(plan_held(plan_id));
+    }
+    Ok(())
+}
+
+/// Waits for the planning transactions of the tasks holding any of `plan_ids` to end, and keeps
+/// them from starting until the caller's transaction ends (a share lock on their rows): what
+/// the caller then reads of those plans' versions is what their planning left, never the
+/// middle of it.
+pub async fn share_holders(conn: &mut PgConnection, env: EnvironmentId, plan_ids: &[String]) -> Result<()> {
+    sqlx::query(
+        "SELECT id FROM tasks WHERE environment_id = $1 AND plan_id = ANY($2) AND holds_plan
+            AND status IN ('PENDING', 'IN_PROGRESS') ORDER BY id FOR SHARE",
+    )
+    .bind(env.0)
+    .bind(plan_ids)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
 /// Records the migration plan: how many subscriptions (and customers) it covers.
 pub async fn set_totals(conn: &mut PgConnection, id: TaskId, total: i64, affected_customers: i64) -> Result<()> {
     sqlx::query("UPDATE tasks SET total = $2, affected_customers = $3, updated_at = now() WHERE id = $1")
@@ -394,10 +454,28 @@ const ENDING: &str = "FROM (SELECT status AS was FROM tasks WHERE id = $1 FOR UP
 async fn announce_end(conn: &mut PgConnection, row: &sqlx::postgres::PgRow) -> Result<Task> {
     let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;
     let previous: String = row.try_get("previous_status")?;
-    if !TaskStatus::parse(&previous).is_ok_and(TaskStatus::is_terminal) {
-        crate::webhooks::task_finished(conn, &task).await?;
+    let previous = TaskStatus::parse(&previous).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    if !previous.is_terminal() {
+        announce(conn, &task).await?;
     }
     Ok(task)
+}
+
+/// Announces that `task` reached a terminal status, in the transaction that ended it (`end`
+/// and `fail` call it; nothing else should): a webhook event whose `data` is the task as
+/// `GET /api/v1/tasks/{id}` answers it (`Task::view`), with a staged rollout's `rollout` too.
+async fn announce(conn: &mut PgConnection, task: &Task) -> Result<()> {
+    let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
+        return Ok(());
+    };
+    let mut view = task.view();
+    if task.task_type() == TaskType::StagedRollout {
+        if let Some(rollout) = cohorts::get(conn, task.id()).await? {
+            view.rollout = Some(rollout.view());
+        }
+    }
+    let data = serde_json::to_value(&view).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+    webhooks::emit(conn, task.environment(), event_type, data).await
 }
 
 /// Ends a claimed task during its planning: `mark_planned` and `finish` in one statement.
@@ -463,7 +541,7 @@ pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> 
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(task) = failed {
-        crate::webhooks::task_finished(&mut tx, &task).await?;
+        announce(&mut tx, &task).await?;
     }
     tx.commit().await?;
     Ok(())

@@ -8,7 +8,7 @@
 use crate::movers::{bind_scope, Scope, MOVERS};
 use crate::{events, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
+use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskSpec, TaskStatus, VersionChangeBehaviour};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -328,11 +328,7 @@ pub async fn for_subscription(
 }
 
 /// When Stigg's per-subscription migrate moves the subscription.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MigrationTime {
-    Immediate,
-    EndOfBillingPeriod,
-}
+pub use domain::spec::SubscriptionMigrationTime as MigrationTime;
 
 /// Stigg's `POST /api/v1/subscriptions/{id}/migrate`: moves one live subscription to its plan's
 /// newest published version now (a COMPLETED SUBSCRIPTION_MIGRATION task and a history row), or
@@ -361,12 +357,15 @@ pub async fn migrate_subscription(
             format!("subscription `{subscription_id}` not found"),
         ));
     };
-    if !SubscriptionStatus::parse(&status).is_ok_and(SubscriptionStatus::is_live) {
+    if !SubscriptionStatus::parse(&status).map_err(crate::unreadable)?.is_live() {
         return Err(StoreError::rejected(
             ErrorCode::SubscriptionAlreadyCanceledOrExpired,
             format!("subscription `{subscription_id}` is {status}"),
         ));
     }
+    // a task moving the plan's subscriptions (publish, rollout, rollback, Sequence migration)
+    // decides where this one goes until it ends
+    tasks::refuse_while_held(conn, env, &plan_id).await?;
     let latest = plans::latest_published(conn, env, &plan_id).await?;
     let Some(latest) = latest.filter(|l| l.version_number > on_number) else {
         return Err(StoreError::rejected(
@@ -401,18 +400,16 @@ pub async fn migrate_subscription(
     }
 
     let task_id = TaskId::new();
-    let time = match when {
-        MigrationTime::Immediate => "IMMEDIATE",
-        MigrationTime::EndOfBillingPeriod => "END_OF_BILLING_PERIOD",
-    };
     tasks::insert(
         conn,
         &tasks::NewTask {
             id: task_id,
             environment: env,
-            task_type: TaskType::SubscriptionMigration,
             plan_id: Some(plan_id.clone()),
-            payload: json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": time }),
+            spec: TaskSpec::SubscriptionMigrate {
+                subscription_id: subscription_id.to_owned(),
+                subscription_migration_time: when,
+            },
             target_version_id: Some(latest.id),
             target_version_number: Some(latest.version_number),
             idempotency_key: None,
@@ -471,9 +468,9 @@ pub async fn migrate_subscription(
         env,
         task_id,
         "accepted",
-        &format!("migrate of subscription `{subscription_id}` to version {} ({time})", latest.version_number),
+        &format!("migrate of subscription `{subscription_id}` to version {} ({when})", latest.version_number),
         Some(actor),
-        json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": time }),
+        json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": when }),
     )
     .await?;
     Ok(task_id)

@@ -14,7 +14,7 @@
 
 use crate::{page, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, ErrorCode, PlanVersionStatus, WebhookEventType};
+use domain::{EnvironmentId, ErrorCode, WebhookEventType};
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use serde_json::{json, Value};
@@ -152,51 +152,16 @@ pub async fn emit(
     Ok(())
 }
 
-/// Announces that `task` reached a terminal status (`tasks::finish`, `finish_planning` and
-/// `fail` call it; nothing else should). `data` is the task as `GET /api/v1/tasks/{id}`
-/// answers it (`tasks::Task::view`), with a staged rollout's `rollout` too.
-pub async fn task_finished(conn: &mut PgConnection, task: &crate::tasks::Task) -> Result<()> {
-    let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
-        return Ok(());
-    };
-    let mut view = task.view();
-    if task.task_type() == Some(domain::TaskType::StagedRollout) {
-        if let Some(rollout) = crate::rollouts::get(conn, task.id()).await? {
-            view.rollout = Some(rollout.view());
-        }
-    }
-    emit(conn, task.environment(), event_type, json!(view)).await
-}
-
-/// Announces that a plan version became PUBLISHED (the `plans` module calls it wherever a
-/// version is published). `data` is the version with the field names of Stigg's plan.
-pub async fn plan_version_published(conn: &mut PgConnection, env: EnvironmentId, version_id: Uuid) -> Result<()> {
-    // most environments have no endpoint: one cheap look instead of reading the version
-    let subscribed: bool = sqlx::query_scalar(
+/// Whether any endpoint of `env` subscribes to `event_type`: most environments have none, and
+/// one cheap look saves reading what the event would carry.
+pub async fn subscribed(conn: &mut PgConnection, env: EnvironmentId, event_type: WebhookEventType) -> Result<bool> {
+    Ok(sqlx::query_scalar(
         "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE environment_id = $1 AND $2 = ANY(events))",
     )
     .bind(env.0)
-    .bind(WebhookEventType::PlanVersionPublished.as_str())
-    .fetch_one(&mut *conn)
-    .await?;
-    if !subscribed {
-        return Ok(());
-    }
-    let version = crate::plans::get_version(conn, env, version_id).await?;
-    if version.status() != PlanVersionStatus::Published {
-        return Ok(());
-    }
-    let data = json!({
-        "id": version.plan_id,
-        "displayName": version.display_name,
-        "description": version.description,
-        "productId": version.product_id,
-        "status": version.status,
-        "versionNumber": version.version_number,
-        "isLatest": version.is_latest,
-        "publishedAt": version.published_at,
-    });
-    emit(conn, env, WebhookEventType::PlanVersionPublished, data).await
+    .bind(event_type.as_str())
+    .fetch_one(conn)
+    .await?)
 }
 
 /// One delivery of an event to an endpoint, with what the dashboard and the api show of it.

@@ -4,12 +4,15 @@
 //! handlers make a duplicate announcement harmless.
 
 use sqlx::PgPool;
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-pub async fn run_rescuer(pool: PgPool, stalled_after: Duration, relay: Option<Arc<Notify>>, cancel: CancellationToken) {
+pub async fn run_rescuer(
+    pool: PgPool,
+    stalled_after: Duration,
+    relay: Option<store::RelayWaker>,
+    cancel: CancellationToken,
+) {
     let period = (stalled_after / 4).clamp(Duration::from_secs(1), Duration::from_secs(30));
     let mut tick = tokio::time::interval(period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -18,23 +21,22 @@ pub async fn run_rescuer(pool: PgPool, stalled_after: Duration, relay: Option<Ar
             _ = tick.tick() => {}
             () = cancel.cancelled() => return,
         }
-        match rescue_once(&pool, stalled_after).await {
+        match rescue_once(&pool, stalled_after, relay.as_ref()).await {
             Ok(0) => {}
-            Ok(n) => {
-                tracing::warn!(tasks = n, "rescued stalled tasks");
-                if let Some(relay) = &relay {
-                    relay.notify_one();
-                }
-            }
+            Ok(n) => tracing::warn!(tasks = n, "rescued stalled tasks"),
             Err(e) => tracing::warn!(error = %e, "rescuer pass failed"),
         }
     }
 }
 
-async fn rescue_once(pool: &PgPool, stalled_after: Duration) -> Result<usize, store::StoreError> {
-    let mut tx = pool.begin().await?;
-    let rescued = store::actions::rescue_stalled(&mut tx, stalled_after.as_secs() as i64).await?;
-    tx.commit().await?;
+async fn rescue_once(
+    pool: &PgPool,
+    stalled_after: Duration,
+    relay: Option<&store::RelayWaker>,
+) -> Result<usize, store::StoreError> {
+    let mut work = store::Work::begin(pool, relay).await?;
+    let rescued = store::actions::rescue_stalled(&mut work, stalled_after.as_secs() as i64).await?;
+    work.commit().await?;
     for id in &rescued {
         tracing::info!(task_id = %id, "announced stalled work again");
     }

@@ -51,7 +51,7 @@ pub async fn bulk(
     ids.dedup();
     let (mut done, mut refused) = (Vec::new(), Vec::new());
     for id in ids {
-        let mut tx = state.pool.begin().await?;
+        let mut tx = state.begin().await?;
         let outcome = match body.action {
             Action::Retry => store::actions::retry(&mut tx, caller.environment_id, id, &caller.key_prefix).await,
             Action::Cancel => store::actions::cancel(&mut tx, caller.environment_id, id, &caller.key_prefix).await,
@@ -62,14 +62,11 @@ pub async fn bulk(
                 done.push(task.view());
             }
             Err(StoreError::Rejected { code, message }) => {
-                tx.rollback().await?;
+                tx.rollback();
                 refused.push(json!({ "id": id.to_string(), "code": code.as_str(), "message": message }));
             }
             Err(e) => return Err(e.into()),
         }
-    }
-    if matches!(body.action, Action::Retry) && !done.is_empty() {
-        state.wake_relay();
     }
     tracing::info!(action = ?body.action, done = done.len(), refused = refused.len(), "bulk task action");
     Ok(axum::Json(json!({ "data": { "done": done, "refused": refused } })))

@@ -85,10 +85,9 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let done = store::dead_letters::replay(&mut tx, caller.environment_id, id, &caller.key_prefix).await?;
     tx.commit().await?;
-    state.wake_relay();
     tracing::info!(dead_letter = id, task_id = %done.task.id, reopened = done.reopened, "dead letter replayed");
     Ok(Json(
         json!({ "data": { "deadLetter": detail(&done.letter), "task": done.task.view(), "reopened": done.reopened } }),

@@ -190,7 +190,7 @@ pub async fn update(
     let env = caller.environment_id;
     let plan_id = entity_id(&id, "plan id")?;
     let key = idempotency_key(&headers)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     if let Some(key) = &key {
         let fingerprint = idempotency::fingerprint("PUT", &format!("/plans/{plan_id}"), &raw);
         match idempotency::begin(&mut tx, env, key, &fingerprint).await? {
@@ -215,7 +215,6 @@ pub async fn update(
     }
     tx.commit().await?;
     if let Some(task) = updated.task {
-        state.wake_relay();
         tracing::info!(task_id = %task, plan_id = %plan_id, version = updated.version.version_number, "plan update accepted");
     }
     Ok(answer(body, updated.task))

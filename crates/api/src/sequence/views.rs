@@ -135,14 +135,14 @@ pub fn schedule(
     s: &store::subscriptions::Subscription,
     scheduled: Option<&store::version_changes::FutureUpdate>,
 ) -> BillingSchedule {
-    let period = BillingPeriod::parse(&s.billing_period).unwrap_or(BillingPeriod::Monthly);
+    let period = s.billing_period;
     BillingSchedule {
         id: s.id.clone(),
         customer_id: s.customer_id.clone(),
         plan_id: s.plan_id.clone(),
         plan_version: s.version_number,
-        status: s.status.clone(),
-        billing_period: s.billing_period.clone(),
+        status: s.status.as_str().to_owned(),
+        billing_period: s.billing_period.as_str().to_owned(),
         start_date: s.start_date,
         end_date: s.end_date,
         next_billing_date: period.next_billing_date(s.start_date, Utc::now()),

@@ -9,7 +9,7 @@ use crate::openapi::{Data, List, STIGG};
 use crate::{preview, AppState};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskType, VersionChangeBehaviour};
+use domain::{ErrorCode, MigrationType, PlanVersionStatus, PricingType, TaskId, TaskSpec, VersionChangeBehaviour};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use store::movers::Scope;
@@ -285,27 +285,24 @@ pub async fn publish(
     let plan_id = entity_id(&id, "plan id")?;
     let key = idempotency_key(&headers)?;
     let request = PublishRequest {
-        task_type: TaskType::PublishPlan,
-        payload: json!({ "migrationType": body.migration_type }),
+        spec: TaskSpec::PublishPlan { migration_type: body.migration_type },
         describe: format!("publish of version {{version}} with {}", body.migration_type),
         data: json!({ "migrationType": body.migration_type }),
     };
     // no transaction: what is written is written by one statement (see `accept_publish`)
-    let mut conn = state.pool.acquire().await?;
-    let task_id = match accept_publish(&mut conn, &state, &caller, &plan_id, key, request).await? {
+    let mut work = store::Work::single(&state.pool, state.relay.as_ref()).await?;
+    let task_id = match accept_publish(&mut work, &state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
-    drop(conn);
-    state.wake_relay();
+    work.commit().await?;
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }
 
 /// A task that publishes a plan's draft, as its handler describes it.
 pub(crate) struct PublishRequest {
-    pub task_type: TaskType,
-    pub payload: Value,
+    pub spec: TaskSpec,
     /// The timeline's first line; `{version}` in it becomes the draft's version number.
     pub describe: String,
     /// Added to the `accepted` event's data, with the version number.
@@ -335,8 +332,7 @@ pub(crate) async fn accept_publish(
     let env = caller.environment_id;
     if let Some(key) = &key {
         if let Some(existing) = tasks::by_idempotency_key(tx, env, key).await? {
-            if existing.plan_id.as_deref() != Some(plan_id.as_str()) || existing.task_type != request.task_type.as_str()
-            {
+            if existing.plan_id.as_deref() != Some(plan_id.as_str()) || existing.task_type != request.spec.task_type() {
                 return Err(ApiError::bad_input("this Idempotency-Key was used for a different request"));
             }
             return Ok(Accepted::Existing(existing.id));
@@ -346,9 +342,8 @@ pub(crate) async fn accept_publish(
     let new = tasks::NewPublish {
         id: task_id,
         environment: env,
-        task_type: request.task_type,
         plan_id: plan_id.as_str(),
-        payload: request.payload,
+        spec: request.spec,
         idempotency_key: key,
         max_attempts: state.settings.max_attempts,
     };

@@ -10,7 +10,8 @@ use crate::stigg::plans::TaskRef;
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::{BillingPeriod, ErrorCode, SubscriptionStatus, TaskId, TaskType};
+use domain::spec::ImportItem;
+use domain::{BillingPeriod, ErrorCode, SubscriptionStatus, TaskId, TaskSpec};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 use std::collections::HashSet;
@@ -217,29 +218,28 @@ pub async fn import(
             _ => None,
         };
         let _ = (s.addons, s.charges);
-        items.push(json!({
-            "id": id,
-            "customerId": s.customer_id,
-            "planId": s.plan_id,
-            "billingPeriod": s.billing_period.unwrap_or(BillingPeriod::Monthly),
-            "startDate": start,
-            "endDate": s.end_date,
-            "status": status,
-            "billingId": s.billing_id,
-            "resourceId": s.resource_id,
-            "metadata": s.metadata.unwrap_or_default(),
-        }));
+        items.push(ImportItem {
+            id: id.as_str().to_owned(),
+            customer_id: s.customer_id,
+            plan_id: s.plan_id,
+            billing_period: s.billing_period.unwrap_or(BillingPeriod::Monthly),
+            start_date: start,
+            end_date: s.end_date,
+            status,
+            billing_id: s.billing_id,
+            resource_id: s.resource_id,
+            metadata: s.metadata.unwrap_or_default(),
+        });
     }
     let count = items.len();
     let env = caller.environment_id;
     let task_id = TaskId::new();
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let new = NewTask {
         id: task_id,
         environment: env,
-        task_type: TaskType::ImportSubscriptions,
         plan_id: None,
-        payload: json!({ "subscriptions": items }),
+        spec: TaskSpec::ImportSubscriptions { subscriptions: items },
         target_version_id: None,
         target_version_number: None,
         idempotency_key: None,
@@ -250,6 +250,5 @@ pub async fn import(
     let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data: json!({ "count": count }) };
     tasks::accept(&mut tx, &new, &event).await?;
     tx.commit().await?;
-    state.wake_relay();
     Ok(Json(Data { data: TaskRef { task_id } }))
 }

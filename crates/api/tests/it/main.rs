@@ -11,6 +11,7 @@ mod dashboard;
 mod dead_letters;
 mod environments;
 mod harness;
+mod interactions;
 mod observability;
 mod openapi;
 mod preview;

@@ -24,7 +24,8 @@ async fn publish_accepts_a_draft_and_answers_a_task_id(pool: PgPool) {
     );
     let payload: Value =
         sqlx::query_scalar("SELECT payload FROM tasks WHERE id = $1").bind(task_id).fetch_one(&app.pool).await.unwrap();
-    assert_eq!(payload, json!({ "migrationType": "NEW_CUSTOMERS" }));
+    // the task's spec, as operators read it with SQL
+    assert_eq!(payload, json!({ "specVersion": 1, "kind": "PUBLISH_PLAN", "migrationType": "NEW_CUSTOMERS" }));
     let outbox: Vec<(String, Value)> =
         sqlx::query_as("SELECT routing_key, payload FROM outbox").fetch_all(&app.pool).await.unwrap();
     assert_eq!(outbox, vec![("task".to_owned(), json!({ "kind": "task", "taskId": task_id.to_string() }))]);
@@ -46,7 +47,8 @@ async fn publish_accepts_all_customers(pool: PgPool) {
     let task_id = task_id_of(&body);
     let payload: Value =
         sqlx::query_scalar("SELECT payload FROM tasks WHERE id = $1").bind(task_id).fetch_one(&app.pool).await.unwrap();
-    assert_eq!(payload, json!({ "migrationType": "ALL_CUSTOMERS" }));
+    // the task's spec, as operators read it with SQL
+    assert_eq!(payload, json!({ "specVersion": 1, "kind": "PUBLISH_PLAN", "migrationType": "ALL_CUSTOMERS" }));
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]

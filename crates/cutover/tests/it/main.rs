@@ -6,6 +6,7 @@
 mod browser;
 mod cli;
 mod client;
+mod coherence;
 mod dashboard;
 mod faults;
 mod harness;

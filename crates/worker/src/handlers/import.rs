@@ -3,42 +3,27 @@
 
 use super::JobError;
 use crate::Context;
-use domain::{BillingPeriod, ErrorCode, SubscriptionStatus, TaskStatus};
-use serde::Deserialize;
+use domain::spec::ImportItem;
+use domain::{ErrorCode, TaskStatus};
 use store::events;
 use store::subscriptions::{self, NewSubscription};
 use store::tasks::{self, Task};
 
-/// One item as the api stored it (already validated there).
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ImportItem {
-    pub id: String,
-    pub customer_id: String,
-    pub plan_id: String,
-    pub billing_period: BillingPeriod,
-    pub start_date: chrono::DateTime<chrono::Utc>,
-    pub end_date: Option<chrono::DateTime<chrono::Utc>>,
-    pub status: Option<SubscriptionStatus>,
-    pub billing_id: Option<String>,
-    pub resource_id: Option<String>,
-    #[serde(default)]
-    pub metadata: serde_json::Value,
-}
-
-#[derive(Debug, Deserialize)]
-struct Payload {
-    subscriptions: Vec<ImportItem>,
-}
-
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
-pub async fn run(_ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
-    let payload: Payload = serde_json::from_value(task.payload.clone()).map_err(|e| JobError::Permanent {
-        code: ErrorCode::FailedToImportSubscriptions,
-        message: format!("unreadable import payload: {e}"),
-    })?;
-    let items: Vec<NewSubscription> = payload
-        .subscriptions
+pub async fn run(
+    _ctx: &Context,
+    mut tx: store::Tx<'static>,
+    task: Task,
+    subscriptions: Vec<ImportItem>,
+) -> Result<(), JobError> {
+    // a task holding one of these plans may be planning its publish right now: wait for it,
+    // so that every item lands either before its planning (and is moved by it) or on what it
+    // published
+    let mut plan_ids: Vec<String> = subscriptions.iter().map(|i| i.plan_id.clone()).collect();
+    plan_ids.sort();
+    plan_ids.dedup();
+    tasks::share_holders(&mut tx, task.environment(), &plan_ids).await?;
+    let items: Vec<NewSubscription> = subscriptions
         .into_iter()
         .map(|i| NewSubscription {
             id: i.id,
@@ -50,7 +35,7 @@ pub async fn run(_ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resu
             status: i.status,
             billing_id: i.billing_id,
             resource_id: i.resource_id,
-            metadata: if i.metadata.is_null() { serde_json::json!({}) } else { i.metadata },
+            metadata: serde_json::Value::Object(i.metadata),
         })
         .collect();
 

@@ -12,8 +12,16 @@ use serde_json::json;
 use store::tasks::Task;
 use store::{events, tasks, version_changes};
 
+/// What the Sequence update asked, from the task's spec.
+#[derive(Debug, Clone, Copy)]
+pub struct Asked {
+    pub behaviour: VersionChangeBehaviour,
+    pub effective_from: Option<DateTime<Utc>>,
+    pub outset: bool,
+}
+
 #[tracing::instrument(skip_all, fields(task_id = %task.id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, asked: Asked) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
     let plan_id = task.plan_id.clone().unwrap_or_default();
@@ -23,15 +31,7 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
             message: "task has no target version".into(),
         });
     };
-    let behaviour = task
-        .payload
-        .get("versionChangeBehaviour")
-        .and_then(|v| v.as_str())
-        .and_then(|v| VersionChangeBehaviour::parse(v).ok())
-        .unwrap_or(VersionChangeBehaviour::Never);
-    let effective_from: Option<DateTime<Utc>> =
-        task.payload.get("versionEffectiveFrom").and_then(|v| serde_json::from_value(v.clone()).ok());
-    let outset = task.payload.get("makeVersionEffectiveFromOutset").and_then(|v| v.as_bool()).unwrap_or(false);
+    let Asked { behaviour, effective_from, outset } = asked;
 
     if store::version_changes::newer_migration_planned(&mut tx, &task).await? {
         let message = "superseded: a newer version's migration was planned first".to_owned();
@@ -51,6 +51,9 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Resul
         let data = json!({ "superseded": superseded.len() });
         finished = super::plan_batches(ctx, &mut tx, &task, target_number, data).await?;
     } else {
+        // only scheduled moves are left: the plan is let go of, and a later task supersedes
+        // the moves not yet made
+        tasks::release_plan(&mut tx, task_id).await?;
         let started = std::time::Instant::now();
         let planned = version_changes::plan(&mut tx, &task, behaviour, effective_from, outset).await?;
         tasks::set_totals(&mut tx, task_id, planned.total, planned.affected_customers).await?;

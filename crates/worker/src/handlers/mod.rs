@@ -9,7 +9,7 @@ pub mod rollback;
 pub mod rollout;
 
 use crate::Context;
-use domain::{ErrorCode, Job, TaskId, TaskStatus, TaskType};
+use domain::{ErrorCode, Job, TaskId, TaskSpec, TaskStatus};
 use serde_json::Value;
 use store::tasks::{self, Claim, Task};
 use store::{batches, events, outbox, StoreError};
@@ -120,19 +120,43 @@ pub async fn run(ctx: &Context, job: Job) -> Result<(), JobError> {
 }
 
 async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
-    let Some((tx, task)) = open_planning(ctx, task_id).await? else {
+    let Some((mut tx, task)) = open_planning(ctx, task_id).await? else {
         return Ok(());
     };
+    // a spec that does not parse is permanent: the task fails, nothing is published or moved
+    let spec = match task.spec() {
+        Ok(spec) => spec,
+        Err(invalid) => {
+            let message = invalid.to_string();
+            tracing::error!(task_id = %task_id, error = %message, "task spec unreadable; failing the task");
+            tasks::finish_planning(&mut tx, task_id, TaskStatus::Failed, Some((ErrorCode::InvalidTaskSpec, &message)))
+                .await?;
+            let data = serde_json::json!({ "code": ErrorCode::InvalidTaskSpec.as_str() });
+            events::record(&mut tx, task.environment(), task_id, "failed", &message, None, data).await?;
+            tx.commit().await?;
+            return Ok(());
+        }
+    };
     // a failed planning rolls its transaction back; the consumer counts the attempt
-    match task.task_type() {
-        Some(TaskType::PublishPlan) => publish::run(ctx, tx, task).await,
-        Some(TaskType::ImportSubscriptions) => import::run(ctx, tx, task).await,
-        Some(TaskType::SubscriptionMigration) => migration::run(ctx, tx, task).await,
-        Some(TaskType::StagedRollout) => rollout::run(ctx, tx, task).await,
-        Some(TaskType::RollbackMigration) => rollback::run(ctx, tx, task).await,
-        None => Err(JobError::Permanent {
-            code: ErrorCode::InternalError,
-            message: format!("no handler for task type `{}`", task.task_type),
-        }),
+    match spec {
+        TaskSpec::PublishPlan { migration_type } => publish::run(ctx, tx, task, migration_type).await,
+        TaskSpec::ImportSubscriptions { subscriptions } => import::run(ctx, tx, task, subscriptions).await,
+        TaskSpec::SequenceMigration {
+            version_change_behaviour,
+            version_effective_from,
+            make_version_effective_from_outset,
+        } => {
+            let asked = migration::Asked {
+                behaviour: version_change_behaviour,
+                effective_from: version_effective_from,
+                outset: make_version_effective_from_outset,
+            };
+            migration::run(ctx, tx, task, asked).await
+        }
+        TaskSpec::StagedRollout { .. } => rollout::run(ctx, tx, task).await,
+        TaskSpec::RollbackMigration { rollback_of } => rollback::run(ctx, tx, task, rollback_of).await,
+        // accepted already planned (moved in its request's transaction, or scheduled): there
+        // is nothing to plan, and `claim` answers Nothing for it
+        TaskSpec::SubscriptionMigrate { .. } => Ok(()),
     }
 }

@@ -10,14 +10,13 @@ use store::tasks::Task;
 use store::{events, plans, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
-    let behaviour: VersionChangeBehaviour = task
-        .payload
-        .get("migrationType")
-        .and_then(|v| v.as_str())
-        .and_then(|v| MigrationType::parse(v).ok())
-        .map(VersionChangeBehaviour::from)
-        .unwrap_or(VersionChangeBehaviour::Never);
+pub async fn run(
+    ctx: &Context,
+    mut tx: store::Tx<'static>,
+    task: Task,
+    migration_type: MigrationType,
+) -> Result<(), JobError> {
+    let behaviour = VersionChangeBehaviour::from(migration_type);
 
     let Some(target_number) = publish_draft(&mut tx, &task).await? else {
         tx.commit().await?;

@@ -5,15 +5,21 @@
 
 use super::JobError;
 use crate::Context;
-use domain::TaskStatus;
+use domain::{ErrorCode, TaskId, TaskStatus};
 use serde_json::json;
 use store::tasks::Task;
 use store::{events, outbox, rollbacks, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, rollback_of: TaskId) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
+    if task.rollback_of != Some(rollback_of.0) {
+        return Err(JobError::Permanent {
+            code: ErrorCode::InvalidTaskSpec,
+            message: format!("invalid task spec: `rollbackOf` {rollback_of} is not the task this one rolls back"),
+        });
+    }
     let plan = rollbacks::plan(&mut tx, &task, ctx.settings.batch_size).await?;
     tasks::set_totals(&mut tx, task_id, plan.total, plan.affected_customers).await?;
     events::record(
