@@ -90,7 +90,7 @@ impl Deployment {
             .arg(role)
             .env("CUTOVER_DATABASE_URL", &self.database_url)
             .env("CUTOVER_QUEUE_PREFIX", &self.prefix)
-            .env("CUTOVER_QUEUE_EXPIRES_MS", "900000")
+            .env("CUTOVER_QUEUE_EXPIRES_MS", "180000")
             .env("CUTOVER_SHUTDOWN_GRACE_SECS", "10")
             .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
             .stdin(Stdio::null())

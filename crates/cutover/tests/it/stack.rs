@@ -20,7 +20,7 @@ pub struct Stack {
 
 pub fn topology() -> Topology {
     let mut topology = Topology::new(format!("it.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-    topology.queue_expires_ms = Some(900_000);
+    topology.queue_expires_ms = Some(180_000);
     topology
 }
 
@@ -35,6 +35,7 @@ pub fn worker_context(pool: &PgPool, topology: &Topology, name: &str, batch_size
             shutdown_grace: Duration::from_secs(5),
             ..worker::WorkerSettings::default()
         },
+        hooks: worker::hooks(None),
     })
 }
 
