@@ -6,7 +6,7 @@
            `crate::other`, `super::other` from a top-level file, or a name that lib.rs
            re-exports from `other` (`pub use other::Name`).
   relay    nothing wakes the outbox relay by hand: outside the unit of work
-           (crates/store/src/work.rs, whose commit wakes it) and the relay itself
+           (Work::commit, in crates/store/src/commit.rs, wakes it) and the relay itself
            (crates/worker/src/relay.rs), no code under crates/*/src says `wake_relay` or calls
            `notify_one`/`notify_waiters` on the relay's `Notify` (a receiver whose name says
            relay or wake, or any such call in a file that holds a `Notify` next to the relay).
@@ -29,7 +29,7 @@ import sys
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 STORE = "crates/store/src"
 RELAY_ALLOWED = {
-    "crates/store/src/work.rs": "the unit of work: its commit wakes the relay",
+    "crates/store/src/commit.rs": "the unit of work: its commit (Work::commit) wakes the relay",
     "crates/worker/src/relay.rs": "the relay itself",
 }
 MAX_CYCLES_SHOWN = 25
@@ -312,7 +312,7 @@ def check_relay(problems):
     if hits:
         problems.append(
             "relay: the outbox relay is woken by hand outside the unit of work "
-            "(only store::Work's commit, crates/store/src/work.rs, may wake it):\n" + "\n".join(hits)
+            "(only store::Work::commit, crates/store/src/commit.rs, may wake it):\n" + "\n".join(hits)
         )
 
 

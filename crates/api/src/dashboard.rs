@@ -232,7 +232,7 @@ pub async fn tasks(
             Ok(id) => store::tasks::get(&state.pool, caller.environment_id, id).await?,
             Err(_) => None,
         };
-        return Ok(axum::Json(json!({ "data": found.iter().map(store::tasks::Task::view).collect::<Vec<_>>() })));
+        return Ok(axum::Json(json!({ "data": found.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>() })));
     }
     let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
     let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
@@ -244,7 +244,7 @@ pub async fn tasks(
         limit: 200,
     };
     let page = store::tasks::list(&state.pool, caller.environment_id, &filter).await?;
-    Ok(axum::Json(json!({ "data": page.items.iter().map(store::tasks::Task::view).collect::<Vec<_>>() })))
+    Ok(axum::Json(json!({ "data": page.items.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>() })))
 }
 
 /// One task with everything its page shows: batches, failed items, timeline, rate and ETA.

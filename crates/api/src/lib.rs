@@ -70,9 +70,19 @@ impl AppState {
         }
     }
 
-    /// Begins a unit of work whose commit wakes this process's relay (`store::Work`).
+    /// Begins a unit of work (`store::Work`); commit it with `hooks()`.
     pub(crate) async fn begin(&self) -> Result<store::Work, store::StoreError> {
-        store::Work::begin(&self.pool, self.relay.as_ref()).await
+        store::Work::begin(&self.pool).await
+    }
+
+    /// What this process's units of work are committed with: webhook events rendered with the
+    /// views the API answers with, and this process's relay woken.
+    pub(crate) fn hooks(&self) -> store::Hooks {
+        let hooks = store::Hooks::new(Arc::new(views::Webhooks));
+        match &self.relay {
+            Some(relay) => hooks.with_relay(relay.clone()),
+            None => hooks,
+        }
     }
 }
 

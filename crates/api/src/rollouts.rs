@@ -76,7 +76,7 @@ pub async fn create(
         }
     }
     store::rollouts::insert(&mut tx, env, task_id, &spec).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, plan_id = %plan_id, cohorts = spec.thresholds.len(), "rollout accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }

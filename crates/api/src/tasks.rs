@@ -36,14 +36,13 @@ pub fn routes() -> OpenApiRouter<AppState> {
 /// A task as `GET /api/v1/tasks/{id}` answers it: `view`, plus `rollout` (cohorts, the
 /// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
 pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<TaskView, ApiError> {
-    let mut body = t.view();
-    if t.task_type() == TaskType::StagedRollout {
+    let rollout = if t.task_type() == TaskType::StagedRollout {
         let mut conn = pool.acquire().await?;
-        if let Some(rollout) = store::rollouts::get(&mut conn, t.id()).await? {
-            body.rollout = Some(rollout.view());
-        }
-    }
-    Ok(body)
+        store::rollouts::get(&mut conn, t.id()).await?
+    } else {
+        None
+    };
+    Ok(views::task::task(t, rollout.as_ref()))
 }
 
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
@@ -96,7 +95,7 @@ pub async fn list(
         limit: query.page.limit()?,
     };
     let page = tasks::list(&state.pool, caller.environment_id, &filter).await?;
-    Ok(Json(page_body(&page, Task::view)))
+    Ok(Json(page_body(&page, |t| views::task::task(t, None))))
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
@@ -109,11 +108,11 @@ pub async fn cancel(
     Path(id): Path<String>,
 ) -> Result<Json<Data<TaskView>>, ApiError> {
     let task_id = parse_task_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let task = store::actions::cancel(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, "task canceled");
-    Ok(Json(Data { data: task.view() }))
+    Ok(Json(Data { data: views::task::task(&task, None) }))
 }
 
 /// `POST /api/v1/tasks/{id}/retry`
@@ -128,9 +127,9 @@ pub async fn retry(
     let task_id = parse_task_id(&id)?;
     let mut tx = state.begin().await?;
     let task = store::actions::retry(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, "task retried");
-    Ok(Json(Data { data: task.view() }))
+    Ok(Json(Data { data: views::task::task(&task, None) }))
 }
 
 /// Pause and resume change what a rollout does next: an admin key's call only.
@@ -154,13 +153,11 @@ pub async fn pause(
 ) -> Result<Json<Data<TaskView>>, ApiError> {
     require_admin(&caller, "pausing")?;
     let task_id = parse_task_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let (task, rollout) = store::rollouts::pause(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, "rollout paused");
-    let mut body = task.view();
-    body.rollout = Some(rollout.view());
-    Ok(Json(Data { data: body }))
+    Ok(Json(Data { data: views::task::task(&task, Some(&rollout)) }))
 }
 
 /// `POST /api/v1/tasks/{id}/resume`: a paused STAGED_ROLLOUT carries on where it stopped.
@@ -178,11 +175,9 @@ pub async fn resume(
     let task_id = parse_task_id(&id)?;
     let mut tx = state.begin().await?;
     let (task, rollout) = store::rollouts::resume(&mut tx, caller.environment_id, task_id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, "rollout resumed");
-    let mut body = task.view();
-    body.rollout = Some(rollout.view());
-    Ok(Json(Data { data: body }))
+    Ok(Json(Data { data: views::task::task(&task, Some(&rollout)) }))
 }
 
 /// `POST /api/v1/tasks/{id}/rollback` (Cutover's extension): accepts a ROLLBACK_MIGRATION task
@@ -208,7 +203,7 @@ pub async fn rollback(
         &caller.key_prefix,
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, rollback_task_id = %rollback, "rollback accepted");
     Ok(Json(Data { data: TaskRef { task_id: rollback } }))
 }

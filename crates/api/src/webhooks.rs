@@ -300,9 +300,9 @@ pub async fn replay(
 ) -> Result<Json<Data<DeliveryView>>, ApiError> {
     require_admin(&caller)?;
     let delivery = parse_id(&id, "delivery")?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let replayed = store::webhooks::replay(&mut tx, caller.environment_id, delivery, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(delivery_id = %delivery, replay_id = %replayed.id, "webhook delivery replayed");
     Ok(Json(Data { data: delivery_view(&replayed, &[]) }))
 }

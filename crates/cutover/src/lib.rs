@@ -159,6 +159,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             amqp_url: settings.amqp_url.expose().to_owned(),
             topology: topology.clone(),
             settings: settings.worker(),
+            hooks: worker::hooks(Some(relay_waker.clone())),
         });
         tasks.spawn("scheduler", worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
         // also drains the dead-letter queue

@@ -2,6 +2,7 @@
 //! rescue of work that stalled. Each is one transaction that also announces any work it
 //! re-opens through the outbox.
 
+use crate::work::Work;
 use crate::{events, outbox, tasks, Result, StoreError};
 use domain::{EnvironmentId, ErrorCode, Job, TaskId, TaskStatus, TaskType};
 use sqlx::PgConnection;
@@ -23,7 +24,7 @@ pub(crate) async fn lock_in(conn: &mut PgConnection, env: EnvironmentId, id: Tas
 ///
 /// Locks are taken in the order a running batch takes them — batch rows, then the task row —
 /// so a cancel that lands mid-batch waits for that batch to commit instead of deadlocking.
-pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
+pub async fn cancel(conn: &mut Work, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
     let refuse = |task: &tasks::Task| {
         StoreError::rejected(
             ErrorCode::BadUserInput,
@@ -38,7 +39,7 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
         "UPDATE task_batches SET status = 'CANCELED', updated_at = now() WHERE task_id = $1 AND status = 'PENDING'",
     )
     .bind(id.0)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?
     .rows_affected();
     sqlx::query(
@@ -46,7 +47,7 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
          WHERE task_id = $1 AND status = 'SCHEDULED'",
     )
     .bind(id.0)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     let task = lock_in(conn, env, id).await?;
     if task.status().is_terminal() {
@@ -61,8 +62,7 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
         &format!("canceled; {canceled} batches not run"),
         Some(actor),
         serde_json::json!({ "batchesCanceled": canceled, "processed": task.processed }),
-    )
-    .await?;
+    );
     Ok(task)
 }
 
@@ -70,10 +70,10 @@ pub async fn cancel(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, act
 /// over; a migration re-opens just the batches that had failures (their successful moves are
 /// not repeated: those subscriptions are on the target already); an import re-runs its items,
 /// which skips the ones that exist.
-pub async fn retry(conn: &mut PgConnection, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
+pub async fn retry(conn: &mut Work, env: EnvironmentId, id: TaskId, actor: &str) -> Result<tasks::Task> {
     let task = lock_in(conn, env, id).await?;
     let reopened = reopen(conn, env, task).await?;
-    events::record(conn, env, id, "retried", "retry requested", Some(actor), serde_json::json!({})).await?;
+    events::record(conn, env, id, "retried", "retry requested", Some(actor), serde_json::json!({}));
     Ok(reopened)
 }
 
@@ -189,7 +189,7 @@ async fn reopen_failed_batches(conn: &mut PgConnection, id: TaskId) -> Result<()
 /// `after_secs` (its message was lost to a dead-letter, say), or a planned migration with
 /// pending batches and no progress for as long. Its work is announced again; duplicates are
 /// harmless. Rescuers in several workers skip each other's rows.
-pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<Vec<TaskId>> {
+pub async fn rescue_stalled(conn: &mut Work, after_secs: i64) -> Result<Vec<TaskId>> {
     let stalled: Vec<(uuid::Uuid, uuid::Uuid, bool)> = sqlx::query_as(
         "WITH stalled AS (
             SELECT id FROM tasks
@@ -207,7 +207,7 @@ pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<
         RETURNING t.id, t.environment_id, t.planned_at IS NOT NULL",
     )
     .bind(after_secs as f64)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?;
     let mut rescued = Vec::with_capacity(stalled.len());
     for (id, env, planned) in stalled {
@@ -219,7 +219,7 @@ pub async fn rescue_stalled(conn: &mut PgConnection, after_secs: i64) -> Result<
             outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
             "task announced again".to_owned()
         };
-        events::record(conn, EnvironmentId(env), id, "rescued", &what, Some("rescuer"), serde_json::json!({})).await?;
+        events::record(conn, EnvironmentId(env), id, "rescued", &what, Some("rescuer"), serde_json::json!({}));
         rescued.push(id);
     }
     Ok(rescued)

@@ -4,6 +4,7 @@
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
+use crate::work::Work;
 use crate::{rollbacks, rollouts, tasks, Result, StoreError};
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
 use sqlx::PgConnection;
@@ -74,13 +75,13 @@ struct BatchRow {
 }
 
 /// Moves one batch. Runs inside the caller's transaction, which it expects to commit.
-pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &str) -> Result<BatchOutcome> {
+pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Result<BatchOutcome> {
     let Some(batch) = sqlx::query_as::<_, BatchRow>(
         "SELECT lo, hi, expected, status, cohort FROM task_batches WHERE task_id = $1 AND seq = $2 FOR UPDATE",
     )
     .bind(task_id.0)
     .bind(seq)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await?
     else {
         return Ok(BatchOutcome::Missing);
@@ -95,7 +96,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
         sqlx::query("UPDATE task_batches SET status = 'CANCELED', updated_at = now() WHERE task_id = $1 AND seq = $2")
             .bind(task_id.0)
             .bind(seq)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         return Ok(BatchOutcome::Ran { moved: 0, failed: 0, task_finished: None });
     }
@@ -160,7 +161,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .bind(threshold)
     .bind(&customers)
     .bind(&salt)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?
     .rows_affected() as i64;
 
@@ -187,7 +188,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
     .bind(threshold)
     .bind(&customers)
     .bind(&salt)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?
     .rows_affected() as i64;
 
@@ -198,7 +199,7 @@ pub async fn run(conn: &mut PgConnection, task_id: TaskId, seq: i32, worker: &st
 /// (`skipped` too: subscriptions a rollback left alone) and ends the task if this was its
 /// last batch.
 async fn settle(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     task_id: TaskId,
     seq: i32,
     worker: &str,
@@ -215,7 +216,7 @@ async fn settle(
     .bind(moved)
     .bind(failed)
     .bind(worker)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
 
     // Taking the task row's lock last keeps batches of one task running in parallel; the
@@ -228,7 +229,7 @@ async fn settle(
     .bind(batch.expected.max(moved + failed))
     .bind(failed)
     .bind(skipped)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     let task_finished = finish_if_done(conn, task_id).await?;
     Ok(BatchOutcome::Ran { moved, failed, task_finished })
@@ -236,7 +237,7 @@ async fn settle(
 
 /// Gives up on a batch that ran out of attempts: its subscriptions count as failed with the
 /// batch's last error, and the task ends if this was its last batch.
-pub async fn give_up(conn: &mut PgConnection, task_id: TaskId, seq: i32, message: &str) -> Result<Option<TaskStatus>> {
+pub async fn give_up(conn: &mut Work, task_id: TaskId, seq: i32, message: &str) -> Result<Option<TaskStatus>> {
     let expected: Option<i64> = sqlx::query_scalar(
         "UPDATE task_batches SET status = 'FAILED', failed = expected, last_error = $3, updated_at = now()
          WHERE task_id = $1 AND seq = $2 AND status = 'PENDING' RETURNING expected",
@@ -244,7 +245,7 @@ pub async fn give_up(conn: &mut PgConnection, task_id: TaskId, seq: i32, message
     .bind(task_id.0)
     .bind(seq)
     .bind(message)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await?;
     let Some(expected) = expected else {
         return Ok(None);
@@ -252,18 +253,18 @@ pub async fn give_up(conn: &mut PgConnection, task_id: TaskId, seq: i32, message
     sqlx::query("UPDATE tasks SET processed = processed + $2, failed = failed + $2, updated_at = now() WHERE id = $1")
         .bind(task_id.0)
         .bind(expected)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     finish_if_done(conn, task_id).await
 }
 
 /// Ends an IN_PROGRESS task whose batches are all done — or, for a rollout with cohorts still
 /// to come, schedules the next cohort instead. Call with the task row locked.
-pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<Option<TaskStatus>> {
+pub async fn finish_if_done(conn: &mut Work, task_id: TaskId) -> Result<Option<TaskStatus>> {
     let pending: i64 =
         sqlx::query_scalar("SELECT count(*) FROM task_batches WHERE task_id = $1 AND status = 'PENDING'")
             .bind(task_id.0)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
     if pending > 0 {
         return Ok(None);
@@ -284,7 +285,7 @@ pub async fn finish_if_done(conn: &mut PgConnection, task_id: TaskId) -> Result<
             "SELECT last_error FROM task_batches WHERE task_id = $1 AND status = 'FAILED' ORDER BY seq LIMIT 1",
         )
         .bind(task_id.0)
-        .fetch_optional(&mut *conn)
+        .fetch_optional(&mut **conn)
         .await?
         .flatten();
         let summary = format!("{} of {} subscriptions could not be moved", task.failed, task.processed);

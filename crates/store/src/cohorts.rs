@@ -42,38 +42,12 @@ impl Rollout {
         self.task_id.to_string()
     }
 
-    pub(crate) fn threshold(&self, cohort: i32) -> Option<i32> {
+    pub fn threshold(&self, cohort: i32) -> Option<i32> {
         usize::try_from(cohort).ok().and_then(|k| self.thresholds.get(k)).copied()
     }
 
     pub(crate) fn is_last(&self, cohort: i32) -> bool {
         cohort + 1 >= self.thresholds.len() as i32
-    }
-
-    /// How `GET /api/v1/tasks/{id}` shows it: the cohorts asked for, the cohort now running or
-    /// last run (index, percentage — `null` for the named customers' cohort — and start), when
-    /// the next one starts, and whether it is paused.
-    pub fn view(&self) -> serde_json::Value {
-        let percentages: Vec<serde_json::Value> =
-            self.thresholds.iter().filter(|t| **t > 0).map(|t| percentage_json(*t)).collect();
-        let current = self.threshold(self.current_cohort).map(|t| {
-            json!({
-                "index": self.current_cohort,
-                "percentage": percentage_json(t),
-                "startedAt": self.cohort_started_at,
-            })
-        });
-        json!({
-            "cohorts": percentages,
-            "customerIds": if self.customer_ids.is_empty() { None } else { Some(&self.customer_ids) },
-            "cohortCount": self.thresholds.len(),
-            "interval": self.interval_text,
-            "currentCohort": current,
-            "nextCohortAt": self.next_cohort_at,
-            "paused": self.paused_at.is_some(),
-            "pausedAt": self.paused_at,
-            "pausedBy": self.paused_by,
-        })
     }
 }
 

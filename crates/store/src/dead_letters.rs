@@ -7,6 +7,7 @@
 //! operators see it: Cutover's own messages carry only ids, so such a message holds no
 //! tenant's data.
 
+use crate::work::Work;
 use crate::{actions, events, outbox, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{EnvironmentId, ErrorCode, Job, TaskId, TaskStatus};
@@ -233,7 +234,7 @@ pub struct Replayed {
 /// PARTIALLY_FAILED is re-opened the way a retry re-opens it, so the replayed work can run;
 /// that re-opening announces the task's open work itself. Only a message that is a job of a
 /// task of this environment can be replayed.
-pub async fn replay(conn: &mut PgConnection, env: EnvironmentId, id: i64, actor: &str) -> Result<Replayed> {
+pub async fn replay(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -> Result<Replayed> {
     let letter = lock_dead(conn, env, id, "replayed").await?;
     let job = parse(&letter.body).map_err(|e| {
         StoreError::rejected(
@@ -274,14 +275,13 @@ pub async fn replay(conn: &mut PgConnection, env: EnvironmentId, id: i64, actor:
         &message,
         Some(actor),
         serde_json::json!({ "deadLetterId": id, "reopened": reopened, "job": job }),
-    )
-    .await?;
+    );
     Ok(Replayed { letter, task, reopened })
 }
 
 /// Marks the message discarded: it stays for the record and is never sent again. Recorded on
 /// its task's timeline, when it names a task of this environment, with `actor`.
-pub async fn discard(conn: &mut PgConnection, env: EnvironmentId, id: i64, actor: &str) -> Result<DeadLetter> {
+pub async fn discard(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -> Result<DeadLetter> {
     lock_dead(conn, env, id, "discarded").await?;
     let letter = resolve(conn, id, "DISCARDED", actor).await?;
     if let (Some(task), Some(owner)) = (letter.task_id, letter.environment_id) {
@@ -294,8 +294,7 @@ pub async fn discard(conn: &mut PgConnection, env: EnvironmentId, id: i64, actor
                 &format!("dead letter {id} discarded"),
                 Some(actor),
                 serde_json::json!({ "deadLetterId": id }),
-            )
-            .await?;
+            );
         }
     }
     Ok(letter)

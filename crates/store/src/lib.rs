@@ -7,6 +7,7 @@ pub mod api_keys;
 pub mod batches;
 pub mod catalog;
 pub mod cohorts;
+pub mod commit;
 pub mod customers;
 pub mod dashboard;
 pub mod dead_letters;
@@ -22,6 +23,7 @@ pub mod rollbacks;
 pub mod rollouts;
 pub mod sequence_plans;
 pub mod subscriptions;
+pub mod task_row;
 pub mod tasks;
 pub mod version_changes;
 pub mod webhooks;
@@ -36,7 +38,8 @@ use std::time::Duration;
 
 pub use sqlx::PgPool as Pool;
 pub type Tx<'a> = sqlx::Transaction<'a, sqlx::Postgres>;
-pub use work::{RelayWaker, Work};
+pub use commit::{Announcer, Hooks, RelayWaker};
+pub use work::{Announcement, TimelineEvent, Work};
 
 /// The schema, from the top-level `migrations/` folder, embedded in the binary.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");

@@ -2,9 +2,10 @@
 //! version. At most one version is a DRAFT (a partial unique index says so); the newest
 //! PUBLISHED version is the one new subscriptions get.
 
-use crate::{is_unique_violation, page, webhooks, Page, Result, StoreError};
+use crate::work::{Announcement, Work};
+use crate::{is_unique_violation, page, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, ErrorCode, PlanVersionStatus, TaskId, WebhookEventType};
+use domain::{EnvironmentId, ErrorCode, PlanVersionStatus, TaskId};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -156,7 +157,7 @@ fn not_found(plan_id: &str) -> StoreError {
 
 /// Creates a plan with its first version, a DRAFT unless `status` says PUBLISHED.
 pub async fn create(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     product_id: Option<&str>,
@@ -168,7 +169,7 @@ pub async fn create(
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM products WHERE environment_id = $1 AND id = $2)")
                 .bind(env.0)
                 .bind(product_id)
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut **conn)
                 .await?;
         if !exists {
             return Err(StoreError::rejected(
@@ -184,7 +185,7 @@ pub async fn create(
         .bind(env.0)
         .bind(plan_id)
         .bind(product_id)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await
         .map_err(|e| {
             if is_unique_violation(&e, "plans_pkey") {
@@ -198,7 +199,7 @@ pub async fn create(
 }
 
 async fn insert_version(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     version_number: i32,
@@ -235,7 +236,7 @@ async fn insert_version(
     .bind(&f.eligible_customer_ids)
     .bind(&f.version_change_behaviour)
     .bind(f.effective_from)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e, "plan_versions_one_draft") {
@@ -245,7 +246,7 @@ async fn insert_version(
         }
     })?;
     if status == PlanVersionStatus::Published {
-        announce_published(conn, env, id).await?;
+        conn.announce(Announcement::VersionPublished { environment: env, version: id });
     }
     Ok(id)
 }
@@ -395,7 +396,7 @@ pub async fn write_fields(conn: &mut PgConnection, version_id: Uuid, f: &Version
 }
 
 /// Starts a new draft as a copy of the plan's newest version.
-pub async fn create_draft(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<PlanVersion> {
+pub async fn create_draft(conn: &mut Work, env: EnvironmentId, plan_id: &str) -> Result<PlanVersion> {
     lock_plan(conn, env, plan_id).await?;
     let Some(newest) = current(conn, env, plan_id).await? else {
         return Err(not_found(plan_id));
@@ -414,7 +415,7 @@ pub async fn create_draft(conn: &mut PgConnection, env: EnvironmentId, plan_id: 
 /// Like `create_draft`, with the caller's fields instead of a copy: the Sequence dialect's
 /// "update a LIVE plan" makes version N+1 this way.
 pub async fn create_version(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     status: PlanVersionStatus,
@@ -426,7 +427,7 @@ pub async fn create_version(
     )
     .bind(env.0)
     .bind(plan_id)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     let id = insert_version(conn, env, plan_id, newest + 1, status, fields).await?;
     get_version(conn, env, id).await
@@ -523,19 +524,19 @@ pub async fn no_draft(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str
 
 /// Publishes a draft, announcing it to webhooks in the same transaction. False when it is no
 /// longer a draft.
-pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: Option<TaskId>) -> Result<bool> {
+pub async fn publish_version(conn: &mut Work, version_id: Uuid, task: Option<TaskId>) -> Result<bool> {
     let env: Option<Uuid> = sqlx::query_scalar(
         "UPDATE plan_versions SET status = 'PUBLISHED', published_at = now(), published_by_task = $2, updated_at = now()
          WHERE id = $1 AND status = 'DRAFT' RETURNING environment_id",
     )
     .bind(version_id)
     .bind(task.map(|t| t.0))
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await?;
     let Some(env) = env else {
         return Ok(false);
     };
-    announce_published(conn, EnvironmentId(env), version_id).await?;
+    conn.announce(Announcement::VersionPublished { environment: EnvironmentId(env), version: version_id });
     Ok(true)
 }
 
@@ -581,28 +582,4 @@ pub async fn subscription_counts(pool: &PgPool, env: EnvironmentId, plan_id: &st
     .bind(plan_id)
     .fetch_all(pool)
     .await?)
-}
-
-/// Announces that a plan version became PUBLISHED, in the transaction that published it (every
-/// publish of a version in this module calls it). `data` is the version with the field names
-/// of Stigg's plan.
-async fn announce_published(conn: &mut PgConnection, env: EnvironmentId, version_id: Uuid) -> Result<()> {
-    if !webhooks::subscribed(conn, env, WebhookEventType::PlanVersionPublished).await? {
-        return Ok(());
-    }
-    let version = get_version(conn, env, version_id).await?;
-    if version.status() != PlanVersionStatus::Published {
-        return Ok(());
-    }
-    let data = serde_json::json!({
-        "id": version.plan_id,
-        "displayName": version.display_name,
-        "description": version.description,
-        "productId": version.product_id,
-        "status": version.status,
-        "versionNumber": version.version_number,
-        "isLatest": version.is_latest,
-        "publishedAt": version.published_at,
-    });
-    webhooks::emit(conn, env, WebhookEventType::PlanVersionPublished, data).await
 }

@@ -5,6 +5,7 @@
 //! and moving one batch back each take one transaction. What runs when is the workers'
 //! business, not this module's.
 
+use crate::work::Work;
 use crate::{events, is_unique_violation, tasks, Result, StoreError};
 use domain::{EnvironmentId, ErrorCode, TaskId, TaskSpec};
 use serde_json::json;
@@ -27,7 +28,7 @@ fn already(id: TaskId, by: impl std::fmt::Display) -> StoreError {
 /// type moves nothing or that moved nobody (400 `BadUserInput`), and one already rolled back
 /// (409 `TaskAlreadyRolledBack`).
 pub async fn accept(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     original: TaskId,
     max_attempts: i32,
@@ -54,7 +55,7 @@ pub async fn accept(
     let moved: bool =
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscription_version_history WHERE task_id = $1)")
             .bind(original.0)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
     if !moved {
         return Err(StoreError::rejected(
@@ -85,7 +86,7 @@ pub async fn accept(
     )
     .bind(rollback.0)
     .bind(original.0)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await
     .map_err(|e| {
         if is_unique_violation(&e, "tasks_one_rollback") {
@@ -102,8 +103,7 @@ pub async fn accept(
         &format!("rollback accepted as task {rollback}"),
         Some(actor),
         json!({ "rollbackTask": rollback }),
-    )
-    .await?;
+    );
     Ok(rollback)
 }
 

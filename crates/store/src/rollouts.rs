@@ -8,6 +8,7 @@
 //! memory. It decides nothing about HTTP or queues.
 
 pub use crate::cohorts::{get, percentage_json, Rollout};
+use crate::work::Work;
 use crate::{events, outbox, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::rollout::threshold_percentage;
@@ -94,12 +95,7 @@ pub struct CohortStart {
 /// them through the outbox and brings the task's total up to date. A cohort with nobody to
 /// move is done at once: the next one is scheduled, or the task ends. Call with the task row
 /// locked, inside the transaction that commits it.
-pub async fn start_cohort(
-    conn: &mut PgConnection,
-    task: &tasks::Task,
-    cohort: i32,
-    batch_size: i64,
-) -> Result<CohortStart> {
+pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batch_size: i64) -> Result<CohortStart> {
     let task_id = task.id();
     let rollout = lock(conn, task_id)
         .await?
@@ -137,7 +133,7 @@ pub async fn start_cohort(
     .bind(&rollout.customer_ids)
     .bind(rollout.salt())
     .bind(threshold)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
 
     // the total is what has been done plus what the whole rollout still has to move
@@ -154,7 +150,7 @@ pub async fn start_cohort(
     .bind(&rollout.customer_ids)
     .bind(rollout.salt())
     .bind(last)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     sqlx::query(
         "UPDATE tasks SET total = processed + $2,
@@ -165,7 +161,7 @@ pub async fn start_cohort(
     .bind(remaining)
     .bind(cohort == 0)
     .bind(customers)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     sqlx::query(
         "UPDATE task_rollouts SET current_cohort = $2, cohort_started_at = now(), next_cohort_at = NULL,
@@ -174,7 +170,7 @@ pub async fn start_cohort(
     )
     .bind(task.id)
     .bind(cohort)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     let label = match threshold_percentage(threshold) {
         Some(p) => format!("{p} %"),
@@ -195,8 +191,7 @@ pub async fn start_cohort(
             "cohort": cohort, "percentage": percentage_json(threshold),
             "subscriptions": subscriptions, "batches": batches,
         }),
-    )
-    .await?;
+    );
     let mut finished = None;
     if batches == 0 {
         if !cohort_done(conn, task_id).await? {
@@ -215,7 +210,7 @@ async fn next_seq(conn: &mut PgConnection, task: TaskId) -> Result<i32> {
         .await?)
 }
 
-async fn finish_from_counts(conn: &mut PgConnection, task: TaskId) -> Result<TaskStatus> {
+async fn finish_from_counts(conn: &mut Work, task: TaskId) -> Result<TaskStatus> {
     let t = tasks::lock(conn, task)
         .await?
         .ok_or_else(|| StoreError::rejected(ErrorCode::NotFound, format!("no task {task}")))?;
@@ -231,15 +226,14 @@ async fn finish_from_counts(conn: &mut PgConnection, task: TaskId) -> Result<Tas
         status.as_str(),
         None,
         json!({ "processed": t.processed, "failed": t.failed }),
-    )
-    .await?;
+    );
     Ok(status)
 }
 
 /// The running cohort has no batch left. If another cohort follows, schedules it
 /// (`next_cohort_at` = now + interval) and answers true; answers false when that was the last
 /// cohort, and the caller ends the task. Call with the task row locked.
-pub async fn cohort_done(conn: &mut PgConnection, task: TaskId) -> Result<bool> {
+pub async fn cohort_done(conn: &mut Work, task: TaskId) -> Result<bool> {
     let Some(rollout) = lock(conn, task).await? else {
         return Ok(false);
     };
@@ -252,7 +246,7 @@ pub async fn cohort_done(conn: &mut PgConnection, task: TaskId) -> Result<bool> 
     )
     .bind(task.0)
     .bind(rollout.interval_ms)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     events::record(
         conn,
@@ -266,8 +260,7 @@ pub async fn cohort_done(conn: &mut PgConnection, task: TaskId) -> Result<bool> 
         ),
         None,
         json!({ "cohort": rollout.current_cohort, "nextCohortAt": next_at }),
-    )
-    .await?;
+    );
     Ok(true)
 }
 
@@ -276,13 +269,13 @@ pub async fn cohort_done(conn: &mut PgConnection, task: TaskId) -> Result<bool> 
 /// ended (canceled, say) stop being looked at. `SKIP LOCKED` on the task rows keeps
 /// schedulers out of each other's way, and locks are taken in the order batches take them:
 /// task row, then rollout row.
-pub async fn start_due(conn: &mut PgConnection, batch_size: i64, limit: i64) -> Result<Vec<CohortStart>> {
+pub async fn start_due(conn: &mut Work, batch_size: i64, limit: i64) -> Result<Vec<CohortStart>> {
     sqlx::query(
         "UPDATE task_rollouts r SET next_cohort_at = NULL, updated_at = now()
          FROM tasks t
          WHERE t.id = r.task_id AND r.next_cohort_at IS NOT NULL AND t.status NOT IN ('PENDING', 'IN_PROGRESS')",
     )
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     let due: Vec<Uuid> = sqlx::query_scalar(
         "SELECT t.id FROM task_rollouts r JOIN tasks t ON t.id = r.task_id
@@ -291,7 +284,7 @@ pub async fn start_due(conn: &mut PgConnection, batch_size: i64, limit: i64) -> 
          FOR UPDATE OF t SKIP LOCKED",
     )
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?;
     let mut started = Vec::new();
     for id in due {
@@ -338,12 +331,7 @@ async fn lock_rollout_task(
 
 /// Pauses a rollout: batches already running finish, nothing more moves and no cohort starts
 /// until it is resumed. Recorded in the task's timeline with who did it.
-pub async fn pause(
-    conn: &mut PgConnection,
-    env: EnvironmentId,
-    id: TaskId,
-    actor: &str,
-) -> Result<(tasks::Task, Rollout)> {
+pub async fn pause(conn: &mut Work, env: EnvironmentId, id: TaskId, actor: &str) -> Result<(tasks::Task, Rollout)> {
     let (_, rollout) = lock_rollout_task(conn, env, id, "paused").await?;
     if rollout.paused_at.is_some() {
         return Err(StoreError::rejected(ErrorCode::BadUserInput, format!("rollout `{id}` is already paused")));
@@ -353,7 +341,7 @@ pub async fn pause(
     )
     .bind(id.0)
     .bind(actor)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     let task = touch(conn, id).await?;
     events::record(
@@ -364,19 +352,13 @@ pub async fn pause(
         &format!("paused during cohort {}", rollout.current_cohort + 1),
         Some(actor),
         json!({ "cohort": rollout.current_cohort }),
-    )
-    .await?;
+    );
     Ok((task, rollout))
 }
 
 /// Resumes a paused rollout: the running cohort's pending batches are announced again, and a
 /// next cohort whose time has passed starts at the scheduler's next tick.
-pub async fn resume(
-    conn: &mut PgConnection,
-    env: EnvironmentId,
-    id: TaskId,
-    actor: &str,
-) -> Result<(tasks::Task, Rollout)> {
+pub async fn resume(conn: &mut Work, env: EnvironmentId, id: TaskId, actor: &str) -> Result<(tasks::Task, Rollout)> {
     let (_, rollout) = lock_rollout_task(conn, env, id, "resumed").await?;
     if rollout.paused_at.is_none() {
         return Err(StoreError::rejected(ErrorCode::BadUserInput, format!("rollout `{id}` is not paused")));
@@ -385,7 +367,7 @@ pub async fn resume(
         "UPDATE task_rollouts SET paused_at = NULL, paused_by = NULL, updated_at = now() WHERE task_id = $1 RETURNING *",
     )
     .bind(id.0)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     let announced = outbox::enqueue_pending_batches(conn, id).await?;
     let task = touch(conn, id).await?;
@@ -397,8 +379,7 @@ pub async fn resume(
         &format!("resumed; {announced} pending batches announced again"),
         Some(actor),
         json!({ "cohort": rollout.current_cohort, "batchesAnnounced": announced }),
-    )
-    .await?;
+    );
     Ok((task, rollout))
 }
 

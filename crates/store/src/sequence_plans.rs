@@ -5,6 +5,7 @@
 //! row in the caller's transaction. Moving the schedules is the workers' business, not this
 //! module's.
 
+use crate::work::Work;
 use crate::{events, outbox, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{
@@ -78,7 +79,7 @@ pub async fn effective_from_outset(conn: &mut PgConnection, env: EnvironmentId, 
 
 /// Creates a plan whose version 1 is a DRAFT.
 pub async fn create(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     input: &PlanInput,
@@ -138,7 +139,7 @@ pub async fn intent(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str, 
 
 /// Updates a plan as Sequence's `PUT /plans/{planId}` does.
 pub async fn update(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     input: &PlanInput,
@@ -191,7 +192,7 @@ pub async fn update(
     sqlx::query("UPDATE plan_versions SET published_by_task = $2 WHERE id = $1")
         .bind(published.id)
         .bind(task_id.0)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     outbox::enqueue(conn, &Job::Task { task_id }).await?;
     events::record(
@@ -202,8 +203,7 @@ pub async fn update(
         &format!("version {} of plan `{plan_id}` published with {behaviour}", published.version_number),
         Some(actor),
         json!({ "versionChangeBehaviour": behaviour, "versionNumber": published.version_number }),
-    )
-    .await?;
+    );
     Ok(Updated { version: published, task: Some(task_id) })
 }
 

@@ -1,110 +1,16 @@
 //! Tasks: one row per accepted publish, migration or import, from PENDING to a terminal state.
 //! Status changes are conditional UPDATEs, so two workers racing on one task cannot both win.
 //! Every move to a terminal status goes through `finish`, `finish_planning` or `fail`, which
-//! write the task's webhook event in the same transaction (`announce`).
+//! announce the end to the unit of work (`Announcement::TaskEnded`), whose commit writes the
+//! webhook event in the same transaction.
 
-use crate::{cohorts, is_unique_violation, page, webhooks, Page, Result, StoreError};
-use chrono::{DateTime, Utc};
-use domain::task::{progress_percent, Counts, TaskError, TaskView};
-use domain::{EnvironmentId, ErrorCode, InvalidTaskSpec, TaskId, TaskSpec, TaskStatus, TaskType, WebhookEventType};
+pub use crate::task_row::Task;
+use crate::work::{Announcement, Work};
+use crate::{is_unique_violation, page, Hooks, Page, Result, StoreError};
+use domain::{EnvironmentId, ErrorCode, TaskId, TaskSpec, TaskStatus};
 use serde_json::Value;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
-
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct Task {
-    pub id: Uuid,
-    pub environment_id: Uuid,
-    pub seq: i64,
-    #[sqlx(try_from = "String")]
-    pub task_type: TaskType,
-    #[sqlx(try_from = "String")]
-    pub status: TaskStatus,
-    pub plan_id: Option<String>,
-    /// The task's spec as stored (`domain::TaskSpec`); read it with `spec()`.
-    pub payload: Value,
-    /// Whether the task holds its plan while it is not terminal (`TaskSpec::holds_plan`).
-    pub holds_plan: bool,
-    pub target_version_id: Option<Uuid>,
-    pub target_version_number: Option<i32>,
-    pub total: i64,
-    pub processed: i64,
-    pub failed: i64,
-    pub affected_customers: i64,
-    pub attempts: i32,
-    pub max_attempts: i32,
-    pub last_error: Option<String>,
-    pub error_code: Option<String>,
-    pub idempotency_key: Option<String>,
-    pub lease_owner: Option<String>,
-    pub lease_expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub planned_at: Option<DateTime<Utc>>,
-    pub finished_at: Option<DateTime<Utc>>,
-    pub updated_at: DateTime<Utc>,
-    /// For a rollback: the task whose moves it undoes.
-    pub rollback_of: Option<Uuid>,
-    /// The rollback that undoes this task's moves, once one was accepted.
-    pub rolled_back_by: Option<Uuid>,
-    /// Subscriptions a rollback left alone: they were no longer where the task put them.
-    pub skipped: i64,
-}
-
-impl Task {
-    pub fn id(&self) -> TaskId {
-        TaskId(self.id)
-    }
-
-    pub fn environment(&self) -> EnvironmentId {
-        EnvironmentId(self.environment_id)
-    }
-
-    pub fn status(&self) -> TaskStatus {
-        self.status
-    }
-
-    pub fn task_type(&self) -> TaskType {
-        self.task_type
-    }
-
-    /// What the task was asked to do. A payload that is not a spec of this task's type is an
-    /// error naming what is wrong, never a default.
-    pub fn spec(&self) -> std::result::Result<TaskSpec, InvalidTaskSpec> {
-        TaskSpec::for_task(self.task_type, &self.payload)
-    }
-
-    /// The task as callers see it — `GET /api/v1/tasks/{id}` answers it, and webhook events
-    /// carry it as their `data` (see `domain::task::TaskView`). `rollout` is left for the
-    /// caller that reads it.
-    pub fn view(&self) -> TaskView {
-        let status = self.status();
-        let error = self
-            .error_code
-            .as_ref()
-            .filter(|_| status.is_terminal() || self.last_error.is_some())
-            .map(|code| TaskError { code: code.clone(), message: self.last_error.clone().unwrap_or_default() });
-        TaskView {
-            id: self.id,
-            task_type: self.task_type.as_str().to_owned(),
-            status: self.status.as_str().to_owned(),
-            progress: progress_percent(self.total, self.processed, status),
-            affected_customers_count: self.affected_customers,
-            counts: Counts { total: self.total, processed: self.processed, failed: self.failed },
-            initiated_package_id: self.plan_id.clone(),
-            target_version: self.target_version_number,
-            error,
-            attempts: self.attempts,
-            created_at: self.created_at,
-            start_date: self.started_at,
-            end_date: self.finished_at,
-            rollback_of: self.rollback_of,
-            rolled_back_by: self.rolled_back_by,
-            skipped_count: self.skipped,
-            rollout: None,
-        }
-    }
-}
 
 #[derive(Debug, Clone)]
 pub struct NewTask {
@@ -412,19 +318,14 @@ pub async fn set_totals(conn: &mut PgConnection, id: TaskId, total: i64, affecte
 }
 
 /// Ends a task: its status is decided from its counts unless `status` is given.
-pub async fn finish(
-    conn: &mut PgConnection,
-    id: TaskId,
-    status: TaskStatus,
-    error: Option<(ErrorCode, &str)>,
-) -> Result<Task> {
+pub async fn finish(conn: &mut Work, id: TaskId, status: TaskStatus, error: Option<(ErrorCode, &str)>) -> Result<Task> {
     end(conn, "lease_owner = NULL, lease_expires_at = NULL", id, status, error).await
 }
 
 /// The one statement that ends a task: the status and error, `finished_at`, what `also` sets,
 /// and its webhook event when it has just become terminal.
 async fn end(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     also: &str,
     id: TaskId,
     status: TaskStatus,
@@ -439,7 +340,7 @@ async fn end(
     .bind(status.as_str())
     .bind(error.map(|(code, _)| code.as_str()))
     .bind(error.map(|(_, message)| message))
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     announce_end(conn, &row).await
 }
@@ -451,36 +352,19 @@ const ENDING: &str = "FROM (SELECT status AS was FROM tasks WHERE id = $1 FOR UP
 
 /// Reads the task an `ENDING` statement answered and, if it has just reached a terminal
 /// status, writes its webhook event in the same transaction.
-async fn announce_end(conn: &mut PgConnection, row: &sqlx::postgres::PgRow) -> Result<Task> {
+async fn announce_end(work: &mut Work, row: &sqlx::postgres::PgRow) -> Result<Task> {
     let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;
     let previous: String = row.try_get("previous_status")?;
-    let previous = TaskStatus::parse(&previous).map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let previous = TaskStatus::parse(&previous).map_err(crate::unreadable)?;
     if !previous.is_terminal() {
-        announce(conn, &task).await?;
+        work.announce(Announcement::TaskEnded(Box::new(task.clone())));
     }
     Ok(task)
 }
 
-/// Announces that `task` reached a terminal status, in the transaction that ended it (`end`
-/// and `fail` call it; nothing else should): a webhook event whose `data` is the task as
-/// `GET /api/v1/tasks/{id}` answers it (`Task::view`), with a staged rollout's `rollout` too.
-async fn announce(conn: &mut PgConnection, task: &Task) -> Result<()> {
-    let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
-        return Ok(());
-    };
-    let mut view = task.view();
-    if task.task_type() == TaskType::StagedRollout {
-        if let Some(rollout) = cohorts::get(conn, task.id()).await? {
-            view.rollout = Some(rollout.view());
-        }
-    }
-    let data = serde_json::to_value(&view).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-    webhooks::emit(conn, task.environment(), event_type, data).await
-}
-
 /// Ends a claimed task during its planning: `mark_planned` and `finish` in one statement.
 pub async fn finish_planning(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     id: TaskId,
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
@@ -528,8 +412,8 @@ pub async fn note_failed_attempt(pool: &PgPool, id: TaskId, code: ErrorCode, mes
 
 /// Ends a task that failed its planning as FAILED, counting that last attempt (out of
 /// attempts, or a permanent error). A task already planned is left to its batches.
-pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
-    let mut tx = pool.begin().await?;
+pub async fn fail(pool: &PgPool, hooks: &Hooks, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    let mut tx = Work::begin(pool).await?;
     let failed = sqlx::query_as::<_, Task>(
         "UPDATE tasks SET status = 'FAILED', error_code = $2, last_error = $3, finished_at = now(),
             attempts = attempts + 1, lease_owner = NULL, lease_expires_at = NULL, updated_at = now()
@@ -541,9 +425,9 @@ pub async fn fail(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> 
     .fetch_optional(&mut *tx)
     .await?;
     if let Some(task) = failed {
-        announce(&mut tx, &task).await?;
+        tx.announce(Announcement::TaskEnded(Box::new(task)));
     }
-    tx.commit().await?;
+    tx.commit(hooks).await?;
     Ok(())
 }
 

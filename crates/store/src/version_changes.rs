@@ -6,6 +6,7 @@
 //! moves a subscription backwards. It decides nothing about HTTP or queues.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
+use crate::work::Work;
 use crate::{events, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskSpec, TaskStatus, VersionChangeBehaviour};
@@ -21,7 +22,7 @@ fn live_statuses() -> Vec<&'static str> {
 /// `target_version_number`, and ends each task left with nothing scheduled: a task that lost
 /// moves this way ends CANCELED (moves it already made stay). Answers the tasks it ended.
 pub async fn supersede(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     plan_id: &str,
     target_version_number: i32,
@@ -40,7 +41,7 @@ pub async fn supersede(
     .bind(env.0)
     .bind(plan_id)
     .bind(target_version_number)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?;
     let mut ended = Vec::new();
     for task in touched {
@@ -50,7 +51,7 @@ pub async fn supersede(
             None => format!("superseded by version {target_version_number}"),
         };
         if end_if_settled(conn, task, Some((TaskStatus::Canceled, &message))).await?.is_some() {
-            events::record(conn, env, task, "superseded", &message, None, json!({ "by": by.map(|t| t.0) })).await?;
+            events::record(conn, env, task, "superseded", &message, None, json!({ "by": by.map(|t| t.0) }));
             ended.push(task);
         }
     }
@@ -60,7 +61,7 @@ pub async fn supersede(
 /// Ends an IN_PROGRESS, planned task that has no SCHEDULED move and no pending batch left:
 /// with `status` if given, else from its counts. Answers the status it ended with.
 pub async fn end_if_settled(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     task_id: TaskId,
     status: Option<(TaskStatus, &str)>,
 ) -> Result<Option<TaskStatus>> {
@@ -75,7 +76,7 @@ pub async fn end_if_settled(
              OR EXISTS (SELECT 1 FROM task_batches WHERE task_id = $1 AND status = 'PENDING')",
     )
     .bind(task_id.0)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await?;
     if open {
         return Ok(None);
@@ -94,7 +95,7 @@ pub async fn end_if_settled(
             sqlx::query("UPDATE tasks SET last_error = $2 WHERE id = $1")
                 .bind(task_id.0)
                 .bind(m)
-                .execute(&mut *conn)
+                .execute(&mut **conn)
                 .await?;
             None
         }
@@ -123,11 +124,11 @@ pub async fn newer_migration_planned(conn: &mut PgConnection, task: &tasks::Task
 
 /// Ends a task that a newer version superseded before it was planned: CANCELED, planned, with
 /// the reason.
-pub async fn end_superseded(conn: &mut PgConnection, task_id: TaskId, message: &str) -> Result<()> {
+pub async fn end_superseded(conn: &mut Work, task_id: TaskId, message: &str) -> Result<()> {
     sqlx::query("UPDATE tasks SET last_error = $2 WHERE id = $1")
         .bind(task_id.0)
         .bind(message)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     tasks::finish_planning(conn, task_id, TaskStatus::Canceled, None).await?;
     Ok(())
@@ -199,7 +200,7 @@ pub struct Applied {
 /// each scheduler its own rows, so any number run at once without applying one twice. A move
 /// whose subscription is already on its target (or newer) is CANCELED and counted as done;
 /// one whose subscription stopped being live is FAILED with the reason.
-pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
+pub async fn apply_due(conn: &mut Work, limit: i64) -> Result<Applied> {
     let due: Vec<Uuid> = sqlx::query_scalar(
         "SELECT id FROM subscription_version_changes
          WHERE status = 'SCHEDULED' AND apply_at <= now()
@@ -207,7 +208,7 @@ pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
          FOR UPDATE SKIP LOCKED",
     )
     .bind(limit)
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?;
     if due.is_empty() {
         return Ok(Applied::default());
@@ -253,7 +254,7 @@ pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
     .bind(&due)
     .bind(live_statuses())
     .bind(ErrorCode::SubscriptionAlreadyCanceledOrExpired.as_str())
-    .fetch_all(&mut *conn)
+    .fetch_all(&mut **conn)
     .await?;
 
     let mut applied = Applied { taken: due.len(), ..Applied::default() };
@@ -280,7 +281,7 @@ pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
         .bind(task)
         .bind(processed)
         .bind(failed)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
         if let Some(status) = end_if_settled(conn, TaskId(task), None).await? {
             if let Some(t) = tasks::read(conn, TaskId(task)).await? {
@@ -292,8 +293,7 @@ pub async fn apply_due(conn: &mut PgConnection, limit: i64) -> Result<Applied> {
                     status.as_str(),
                     Some("scheduler"),
                     json!({ "processed": t.processed, "failed": t.failed }),
-                )
-                .await?;
+                );
             }
             applied.finished.push((TaskId(task), status));
         }
@@ -335,7 +335,7 @@ pub use domain::spec::SubscriptionMigrationTime as MigrationTime;
 /// schedules the move at its next billing date (an IN_PROGRESS task the scheduler finishes).
 /// Answers the task.
 pub async fn migrate_subscription(
-    conn: &mut PgConnection,
+    conn: &mut Work,
     env: EnvironmentId,
     subscription_id: &str,
     when: MigrationTime,
@@ -349,7 +349,7 @@ pub async fn migrate_subscription(
     )
     .bind(env.0)
     .bind(subscription_id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await?;
     let Some((plan_id, status, on_number, _start)) = row else {
         return Err(StoreError::rejected(
@@ -380,7 +380,7 @@ pub async fn migrate_subscription(
     )
     .bind(env.0)
     .bind(subscription_id)
-    .fetch_optional(&mut *conn)
+    .fetch_optional(&mut **conn)
     .await?;
     if let Some((change, old_task, target_number)) = scheduled {
         if when == MigrationTime::EndOfBillingPeriod && target_number >= latest.version_number {
@@ -391,7 +391,7 @@ pub async fn migrate_subscription(
         }
         sqlx::query("UPDATE subscription_version_changes SET status = 'CANCELED', updated_at = now() WHERE id = $1")
             .bind(change)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         if let Some(old) = old_task {
             let message = format!("superseded by a migrate of subscription `{subscription_id}`");
@@ -423,7 +423,7 @@ pub async fn migrate_subscription(
          WHERE id = $1",
     )
     .bind(task_id.0)
-    .execute(&mut *conn)
+    .execute(&mut **conn)
     .await?;
     match when {
         MigrationTime::Immediate => {
@@ -442,9 +442,9 @@ pub async fn migrate_subscription(
             .bind(subscription_id)
             .bind(latest.id)
             .bind(task_id.0)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
-            sqlx::query("UPDATE tasks SET processed = 1 WHERE id = $1").bind(task_id.0).execute(&mut *conn).await?;
+            sqlx::query("UPDATE tasks SET processed = 1 WHERE id = $1").bind(task_id.0).execute(&mut **conn).await?;
             tasks::finish(conn, task_id, TaskStatus::Completed, None).await?;
         }
         MigrationTime::EndOfBillingPeriod => {
@@ -459,7 +459,7 @@ pub async fn migrate_subscription(
             .bind(subscription_id)
             .bind(latest.id)
             .bind(task_id.0)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await?;
         }
     }
@@ -471,7 +471,6 @@ pub async fn migrate_subscription(
         &format!("migrate of subscription `{subscription_id}` to version {} ({when})", latest.version_number),
         Some(actor),
         json!({ "subscriptionId": subscription_id, "subscriptionMigrationTime": when }),
-    )
-    .await?;
+    );
     Ok(task_id)
 }

@@ -1,62 +1,83 @@
 //! The unit of work: one transaction (or one connection, for a unit that is a single
-//! statement) and the side effects that must commit with it. Jobs for the outbox are pushed
-//! into it as typed values and written by `commit`, in one statement before the transaction
-//! commits; store functions whose statements write outbox rows themselves (set-based, e.g. one
-//! row per planned batch) run on it as on any connection. After the commit, `commit` wakes the
-//! outbox relay so that the jobs leave at once: nothing else wakes the relay, so no caller can
-//! forget to (a forgotten wake costs a relay poll interval, silently).
+//! statement) and the side effects that must commit with it, pushed into it as typed values —
+//! jobs for the outbox (`enqueue`), timeline events (`record`), and the changes webhook
+//! endpoints hear of (`announce`: a task that ended, a plan version published). `commit`
+//! (in `commit.rs`) writes them in the unit's transaction, commits, and wakes the outbox relay.
+//! Nothing else wakes the relay, so no caller can forget to (a forgotten wake costs a relay
+//! poll interval, silently), and no effect exists for a unit that rolled back.
 //!
-//! The rule for store functions: they take `&mut PgConnection` for work inside a unit (a
-//! `Work` derefs to one) and `&PgPool` only when they are a whole unit of their own (a read,
-//! or a write that needs nothing else in its transaction). A unit that writes outbox rows is a
-//! `Work`.
+//! The rule for store functions: a function that changes state other processes must hear of —
+//! ends a task, publishes a version, announces work — takes `&mut Work`; one that only reads or
+//! writes rows takes `&mut PgConnection` (a `Work` derefs to one) when it is part of a unit,
+//! and `&PgPool` only when it is a whole unit of its own.
+//!
+//! This module names only the task row: what commits the effects is `commit.rs`, so that every
+//! module may push into a unit without depending on what renders and writes its effects.
 
+use crate::task_row::Task;
 use crate::Result;
-use domain::Job;
+use domain::{EnvironmentId, Job, TaskId};
+use serde_json::Value;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
 use std::ops::{Deref, DerefMut};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Notify;
+use uuid::Uuid;
 
-/// What wakes a relay: a process hands its relay's to every unit of work it begins.
-pub type RelayWaker = Arc<Notify>;
-
-enum Conn {
+pub(crate) enum Conn {
     Tx(crate::Tx<'static>),
     Single(PoolConnection<Postgres>),
 }
 
-/// One unit of work. Dropping it without `commit` rolls it back and writes none of its jobs.
+/// A line of a task's timeline, written when its unit commits.
+#[derive(Debug, Clone)]
+pub struct TimelineEvent {
+    pub environment: EnvironmentId,
+    pub task: TaskId,
+    pub kind: String,
+    pub message: String,
+    pub actor: Option<String>,
+    pub data: Value,
+}
+
+/// A change webhook endpoints hear of, announced by the unit that makes it.
+#[derive(Debug, Clone)]
+pub enum Announcement {
+    /// A task reached a terminal status: its row as the ending statement left it.
+    TaskEnded(Box<Task>),
+    /// A plan version became PUBLISHED.
+    VersionPublished { environment: EnvironmentId, version: Uuid },
+}
+
+/// One unit of work. Dropping it without `commit` rolls it back and writes none of its effects.
 pub struct Work {
-    conn: Conn,
-    jobs: Vec<Job>,
-    relay: Option<RelayWaker>,
+    pub(crate) conn: Conn,
+    pub(crate) jobs: Vec<Job>,
+    pub(crate) events: Vec<TimelineEvent>,
+    pub(crate) announcements: Vec<Announcement>,
 }
 
 impl Work {
+    fn new(conn: Conn) -> Work {
+        Work { conn, jobs: Vec::new(), events: Vec::new(), announcements: Vec::new() }
+    }
+
     /// Begins a transaction.
-    pub async fn begin(pool: &PgPool, relay: Option<&RelayWaker>) -> Result<Work> {
-        Ok(Work { conn: Conn::Tx(pool.begin().await?), jobs: Vec::new(), relay: relay.cloned() })
+    pub async fn begin(pool: &PgPool) -> Result<Work> {
+        Ok(Work::new(Conn::Tx(pool.begin().await?)))
     }
 
     /// Begins a transaction whose row locks wait at most `lock_timeout` (`SET LOCAL`, sent with
     /// the `BEGIN` in one round trip).
-    pub async fn begin_with_lock_timeout(
-        pool: &PgPool,
-        lock_timeout: Duration,
-        relay: Option<&RelayWaker>,
-    ) -> Result<Work> {
-        let tx = crate::begin_with_lock_timeout(pool, lock_timeout).await?;
-        Ok(Work { conn: Conn::Tx(tx), jobs: Vec::new(), relay: relay.cloned() })
+    pub async fn begin_with_lock_timeout(pool: &PgPool, lock_timeout: Duration) -> Result<Work> {
+        Ok(Work::new(Conn::Tx(crate::begin_with_lock_timeout(pool, lock_timeout).await?)))
     }
 
     /// A unit that is one statement, atomic on its own: no transaction around it (it saves the
-    /// `BEGIN` and `COMMIT` round trips). Typed jobs pushed into it are written by `commit` in
-    /// a statement of their own, so a single unit should write its jobs in its statement.
-    pub async fn single(pool: &PgPool, relay: Option<&RelayWaker>) -> Result<Work> {
-        Ok(Work { conn: Conn::Single(pool.acquire().await?), jobs: Vec::new(), relay: relay.cloned() })
+    /// `BEGIN` and `COMMIT` round trips). Effects pushed into it are written by `commit` in
+    /// statements of their own, so a single unit writes its effects in its statement.
+    pub async fn single(pool: &PgPool) -> Result<Work> {
+        Ok(Work::new(Conn::Single(pool.acquire().await?)))
     }
 
     /// Announces a job: written to the outbox when the unit commits, never if it does not.
@@ -64,23 +85,18 @@ impl Work {
         self.jobs.push(job);
     }
 
+    /// Adds a line to a task's timeline, written when the unit commits.
+    pub fn record(&mut self, event: TimelineEvent) {
+        self.events.push(event);
+    }
+
+    /// Announces a change to webhook endpoints, rendered and written when the unit commits.
+    pub fn announce(&mut self, announcement: Announcement) {
+        self.announcements.push(announcement);
+    }
+
     /// Abandons the unit: nothing of it is written (as when it is dropped).
     pub fn rollback(self) {}
-
-    /// Writes the jobs pushed into the unit, commits it, and wakes the relay.
-    pub async fn commit(mut self) -> Result<()> {
-        let jobs = std::mem::take(&mut self.jobs);
-        if !jobs.is_empty() {
-            crate::outbox::enqueue_all(&mut self, &jobs).await?;
-        }
-        if let Conn::Tx(tx) = self.conn {
-            tx.commit().await?;
-        }
-        if let Some(relay) = &self.relay {
-            relay.notify_one();
-        }
-        Ok(())
-    }
 }
 
 impl Deref for Work {

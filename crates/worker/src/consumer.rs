@@ -453,7 +453,7 @@ async fn give_up(ctx: &Context, job: &Job, code: ErrorCode, message: &str) -> Se
     tracing::warn!(%code, message, "giving up on the job");
     let recorded = match job {
         Job::Task { task_id } => {
-            store::tasks::fail(&ctx.pool, *task_id, code, message).await.map_err(|e| e.to_string())
+            store::tasks::fail(&ctx.pool, &ctx.hooks, *task_id, code, message).await.map_err(|e| e.to_string())
         }
         Job::Batch { task_id, seq } => batch::give_up(ctx, *task_id, *seq, message).await.map_err(|e| e.to_string()),
     };
@@ -492,6 +492,7 @@ mod tests {
             amqp_url: String::new(),
             topology: queue::Topology::new("unused"),
             settings: crate::WorkerSettings::default(),
+            hooks: crate::hooks(None),
         })
     }
 
@@ -619,6 +620,7 @@ mod tests {
                 shutdown_grace: Duration::from_secs(5),
                 ..crate::WorkerSettings::default()
             },
+            hooks: crate::hooks(None),
         });
         let held = Arc::new(Held::default());
         let cancel = CancellationToken::new();

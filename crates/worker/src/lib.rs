@@ -63,6 +63,19 @@ pub struct WorkerContext {
     pub amqp_url: String,
     pub topology: queue::Topology,
     pub settings: WorkerSettings,
+    /// What every unit of work this worker commits is handed: the relay to wake and how
+    /// webhook events are rendered (`worker::hooks`).
+    pub hooks: store::Hooks,
+}
+
+/// The hooks of a worker's units of work: webhook events rendered with the API's views, and the
+/// in-process relay woken at commit when there is one.
+pub fn hooks(relay: Option<store::RelayWaker>) -> store::Hooks {
+    let hooks = store::Hooks::new(std::sync::Arc::new(views::Webhooks));
+    match relay {
+        Some(relay) => hooks.with_relay(relay),
+        None => hooks,
+    }
 }
 
 pub type Context = Arc<WorkerContext>;

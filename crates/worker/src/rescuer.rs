@@ -34,9 +34,9 @@ async fn rescue_once(
     stalled_after: Duration,
     relay: Option<&store::RelayWaker>,
 ) -> Result<usize, store::StoreError> {
-    let mut work = store::Work::begin(pool, relay).await?;
+    let mut work = store::Work::begin(pool).await?;
     let rescued = store::actions::rescue_stalled(&mut work, stalled_after.as_secs() as i64).await?;
-    work.commit().await?;
+    work.commit(&crate::hooks(relay.cloned())).await?;
     for id in &rescued {
         tracing::info!(task_id = %id, "announced stalled work again");
     }

@@ -46,9 +46,9 @@ pub const COHORTS_PER_PASS: i64 = 20;
 
 /// Starts the cohorts that are due, in one transaction; answers how many it started.
 pub async fn start_due_cohorts(ctx: &Context) -> Result<usize, store::StoreError> {
-    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let started = store::rollouts::start_due(&mut tx, ctx.settings.batch_size, COHORTS_PER_PASS).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     for s in &started {
         tracing::info!(
             worker = %ctx.settings.worker_id,
@@ -64,9 +64,9 @@ pub async fn start_due_cohorts(ctx: &Context) -> Result<usize, store::StoreError
 
 /// One batch of due changes in one transaction; answers how many it took.
 pub async fn apply_once(ctx: &Context) -> Result<usize, store::StoreError> {
-    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let applied = store::version_changes::apply_due(&mut tx, BATCH).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     if applied.taken > 0 {
         tracing::info!(
             worker = %ctx.settings.worker_id,

@@ -58,8 +58,8 @@ pub async fn bulk(
         };
         match outcome {
             Ok(task) => {
-                tx.commit().await?;
-                done.push(task.view());
+                tx.commit(&state.hooks()).await?;
+                done.push(views::task::task(&task, None));
             }
             Err(StoreError::Rejected { code, message }) => {
                 tx.rollback();

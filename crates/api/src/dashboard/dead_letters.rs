@@ -87,10 +87,10 @@ pub async fn replay(
     let id = parse_id(&id)?;
     let mut tx = state.begin().await?;
     let done = store::dead_letters::replay(&mut tx, caller.environment_id, id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(dead_letter = id, task_id = %done.task.id, reopened = done.reopened, "dead letter replayed");
     Ok(Json(
-        json!({ "data": { "deadLetter": detail(&done.letter), "task": done.task.view(), "reopened": done.reopened } }),
+        json!({ "data": { "deadLetter": detail(&done.letter), "task": views::task::task(&done.task, None), "reopened": done.reopened } }),
     ))
 }
 
@@ -101,9 +101,9 @@ pub async fn discard(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let letter = store::dead_letters::discard(&mut tx, caller.environment_id, id, &caller.key_prefix).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     tracing::info!(dead_letter = id, "dead letter discarded");
     Ok(Json(json!({ "data": detail(&letter) })))
 }

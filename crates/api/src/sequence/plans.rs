@@ -119,12 +119,12 @@ pub async fn create(
     Json(raw): Json<Value>,
 ) -> Result<Json<views::Plan>, ApiError> {
     let env = caller.environment_id;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let (id, input) = input(&mut tx, env, raw).await?;
     let id = id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let version = sequence_plans::create(&mut tx, env, &id, &input).await?;
     let body = render(&mut tx, env, &version).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(body))
 }
 
@@ -213,7 +213,7 @@ pub async fn update(
     if let Some(key) = &key {
         idempotency::record(&mut tx, env, key, 200, &body, updated.task).await?;
     }
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     if let Some(task) = updated.task {
         tracing::info!(task_id = %task, plan_id = %plan_id, version = updated.version.version_number, "plan update accepted");
     }

@@ -49,7 +49,7 @@ pub async fn create(
             return Err(ApiError::bad_input("amount must be a decimal number, as a string"));
         }
     }
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let price = prices::create(
         &mut tx,
         caller.environment_id,
@@ -63,7 +63,7 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(views::price(&price)))
 }
 

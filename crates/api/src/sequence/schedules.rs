@@ -58,7 +58,7 @@ pub async fn create(
     };
     let customer = entity_id(&body.customer_id, "customerId")?;
     let plan = entity_id(&body.plan_id, "planId")?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let schedule = subscriptions::create(
         &mut tx,
         env,
@@ -77,7 +77,7 @@ pub async fn create(
     )
     .await?;
     let rendered = render(&mut tx, env, &schedule).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(rendered))
 }
 

@@ -62,13 +62,13 @@ pub async fn migrate(
             )))
         }
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     version_changes::migrate_subscription(&mut tx, env, &id, when, state.settings.max_attempts, &caller.key_prefix)
         .await?;
     let subscription = subscriptions::get(&mut tx, env, &id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
     let changes = version_changes::for_subscription(&mut tx, env, &id).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: views::subscription(&subscription, views::future_updates(&changes)) }))
 }

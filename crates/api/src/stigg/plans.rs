@@ -66,10 +66,10 @@ pub async fn create(
         ..VersionFields::default()
     };
     let status = body.status.unwrap_or(PlanVersionStatus::Draft);
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let version =
         plans::create(&mut tx, caller.environment_id, id.as_str(), Some(product.as_str()), status, &fields).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
@@ -184,9 +184,9 @@ pub async fn update(
         charges: body.charges,
         pricing_type,
     };
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let version = plans::update_draft(&mut tx, caller.environment_id, &id, patch).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
@@ -199,9 +199,9 @@ pub async fn create_draft(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<views::Plan>>, ApiError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let version = plans::create_draft(&mut tx, caller.environment_id, &id).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
@@ -214,9 +214,9 @@ pub async fn remove_draft(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<PlanRef>>, ApiError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     plans::remove_draft(&mut tx, caller.environment_id, &id).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: PlanRef { id } }))
 }
 
@@ -229,9 +229,9 @@ pub async fn archive(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<views::Plan>>, ApiError> {
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let version = plans::archive(&mut tx, caller.environment_id, &id).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
@@ -290,12 +290,12 @@ pub async fn publish(
         data: json!({ "migrationType": body.migration_type }),
     };
     // no transaction: what is written is written by one statement (see `accept_publish`)
-    let mut work = store::Work::single(&state.pool, state.relay.as_ref()).await?;
+    let mut work = store::Work::single(&state.pool).await?;
     let task_id = match accept_publish(&mut work, &state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
-    work.commit().await?;
+    work.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }

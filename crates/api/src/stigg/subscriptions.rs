@@ -63,7 +63,7 @@ pub async fn create(
     };
     let customer = entity_id(&body.customer_id, "customerId")?;
     let plan = entity_id(&body.plan_id, "planId")?;
-    let mut tx = state.pool.begin().await?;
+    let mut tx = state.begin().await?;
     let subscription = subscriptions::create(
         &mut tx,
         caller.environment_id,
@@ -81,7 +81,7 @@ pub async fn create(
         },
     )
     .await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data {
         data: Provisioned {
             id: subscription.id.clone(),
@@ -249,6 +249,6 @@ pub async fn import(
     let message = format!("import of {count} subscriptions");
     let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data: json!({ "count": count }) };
     tasks::accept(&mut tx, &new, &event).await?;
-    tx.commit().await?;
+    tx.commit(&state.hooks()).await?;
     Ok(Json(Data { data: TaskRef { task_id } }))
 }

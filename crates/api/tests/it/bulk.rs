@@ -40,7 +40,15 @@ async fn bulk_cancel_and_retry_act_on_each_task_and_say_which_were_refused(pool:
         tasks.push(app.publish_ok(plan).await);
     }
     let (a, b, c) = (tasks[0], tasks[1], tasks[2]);
-    store::tasks::fail(&pool, TaskId(c), ErrorCode::MaxAttemptsExceeded, "gave up").await.unwrap();
+    store::tasks::fail(
+        &pool,
+        &store::Hooks::new(std::sync::Arc::new(views::Webhooks)),
+        TaskId(c),
+        ErrorCode::MaxAttemptsExceeded,
+        "gave up",
+    )
+    .await
+    .unwrap();
     let (admin, prefix) = session(&app, Scope::Admin).await;
 
     // a malformed request changes nothing

@@ -40,9 +40,15 @@ async fn dead_letters_are_stored_once_listed_replayed_and_discarded_with_who_did
     let app = TestApp::spawn(pool.clone()).await;
     app.draft_plan("plan-dl").await;
     let task = app.publish_ok("plan-dl").await;
-    store::tasks::fail(&pool, TaskId(task), ErrorCode::MaxAttemptsExceeded, "gave up after 1 attempts: lock timeout")
-        .await
-        .unwrap();
+    store::tasks::fail(
+        &pool,
+        &store::Hooks::new(std::sync::Arc::new(views::Webhooks)),
+        TaskId(task),
+        ErrorCode::MaxAttemptsExceeded,
+        "gave up after 1 attempts: lock timeout",
+    )
+    .await
+    .unwrap();
     // another environment's dead letter, which env-a must not see
     let other = app.other_environment().await;
     other.draft_plan("plan-b").await;

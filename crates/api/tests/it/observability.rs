@@ -111,18 +111,16 @@ async fn the_task_stream_sends_state_and_timeline_until_the_task_ends(pool: PgPo
     // the task moves on while the stream is open: a timeline row, then its end
     let writer = tokio::spawn(async move {
         tokio::time::sleep(std::time::Duration::from_millis(400)).await;
-        let mut tx = pool.begin().await.unwrap();
+        let mut tx = store::Work::begin(&pool).await.unwrap();
         let env: uuid::Uuid = sqlx::query_scalar("SELECT environment_id FROM tasks WHERE id = $1")
             .bind(task)
             .fetch_one(&mut *tx)
             .await
             .unwrap();
         let (env, id) = (domain::EnvironmentId(env), domain::TaskId(task));
-        store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({}))
-            .await
-            .unwrap();
+        store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({}));
         store::tasks::finish(&mut tx, id, domain::TaskStatus::Completed, None).await.unwrap();
-        tx.commit().await.unwrap();
+        tx.commit(&store::Hooks::new(std::sync::Arc::new(views::Webhooks))).await.unwrap();
     });
     let events = read_events(stream, std::time::Duration::from_secs(10)).await;
     writer.await.unwrap();
@@ -160,10 +158,10 @@ async fn the_task_stream_resumes_after_last_event_id(pool: PgPool) {
             .unwrap();
         (domain::EnvironmentId(env), domain::TaskId(task))
     };
-    let mut tx = pool.begin().await.unwrap();
-    store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({})).await.unwrap();
+    let mut tx = store::Work::begin(&pool).await.unwrap();
+    store::events::record(&mut tx, env, id, "planned", "nothing to move", None, serde_json::json!({}));
     store::tasks::finish(&mut tx, id, domain::TaskStatus::Completed, None).await.unwrap();
-    tx.commit().await.unwrap();
+    tx.commit(&store::Hooks::new(std::sync::Arc::new(views::Webhooks))).await.unwrap();
     let path = format!("/api/v1/tasks/{task}/events");
 
     let all =

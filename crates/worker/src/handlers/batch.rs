@@ -19,7 +19,7 @@ pub async fn run(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobErro
 
 #[tracing::instrument(skip_all, fields(task_id = %task_id, seq, environment_id = tracing::field::Empty), err)]
 async fn run_batch(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobError> {
-    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let outcome = batches::run(&mut tx, task_id, seq, &ctx.settings.worker_id).await?;
     if outcome == BatchOutcome::Missing {
         return Err(JobError::Permanent {
@@ -40,19 +40,18 @@ async fn run_batch(ctx: &Context, task_id: TaskId, seq: i32) -> Result<(), JobEr
                 serde_json::json!({
                     "processed": task.processed, "failed": task.failed,
                 }),
-            )
-            .await?;
+            );
         }
     }
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     tracing::debug!(?outcome, "batch done");
     Ok(())
 }
 
 /// Gives up on a batch after its last attempt.
 pub async fn give_up(ctx: &Context, task_id: TaskId, seq: i32, message: &str) -> Result<(), JobError> {
-    let mut tx = ctx.pool.begin().await?;
+    let mut tx = store::Work::begin(&ctx.pool).await?;
     batches::give_up(&mut tx, task_id, seq, message).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     Ok(())
 }

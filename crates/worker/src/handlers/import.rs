@@ -11,8 +11,8 @@ use store::tasks::{self, Task};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
 pub async fn run(
-    _ctx: &Context,
-    mut tx: store::Tx<'static>,
+    ctx: &Context,
+    mut tx: store::Work,
     task: Task,
     subscriptions: Vec<ImportItem>,
 ) -> Result<(), JobError> {
@@ -56,8 +56,7 @@ pub async fn run(
         serde_json::json!({
             "total": outcome.total, "created": outcome.created, "failed": outcome.failed,
         }),
-    )
-    .await?;
-    tx.commit().await?;
+    );
+    tx.commit(&ctx.hooks).await?;
     Ok(())
 }

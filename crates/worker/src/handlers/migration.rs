@@ -21,7 +21,7 @@ pub struct Asked {
 }
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, asked: Asked) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Work, task: Task, asked: Asked) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
     let plan_id = task.plan_id.clone().unwrap_or_default();
@@ -36,8 +36,8 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, asked: A
     if store::version_changes::newer_migration_planned(&mut tx, &task).await? {
         let message = "superseded: a newer version's migration was planned first".to_owned();
         version_changes::end_superseded(&mut tx, task_id, &message).await?;
-        events::record(&mut tx, env, task_id, "superseded", &message, None, json!({})).await?;
-        tx.commit().await?;
+        events::record(&mut tx, env, task_id, "superseded", &message, None, json!({}));
+        tx.commit(&ctx.hooks).await?;
         return Ok(());
     }
 
@@ -68,14 +68,13 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, asked: A
                 "total": planned.total, "superseded": superseded.len(),
                 "planningMs": started.elapsed().as_millis() as u64,
             }),
-        )
-        .await?;
+        );
         tracing::info!(total = planned.total, elapsed_ms = started.elapsed().as_millis() as u64, "moves scheduled");
         if planned.total == 0 {
             finished = Some(TaskStatus::Completed);
         }
     }
     super::end_planning(&mut tx, &task, finished).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     Ok(())
 }

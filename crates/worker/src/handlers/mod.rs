@@ -53,8 +53,8 @@ impl From<sqlx::Error> for JobError {
 pub(crate) async fn open_planning(
     ctx: &Context,
     task_id: TaskId,
-) -> Result<Option<(store::Tx<'static>, tasks::Task)>, JobError> {
-    let mut tx = store::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+) -> Result<Option<(store::Work, tasks::Task)>, JobError> {
+    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     match tasks::claim(&mut tx, task_id).await? {
         Claim::Claimed(task) => Ok(Some((tx, *task))),
         Claim::Busy => Err(JobError::Busy),
@@ -72,7 +72,7 @@ pub(crate) async fn open_planning(
 /// for `end_planning`.
 pub(crate) async fn plan_batches(
     ctx: &Context,
-    tx: &mut sqlx::PgConnection,
+    tx: &mut store::Work,
     task: &Task,
     target_number: i32,
     mut data: Value,
@@ -85,7 +85,7 @@ pub(crate) async fn plan_batches(
         fields.insert("batches".into(), plan.batches.into());
     }
     let message = format!("{} subscriptions in {} batches", plan.total, plan.batches);
-    events::record(tx, task.environment(), task_id, "planned", &message, None, data).await?;
+    events::record(tx, task.environment(), task_id, "planned", &message, None, data);
     if plan.batches == 0 {
         return Ok(Some(TaskStatus::Completed));
     }
@@ -96,7 +96,7 @@ pub(crate) async fn plan_batches(
 /// Ends a planning transaction's work on the task: `finished` ends it now, with its
 /// `finished` event; `None` marks it planned, for the batches or moves it planned to finish.
 pub(crate) async fn end_planning(
-    tx: &mut sqlx::PgConnection,
+    tx: &mut store::Work,
     task: &Task,
     finished: Option<TaskStatus>,
 ) -> Result<(), JobError> {
@@ -104,7 +104,7 @@ pub(crate) async fn end_planning(
         Some(status) => {
             tasks::finish_planning(tx, task.id(), status, None).await?;
             let (env, id) = (task.environment(), task.id());
-            events::record(tx, env, id, "finished", status.as_str(), None, serde_json::json!({})).await?;
+            events::record(tx, env, id, "finished", status.as_str(), None, serde_json::json!({}));
         }
         None => tasks::mark_planned(tx, task.id()).await?,
     }
@@ -132,8 +132,8 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
             tasks::finish_planning(&mut tx, task_id, TaskStatus::Failed, Some((ErrorCode::InvalidTaskSpec, &message)))
                 .await?;
             let data = serde_json::json!({ "code": ErrorCode::InvalidTaskSpec.as_str() });
-            events::record(&mut tx, task.environment(), task_id, "failed", &message, None, data).await?;
-            tx.commit().await?;
+            events::record(&mut tx, task.environment(), task_id, "failed", &message, None, data);
+            tx.commit(&ctx.hooks).await?;
             return Ok(());
         }
     };

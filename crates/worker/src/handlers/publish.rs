@@ -12,14 +12,14 @@ use store::{events, plans, tasks};
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
 pub async fn run(
     ctx: &Context,
-    mut tx: store::Tx<'static>,
+    mut tx: store::Work,
     task: Task,
     migration_type: MigrationType,
 ) -> Result<(), JobError> {
     let behaviour = VersionChangeBehaviour::from(migration_type);
 
     let Some(target_number) = publish_draft(&mut tx, &task).await? else {
-        tx.commit().await?;
+        tx.commit(&ctx.hooks).await?;
         return Ok(());
     };
 
@@ -29,7 +29,7 @@ pub async fn run(
         super::plan_batches(ctx, &mut tx, &task, target_number, serde_json::json!({})).await?
     };
     super::end_planning(&mut tx, &task, finished).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     tracing::info!(?finished, "publish planned");
     Ok(())
 }
@@ -38,7 +38,7 @@ pub async fn run(
 /// then the flip to PUBLISHED. Answers the version number published, or `None` when a check
 /// refused or the draft was gone — the task is then FAILED and planned, and the caller
 /// commits. Shared by every task that publishes a draft, so they refuse alike.
-pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> Result<Option<i32>, JobError> {
+pub(crate) async fn publish_draft(tx: &mut store::Work, task: &Task) -> Result<Option<i32>, JobError> {
     let env = task.environment();
     let task_id = task.id();
     let plan_id = task.plan_id.clone().unwrap_or_default();
@@ -50,8 +50,7 @@ pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> R
     };
     if let Some((code, message)) = catalog_check(tx, task).await? {
         tasks::finish_planning(tx, task_id, TaskStatus::Failed, Some((code, &message))).await?;
-        events::record(tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }))
-            .await?;
+        events::record(tx, env, task_id, "failed", &message, None, serde_json::json!({ "code": code.as_str() }));
         tracing::info!(code = %code, "publish refused");
         return Ok(None);
     }
@@ -69,8 +68,7 @@ pub(crate) async fn publish_draft(tx: &mut sqlx::PgConnection, task: &Task) -> R
         &format!("version {target_number} of plan `{plan_id}` published"),
         None,
         serde_json::json!({ "versionNumber": target_number }),
-    )
-    .await?;
+    );
     Ok(Some(target_number))
 }
 

@@ -11,7 +11,7 @@ use store::tasks::Task;
 use store::{events, outbox, rollbacks, tasks};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, rollback_of: TaskId) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Work, task: Task, rollback_of: TaskId) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
     if task.rollback_of != Some(rollback_of.0) {
@@ -30,8 +30,7 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, rollback
         &format!("{} subscriptions to move back in {} batches", plan.total, plan.batches),
         None,
         json!({ "total": plan.total, "batches": plan.batches, "scheduledCanceled": plan.canceled }),
-    )
-    .await?;
+    );
     let finished = if plan.batches == 0 {
         Some(TaskStatus::Completed)
     } else {
@@ -39,7 +38,7 @@ pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task, rollback
         None
     };
     super::end_planning(&mut tx, &task, finished).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     tracing::info!(total = plan.total, batches = plan.batches, "rollback planned");
     Ok(())
 }

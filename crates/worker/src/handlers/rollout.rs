@@ -9,15 +9,15 @@ use store::rollouts;
 use store::tasks::{self, Task};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
-pub async fn run(ctx: &Context, mut tx: store::Tx<'static>, task: Task) -> Result<(), JobError> {
+pub async fn run(ctx: &Context, mut tx: store::Work, task: Task) -> Result<(), JobError> {
     let task_id = task.id();
     if super::publish::publish_draft(&mut tx, &task).await?.is_none() {
-        tx.commit().await?;
+        tx.commit(&ctx.hooks).await?;
         return Ok(());
     }
     let started = rollouts::start_cohort(&mut tx, &task, 0, ctx.settings.batch_size).await?;
     tasks::mark_planned(&mut tx, task_id).await?;
-    tx.commit().await?;
+    tx.commit(&ctx.hooks).await?;
     tracing::info!(
         batches = started.batches,
         subscriptions = started.subscriptions,

@@ -1,0 +1,105 @@
+//! Committing a unit of work (`Work::commit`): its timeline events and outbox jobs are written
+//! in one statement each, its announcements are rendered by the process's `Announcer` (the
+//! views the API answers with, outside this crate) and written as webhook events with their
+//! deliveries, then the transaction commits and the outbox relay is woken. All of it happens in
+//! the unit's transaction, so an effect exists exactly when its change committed.
+
+use crate::cohorts::{self, Rollout};
+use crate::plans::{self, PlanVersion};
+use crate::task_row::Task;
+use crate::work::{Announcement, Conn, Work};
+use crate::{events, outbox, webhooks, Result, StoreError};
+use domain::{PlanVersionStatus, TaskType, WebhookEventType};
+use serde_json::Value;
+use sqlx::PgConnection;
+use std::sync::Arc;
+use tokio::sync::Notify;
+
+/// What wakes a relay: a process hands its relay's to every unit of work it commits.
+pub type RelayWaker = Arc<Notify>;
+
+/// Renders the data of webhook events. Implemented outside `store` (`views::Webhooks`) with the
+/// views the API answers with.
+pub trait Announcer: Send + Sync {
+    /// A task that reached a terminal status, with its rollout's row if it is a staged rollout.
+    fn task_ended(&self, task: &Task, rollout: Option<&Rollout>) -> serde_json::Result<Value>;
+    /// A plan version that became PUBLISHED.
+    fn version_published(&self, version: &PlanVersion) -> serde_json::Result<Value>;
+}
+
+/// What a process hands every unit of work it commits: its relay's waker, and how its webhook
+/// events are rendered.
+#[derive(Clone)]
+pub struct Hooks {
+    pub relay: Option<RelayWaker>,
+    pub announcer: Arc<dyn Announcer>,
+}
+
+impl Hooks {
+    pub fn new(announcer: Arc<dyn Announcer>) -> Hooks {
+        Hooks { relay: None, announcer }
+    }
+
+    pub fn with_relay(mut self, relay: RelayWaker) -> Hooks {
+        self.relay = Some(relay);
+        self
+    }
+}
+
+impl Work {
+    /// Writes the unit's effects, commits it, and wakes the relay. A wake with nothing new to
+    /// send costs the relay one query; a missed one would cost a poll interval.
+    pub async fn commit(mut self, hooks: &Hooks) -> Result<()> {
+        let events = std::mem::take(&mut self.events);
+        if !events.is_empty() {
+            events::record_all(&mut self, &events).await?;
+        }
+        let jobs = std::mem::take(&mut self.jobs);
+        if !jobs.is_empty() {
+            outbox::enqueue_all(&mut self, &jobs).await?;
+        }
+        for announcement in std::mem::take(&mut self.announcements) {
+            announce(&mut self, hooks.announcer.as_ref(), announcement).await?;
+        }
+        if let Conn::Tx(tx) = self.conn {
+            tx.commit().await?;
+        }
+        if let Some(relay) = &hooks.relay {
+            relay.notify_one();
+        }
+        Ok(())
+    }
+}
+
+/// Writes one announcement's webhook event and its deliveries (none when no endpoint of the
+/// environment subscribes to it).
+async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announcement: Announcement) -> Result<()> {
+    match announcement {
+        Announcement::TaskEnded(task) => {
+            let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
+                return Ok(());
+            };
+            let rollout =
+                if task.task_type() == TaskType::StagedRollout { cohorts::get(conn, task.id()).await? } else { None };
+            let data = announcer.task_ended(&task, rollout.as_ref()).map_err(unrenderable)?;
+            webhooks::emit(conn, task.environment(), event_type, data).await
+        }
+        Announcement::VersionPublished { environment, version } => {
+            let event_type = WebhookEventType::PlanVersionPublished;
+            // most environments have no endpoint: one cheap look instead of reading the version
+            if !webhooks::subscribed(conn, environment, event_type).await? {
+                return Ok(());
+            }
+            let version = plans::get_version(conn, environment, version).await?;
+            if version.status() != PlanVersionStatus::Published {
+                return Ok(());
+            }
+            let data = announcer.version_published(&version).map_err(unrenderable)?;
+            webhooks::emit(conn, environment, event_type, data).await
+        }
+    }
+}
+
+fn unrenderable(error: serde_json::Error) -> StoreError {
+    StoreError::Database(sqlx::Error::Encode(Box::new(error)))
+}

@@ -1,0 +1,63 @@
+//! A task as `GET /api/v1/tasks/{id}` answers it (`domain::task::TaskView`, the field names of
+//! Stigg's SubscriptionMigrationTask plus Cutover's own), with a staged rollout's cohorts.
+
+use domain::task::{progress_percent, Counts, TaskError, TaskView};
+use serde_json::json;
+use store::cohorts::{percentage_json, Rollout};
+use store::tasks::Task;
+
+/// The task, and its rollout when it is a STAGED_ROLLOUT (`rollout` is the row of
+/// `task_rollouts`, if the caller read it).
+pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
+    let status = t.status();
+    let error = t
+        .error_code
+        .as_ref()
+        .filter(|_| status.is_terminal() || t.last_error.is_some())
+        .map(|code| TaskError { code: code.clone(), message: t.last_error.clone().unwrap_or_default() });
+    TaskView {
+        id: t.id,
+        task_type: t.task_type.as_str().to_owned(),
+        status: t.status.as_str().to_owned(),
+        progress: progress_percent(t.total, t.processed, status),
+        affected_customers_count: t.affected_customers,
+        counts: Counts { total: t.total, processed: t.processed, failed: t.failed },
+        initiated_package_id: t.plan_id.clone(),
+        target_version: t.target_version_number,
+        error,
+        attempts: t.attempts,
+        created_at: t.created_at,
+        start_date: t.started_at,
+        end_date: t.finished_at,
+        rollback_of: t.rollback_of,
+        rolled_back_by: t.rolled_back_by,
+        skipped_count: t.skipped,
+        rollout: rollout.map(self::rollout),
+    }
+}
+
+/// How a rollout shows on its task: the cohorts asked for, the cohort now running or last run
+/// (index, percentage — `null` for the named customers' cohort — and start), when the next one
+/// starts, and whether it is paused.
+pub fn rollout(r: &Rollout) -> serde_json::Value {
+    let percentages: Vec<serde_json::Value> =
+        r.thresholds.iter().filter(|t| **t > 0).map(|t| percentage_json(*t)).collect();
+    let current = r.threshold(r.current_cohort).map(|t| {
+        json!({
+            "index": r.current_cohort,
+            "percentage": percentage_json(t),
+            "startedAt": r.cohort_started_at,
+        })
+    });
+    json!({
+        "cohorts": percentages,
+        "customerIds": if r.customer_ids.is_empty() { None } else { Some(&r.customer_ids) },
+        "cohortCount": r.thresholds.len(),
+        "interval": r.interval_text,
+        "currentCohort": current,
+        "nextCohortAt": r.next_cohort_at,
+        "paused": r.paused_at.is_some(),
+        "pausedAt": r.paused_at,
+        "pausedBy": r.paused_by,
+    })
+}
