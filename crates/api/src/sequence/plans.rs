@@ -51,7 +51,8 @@ pub struct PlanBody {
 }
 
 /// Parses and checks a body; every refusal is 400 `BadUserInput` (or 404 for a price that
-/// does not exist) and happens before anything is written.
+/// does not exist; 400 naming a price in another currency than the plan's) and happens before
+/// anything is written.
 async fn input(
     conn: &mut PgConnection,
     env: EnvironmentId,
@@ -79,6 +80,13 @@ async fn input(
         entity_id(parent, "parentId")?;
     }
     prices::require_all(conn, env, &body.price_ids).await?;
+    let currency = body.currency.as_str();
+    if let Some(other) = prices::many(conn, env, &body.price_ids).await?.into_iter().find(|p| p.currency != currency) {
+        return Err(ApiError::bad_input(format!(
+            "price `{}` is in {}, not in the plan's currency {currency}",
+            other.id, other.currency
+        )));
+    }
     let id = body.id.map(|id| entity_id(&id, "plan id").map(|i| i.into_string())).transpose()?;
     Ok((
         id,
@@ -95,6 +103,16 @@ async fn input(
             effective_from_outset: body.make_version_effective_from_outset.unwrap_or(false),
         },
     ))
+}
+
+/// 404 `PlanNotFound` unless the plan exists in this environment. `PUT` and its preview look
+/// the plan up before the body's prices, so another environment's plan is not found whatever
+/// the body lists.
+async fn require_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<(), ApiError> {
+    match plan_rows::current(conn, env, plan_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found"))),
+    }
 }
 
 /// The plan as the contract shows it.
@@ -204,6 +222,7 @@ pub async fn update(
             }
         }
     }
+    require_plan(&mut tx, env, plan_id.as_str()).await?;
     let (body_id, input) = input(&mut tx, env, raw).await?;
     if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
         return Err(ApiError::bad_input("the body's id differs from the path's"));
@@ -232,8 +251,9 @@ pub async fn update(
 #[utoipa::path(post, path = "/plans/{id}/preview", operation_id = "SequencePlanController_previewUpdatePlan", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
     request_body = PlanBody,
     responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `billingScheduleIds`, and `wouldFail`: the code and message the migration task would fail with, or null", body = crate::preview::SequencePreview),
-        (status = 400, description = "Bad input, the body's id differs, or a retired plan", body = ErrorBody),
-        (status = 404, description = "No such plan or price", body = ErrorBody)))]
+        (status = 400, description = "Bad input, the body's id differs, a price in another currency than the plan's, or a retired plan", body = ErrorBody),
+        (status = 404, description = "No such plan in this environment (`PlanNotFound`, looked up first), or no such price (`PriceNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound", "PriceNotFound"]))))))]
 pub async fn preview(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -244,6 +264,7 @@ pub async fn preview(
     let env = caller.environment_id;
     let plan_id = entity_id(&id, "plan id")?;
     let mut tx = store::begin_read_only(&state.pool).await?;
+    require_plan(&mut tx, env, plan_id.as_str()).await?;
     let (body_id, input) = input(&mut tx, env, raw).await?;
     if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
         return Err(ApiError::bad_input("the body's id differs from the path's"));
