@@ -2,7 +2,8 @@
 # Contract fuzzing: a real `cutover up` on a fresh database and a free port, and Schemathesis
 # (pinned in .ci/requirements-fuzz.txt, found on PYTHONPATH) driving every operation of the
 # api's own /openapi.json with generated valid and invalid requests. Any 5xx, any status, content
-# type, header or body the document does not describe, or an invalid document fails the step.
+# type, header or body the document does not describe, or an invalid document (checked first by
+# .ci/check-openapi.py: OpenAPI 3.1, one operationId per operation) fails the step.
 # The server is seeded first with real objects whose ids are fed to the `{id}` operations.
 # The server is stopped and the database dropped however the step ends.
 #
@@ -11,8 +12,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-python3 -c 'import schemathesis' 2>/dev/null || {
-  echo "schemathesis is not on PYTHONPATH (see .ci/run)" >&2
+python3 -c 'import schemathesis, openapi_spec_validator' 2>/dev/null || {
+  echo "schemathesis and openapi-spec-validator are not on PYTHONPATH (see .ci/run)" >&2
   exit 1
 }
 
@@ -67,6 +68,11 @@ until curl -fsS -o /dev/null "$base/readyz"; do
   [ "$SECONDS" -lt "$deadline" ] || { echo "fuzz: not ready within 60 s" >&2; tail -n 30 "$server_log" >&2; exit 1; }
   sleep 0.2
 done
+
+# the document itself: valid OpenAPI 3.1 (openapi-spec-validator), every operationId present
+# and used once; the checker first proves on planted faults that it catches them
+python3 .ci/check-openapi.py --self-test "$base/openapi.json"
+python3 .ci/check-openapi.py "$base/openapi.json"
 
 # real objects whose ids the `{id}` operations are fed (see .ci/fuzz_seed.py)
 config="$logs/schemathesis.toml"

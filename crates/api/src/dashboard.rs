@@ -59,6 +59,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .merge(crate::webhooks::dashboard_routes())
         .layer(axum::middleware::from_fn_with_state(state, require_session));
     Router::new()
+        // the root has nothing of its own to show; a person who opens it wants the dashboard
+        .route("/", get(|| async { axum::response::Redirect::to("/dashboard") }))
         .route("/dashboard", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route("/dashboard/", get(|| asset("text/html; charset=utf-8", INDEX_HTML)))
         .route("/dashboard/app.js", get(|| asset("text/javascript; charset=utf-8", APP_JS)))

@@ -7,6 +7,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU8, Ordering};
 
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
@@ -15,6 +16,30 @@ pub async fn healthz() -> Json<Value> {
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = store::ping(&state.pool).await.is_ok();
     let broker = state.broker.as_ref().map(|up| up()).unwrap_or(true);
+    log_change(database, broker);
     let status = if database && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, Json(json!({ "database": database, "broker": broker })))
+}
+
+/// What the last probe found: `SEEN` once there was one, plus a bit per part that was down.
+static LAST_PROBE: AtomicU8 = AtomicU8::new(0);
+const SEEN: u8 = 1;
+const DATABASE_DOWN: u8 = 2;
+const BROKER_DOWN: u8 = 4;
+
+/// Probes come every few seconds: a process that is not ready says so once, at WARN, when
+/// what it lacks changes, and once more when it is ready again, instead of on every probe.
+fn log_change(database: bool, broker: bool) {
+    let now = SEEN | if database { 0 } else { DATABASE_DOWN } | if broker { 0 } else { BROKER_DOWN };
+    let before = LAST_PROBE.swap(now, Ordering::Relaxed);
+    if before == now {
+        return;
+    }
+    if now == SEEN {
+        if before != 0 {
+            tracing::info!("ready again: the database and the broker answer");
+        }
+    } else {
+        tracing::warn!(database, broker, "not ready: /readyz answers 503 until both answer");
+    }
 }

@@ -114,8 +114,6 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     Router::new()
         .route("/openapi.json", openapi::serve(openapi::finish(spec)))
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::serve))
         .merge(dashboard::routes(state.clone()))
         .merge(authenticated)
@@ -124,5 +122,17 @@ pub fn router(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(state.settings.body_limit))
         .layer(axum::middleware::from_fn_with_state(state.clone(), metrics::track))
         .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span))
+        .merge(probes(state.clone()))
         .with_state(state)
+}
+
+/// The probes, traced and measured like every route, except that a failing `/readyz` is not
+/// an ERROR on every poll: it says why itself, once per change (`health::readyz`).
+fn probes(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .layer(axum::middleware::from_fn_with_state(state, metrics::track))
+        .layer(tower_http::trace::TraceLayer::new_for_http().make_span_with(request_span).on_failure(()))
 }

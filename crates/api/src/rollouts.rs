@@ -31,7 +31,7 @@ pub struct CreateRollout {
 }
 
 /// `POST /api/v1/plans/{id}/rollouts` → `{"data": {"taskId"}}`; honours `Idempotency-Key`.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/rollouts", tag = STIGG,
+#[utoipa::path(post, path = "/api/v1/plans/{id}/rollouts", operation_id = "PlanController_createRollout", tag = STIGG,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; a retry with the same key answers the same task")),
     request_body = CreateRollout,
     responses((status = 200, description = "Accepted: the STAGED_ROLLOUT task to poll", body = Data<TaskRef>),

@@ -50,8 +50,9 @@ pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
     TaskId::parse(raw).map_err(|_| ApiError::new(ErrorCode::NotFound, format!("task `{raw}` not found")))
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks/{id}", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
-    responses((status = 200, description = "The task", body = Data<TaskView>), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/tasks/{id}", operation_id = "TaskController_getTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task", body = Data<TaskView>), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["NotFound"]))))))]
 pub async fn get_one(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -78,7 +79,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/tasks", tag = TASKS, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/tasks", operation_id = "TaskController_listTasks", tag = TASKS, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of tasks, newest first", body = List<TaskView>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -99,7 +100,7 @@ pub async fn list(
 }
 
 /// `POST /api/v1/tasks/{id}/cancel`
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/cancel", operation_id = "TaskController_cancelTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "The task, CANCELED", body = Data<TaskView>),
         (status = 400, description = "The task is finished already (`InvalidArgumentError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn cancel(
@@ -116,7 +117,7 @@ pub async fn cancel(
 }
 
 /// `POST /api/v1/tasks/{id}/retry`
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/retry", operation_id = "TaskController_retryTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "The task, PENDING again", body = Data<TaskView>),
         (status = 400, description = "Only a FAILED or PARTIALLY_FAILED task can be retried (`InvalidArgumentError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn retry(
@@ -142,7 +143,7 @@ fn require_admin(caller: &store::api_keys::Principal, what: &str) -> Result<(), 
 
 /// `POST /api/v1/tasks/{id}/pause`: a STAGED_ROLLOUT finishes the batches it is running and
 /// moves nothing more until resumed. Admin keys only.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/pause", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/pause", operation_id = "TaskController_pauseTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "The task, with its rollout paused", body = Data<TaskView>),
         (status = 400, description = "Not a running STAGED_ROLLOUT, or paused already", body = ErrorBody),
         (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
@@ -162,7 +163,7 @@ pub async fn pause(
 
 /// `POST /api/v1/tasks/{id}/resume`: a paused STAGED_ROLLOUT carries on where it stopped.
 /// Admin keys only.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/resume", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/resume", operation_id = "TaskController_resumeTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "The task, with its rollout carrying on", body = Data<TaskView>),
         (status = 400, description = "Not a paused STAGED_ROLLOUT", body = ErrorBody),
         (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody), (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
@@ -183,7 +184,7 @@ pub async fn resume(
 /// `POST /api/v1/tasks/{id}/rollback` (Cutover's extension): accepts a ROLLBACK_MIGRATION task
 /// that moves back what this task moved, committed with its outbox row and event like every
 /// task, and answers its id at once.
-#[utoipa::path(post, path = "/api/v1/tasks/{id}/rollback", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/rollback", operation_id = "TaskController_rollbackTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
     responses((status = 200, description = "Accepted: the ROLLBACK_MIGRATION task to poll", body = Data<TaskRef>),
         (status = 400, description = "The task cannot be rolled back: not finished, or it moved no subscriptions (`BadUserInput`)", body = ErrorBody),
         (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody),
@@ -340,7 +341,7 @@ impl Stream {
 /// new row of its timeline; `end` carries the final task, after which the stream closes.
 /// Each `event` has its row's id as the SSE id; a client that reconnects with
 /// `Last-Event-ID` (browsers do) gets only the rows after it.
-#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", tag = TASKS,
+#[utoipa::path(get, path = "/api/v1/tasks/{id}/events", operation_id = "TaskController_streamTaskEvents", tag = TASKS,
     params(("id" = String, Path, description = "The task's id (a UUID)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline row: only later `event`s are sent")),
     responses((status = 200, content_type = "text/event-stream",

@@ -203,7 +203,7 @@ pub struct CreateWebhook {
 }
 
 /// `POST /api/v1/webhooks` `{"url", "events"}` → the endpoint with its `secret`, shown once.
-#[utoipa::path(post, path = "/api/v1/webhooks", tag = WEBHOOKS, request_body = CreateWebhook,
+#[utoipa::path(post, path = "/api/v1/webhooks", operation_id = "WebhookController_createWebhook", tag = WEBHOOKS, request_body = CreateWebhook,
     responses((status = 200, description = "The endpoint, with its signing secret (shown only here)", body = Data<CreatedWebhook>),
         (status = 400, description = "Bad input: a URL that is not http(s) with a host, or an unknown event type (`BadUserInput`)", body = ErrorBody),
         (status = 403, description = "Not an admin key: a read-only one (refused by `auth`) or a server one (`AccessDeniedError`)", body = ErrorBody)))]
@@ -222,7 +222,7 @@ pub async fn create(
 }
 
 /// `GET /api/v1/webhooks`: oldest first.
-#[utoipa::path(get, path = "/api/v1/webhooks", tag = WEBHOOKS, params(PageQuery),
+#[utoipa::path(get, path = "/api/v1/webhooks", operation_id = "WebhookController_listWebhooks", tag = WEBHOOKS, params(PageQuery),
     responses((status = 200, description = "A page of endpoints, oldest first", body = List<WebhookView>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -235,7 +235,7 @@ pub async fn list(
 }
 
 /// `GET /api/v1/webhooks/{id}`
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}", tag = WEBHOOKS, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}", operation_id = "WebhookController_getWebhook", tag = WEBHOOKS, params(("id" = String, Path)),
     responses((status = 200, description = "The endpoint", body = Data<WebhookView>),
         (status = 404, description = "No such webhook (`NotFound`)", body = ErrorBody)))]
 pub async fn get_one(
@@ -250,7 +250,7 @@ pub async fn get_one(
 }
 
 /// `DELETE /api/v1/webhooks/{id}`: nothing more is sent to it; its deliveries go with it.
-#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", tag = WEBHOOKS, params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/webhooks/{id}", operation_id = "WebhookController_deleteWebhook", tag = WEBHOOKS, params(("id" = String, Path)),
     responses((status = 200, description = "Deleted", body = Data<DeletedWebhook>),
         (status = 403, description = "Not an admin key: a read-only one (refused by `auth`) or a server one (`AccessDeniedError`)", body = ErrorBody),
         (status = 404, description = "No such webhook (`NotFound`)", body = ErrorBody)))]
@@ -269,7 +269,7 @@ pub async fn delete(
 }
 
 /// `GET /api/v1/webhooks/{id}/deliveries`: newest first, each with its attempts.
-#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", tag = WEBHOOKS, params(("id" = String, Path), PageQuery),
+#[utoipa::path(get, path = "/api/v1/webhooks/{id}/deliveries", operation_id = "WebhookController_listWebhookDeliveries", tag = WEBHOOKS, params(("id" = String, Path), PageQuery),
     responses((status = 200, description = "A page of the endpoint's deliveries, newest first", body = List<DeliveryView>),
         (status = 404, description = "No such webhook (`NotFound`)", body = ErrorBody)))]
 pub async fn deliveries(
@@ -288,7 +288,7 @@ pub async fn deliveries(
 
 /// `POST /api/v1/webhooks/deliveries/{id}/replay`: sends the same event (same id, same body)
 /// to the same endpoint again, as a new delivery that records who asked.
-#[utoipa::path(post, path = "/api/v1/webhooks/deliveries/{id}/replay", tag = WEBHOOKS, params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/webhooks/deliveries/{id}/replay", operation_id = "WebhookController_replayWebhookDelivery", tag = WEBHOOKS, params(("id" = String, Path)),
     responses((status = 200, description = "The new delivery, due now", body = Data<DeliveryView>),
         (status = 400, description = "The delivery is still PENDING (`BadUserInput`)", body = ErrorBody),
         (status = 403, description = "Not an admin key: a read-only one (refused by `auth`) or a server one (`AccessDeniedError`)", body = ErrorBody),

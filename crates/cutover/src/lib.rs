@@ -1,5 +1,5 @@
 //! Cutover's entry point: `cutover up` (api + worker in one process), `cutover api`,
-//! `cutover worker`, `cutover migrate`, `cutover keys create`, and the client commands
+//! `cutover worker`, `cutover migrate`, `cutover keys create|list|revoke`, and the client commands
 //! (`cutover plans publish`, `cutover tasks get|watch`) that talk to a running Cutover over
 //! HTTP. It wires settings, telemetry, the database, the broker and graceful shutdown around
 //! the library crates; it holds no business rules. The `cutover` binary is a one-line call of
@@ -22,8 +22,6 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Parser)]
 #[command(name = "cutover", version, about = "Publishes plan versions and moves subscriptions onto them")]
 struct Cli {
-    #[command(flatten)]
-    settings: Settings,
     #[command(subcommand)]
     command: Command,
 }
@@ -31,17 +29,19 @@ struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Runs the api and a worker in one process.
-    Up,
+    Up(Settings),
     /// Runs the HTTP api (and an outbox relay).
-    Api,
+    Api(Settings),
     /// Runs a worker (and an outbox relay); start as many as you like.
-    Worker,
+    Worker(Settings),
     /// Creates the database if absent and applies migrations, then exits.
-    Migrate,
+    Migrate(Settings),
     /// Manages API keys.
     Keys {
         #[command(subcommand)]
         command: KeysCommand,
+        #[command(flatten)]
+        settings: Settings,
     },
     /// Client of a running Cutover (over HTTP): publishes plans.
     Plans {
@@ -66,8 +66,17 @@ enum KeysCommand {
         #[arg(long, default_value = "server")]
         scope: String,
     },
-    /// Revokes the key with this prefix.
-    Revoke { prefix: String },
+    /// Lists the keys: prefix, scope, environment, created, last dashboard sign-in, revoked.
+    List {
+        /// Only the keys of this environment.
+        #[arg(long)]
+        environment: Option<String>,
+    },
+    /// Revokes the key with this prefix; fails when no live key has it.
+    Revoke {
+        /// The key's first 12 characters, e.g. `cut_sk_AbCdE`, as `keys create` and `keys list` show it.
+        prefix: String,
+    },
 }
 
 /// The binary's `main`: runs the command line and answers the process's exit code. A client
@@ -96,25 +105,30 @@ where
 }
 
 async fn run_cli(cli: Cli) -> anyhow::Result<()> {
-    // the client commands print what they have to say; they keep stderr free of logs
-    if !matches!(cli.command, Command::Plans { .. } | Command::Tasks { .. }) {
-        telemetry::init(&cli.settings.log_format);
-    }
+    // only the server commands log; the client commands print what they have to say and keep
+    // stderr free of logs
     match cli.command {
-        Command::Up => serve(cli.settings, true, true).await,
-        Command::Api => serve(cli.settings, true, false).await,
-        Command::Worker => serve(cli.settings, false, true).await,
-        Command::Migrate => {
-            store::connect_and_migrate(cli.settings.database_url.expose(), &cli.settings.pool())
+        Command::Up(settings) => serve(logging(settings), true, true).await,
+        Command::Api(settings) => serve(logging(settings), true, false).await,
+        Command::Worker(settings) => serve(logging(settings), false, true).await,
+        Command::Migrate(settings) => {
+            let settings = logging(settings);
+            store::connect_and_migrate(settings.database_url.expose(), &settings.pool())
                 .await
                 .context("migrating the database")?;
             println!("database is migrated");
             Ok(())
         }
-        Command::Keys { command } => keys(cli.settings, command).await,
+        Command::Keys { command, settings } => keys(logging(settings), command).await,
         Command::Plans { command } => client::plans(command).await,
         Command::Tasks { command } => client::tasks(command).await,
     }
+}
+
+/// Sets up logging as `settings` say, for a server command.
+fn logging(settings: Settings) -> Settings {
+    telemetry::init(&settings.log_format);
+    settings
 }
 
 async fn keys(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
@@ -130,12 +144,45 @@ async fn keys(settings: Settings, command: KeysCommand) -> anyhow::Result<()> {
             eprintln!("it is shown once; store it now:");
             println!("{}", key.secret);
         }
+        KeysCommand::List { environment } => {
+            print_keys(&store::api_keys::list_keys(&pool, environment.as_deref()).await?);
+        }
         KeysCommand::Revoke { prefix } => {
             let n = store::api_keys::revoke(&pool, &prefix).await?;
+            anyhow::ensure!(n > 0, "no live key has the prefix `{prefix}` (see `cutover keys list`)");
             println!("revoked {n} key(s)");
         }
     }
     Ok(())
+}
+
+/// One line per key under a header, in columns; times in UTC, `-` for none.
+fn print_keys(keys: &[store::api_keys::KeySummary]) {
+    const TIME: &str = "%Y-%m-%d %H:%M:%SZ";
+    let rows: Vec<[String; 6]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.prefix.clone(),
+                k.scope.clone(),
+                k.environment.clone(),
+                k.created_at.format(TIME).to_string(),
+                k.last_signed_in_at.map_or_else(|| "-".to_owned(), |t| t.format(TIME).to_string()),
+                k.revoked_at.map_or_else(|| "-".to_owned(), |t| t.format(TIME).to_string()),
+            ]
+        })
+        .collect();
+    let header = ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST SIGN-IN", "REVOKED"].map(str::to_owned);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row.iter().zip(widths).map(|(cell, width)| format!("{cell:width$}")).collect();
+        println!("{}", cells.join("  ").trim_end());
+    }
 }
 
 /// Runs the api and/or the worker until SIGTERM or Ctrl-C, then shuts down gracefully.

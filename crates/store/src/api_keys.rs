@@ -140,3 +140,31 @@ pub async fn revoke(pool: &PgPool, prefix: &str) -> Result<u64> {
         .await?;
     Ok(done.rows_affected())
 }
+
+/// A key as `cutover keys list` shows it: never its secret nor its hash. `last_signed_in_at`
+/// is its last dashboard sign-in; plain api requests are not recorded per key.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct KeySummary {
+    pub prefix: String,
+    pub scope: String,
+    pub environment: String,
+    pub created_at: DateTime<Utc>,
+    pub last_signed_in_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// Every key (of the environment named `environment`, when given), oldest first.
+pub async fn list_keys(pool: &PgPool, environment: Option<&str>) -> Result<Vec<KeySummary>> {
+    Ok(sqlx::query_as(
+        "SELECT k.prefix, k.scope, e.name AS environment, k.created_at, k.revoked_at,
+                (SELECT max(a.created_at) FROM dashboard_audit a
+                 WHERE a.environment_id = k.environment_id AND a.key_prefix = k.prefix AND a.action = 'sign_in')
+                    AS last_signed_in_at
+         FROM api_keys k JOIN environments e ON e.id = k.environment_id
+         WHERE $1::text IS NULL OR e.name = $1
+         ORDER BY e.name, k.created_at, k.prefix",
+    )
+    .bind(environment)
+    .fetch_all(pool)
+    .await?)
+}

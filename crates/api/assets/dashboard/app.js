@@ -33,9 +33,28 @@ function stop() {
   source = null;
 }
 
-function bar(progress, big) {
-  return `<span class="bar${big ? ' big' : ''}" data-progress="${progress}"><div style="width:${progress}%"></div></span>`;
+// A task's progress bar, coloured by its state. The fill's width is set by drawBars through
+// the CSSOM: the page's Content-Security-Policy refuses inline style attributes.
+function barState(t) {
+  if (t.status === 'PENDING' || t.status === 'IN_PROGRESS') return t.rollout && t.rollout.paused ? 'paused' : t.status === 'PENDING' ? 'pending' : 'running';
+  return { COMPLETED: 'completed', PARTIALLY_FAILED: 'partially-failed', FAILED: 'failed', CANCELED: 'canceled' }[t.status] || 'pending';
 }
+
+function bar(t, big) {
+  const p = Math.max(0, Math.min(100, Math.round(Number(t.progress) || 0)));
+  return `<span class="bar${big ? ' big' : ''} bar-${barState(t)}" role="progressbar" aria-label="progress" aria-valuemin="0" aria-valuemax="100"
+    aria-valuenow="${p}" aria-valuetext="${p}% · ${esc(t.status)}" data-progress="${p}"><span class="fill"></span></span>`;
+}
+
+function drawBars(root) {
+  root.querySelectorAll('[role="progressbar"] > .fill').forEach((fill) => {
+    fill.style.width = `${fill.parentElement.getAttribute('aria-valuenow')}%`;
+  });
+}
+
+// every bar any page draws gets its width before the browser paints it
+new MutationObserver(() => drawBars(document)).observe(document.body,
+  { childList: true, subtree: true, attributes: true, attributeFilter: ['aria-valuenow'] });
 
 function status(s) { return `<span class="status s-${esc(s)}">${esc(s)}</span>`; }
 
@@ -112,7 +131,7 @@ async function tasks(params, id) {
   const pick = (t) => me.canWrite ? `<td><input type="checkbox" class="pick" value="${esc(t.id)}" aria-label="select task"></td>` : '';
   const body = rows.map((t) => `<tr data-task="${esc(t.id)}">${pick(t)}<td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
       <td>${esc(t.taskType)}</td><td>${esc(t.initiatedPackageId || '')}${t.targetVersion ? ' v' + t.targetVersion : ''}</td>
-      <td>${status(t.status)}</td><td>${bar(t.progress)} ${t.progress}%</td>
+      <td>${status(t.status)}</td><td>${bar(t)} ${t.progress}%</td>
       <td>${t.counts.processed}/${t.counts.total}${t.counts.failed ? ` <span class="error">(${t.counts.failed} failed)</span>` : ''}</td>
       <td>${new Date(t.createdAt).toLocaleString()}</td><td>${actions(t)}</td></tr>`).join('');
   $('#view').innerHTML = `<h1>Tasks</h1>
@@ -170,7 +189,7 @@ function bulkControls() {
 function renderTask(d) {
   const t = d.task;
   $('#task-status').innerHTML = status(t.status);
-  $('#task-progress').innerHTML = `${bar(t.progress, true)}<div><span id="progress-value">${t.progress}</span>% · ${t.counts.processed} of ${t.counts.total} processed, ${t.counts.failed} failed · affected customers ${t.affectedCustomersCount}</div>`;
+  $('#task-progress').innerHTML = `${bar(t, true)}<div><span id="progress-value">${t.progress}</span>% · ${t.counts.processed} of ${t.counts.total} processed, ${t.counts.failed} failed · affected customers ${t.affectedCustomersCount}</div>`;
   $('#task-actions').innerHTML = actions(t);
   $('#task-facts').innerHTML = `<tr><th>type</th><td>${esc(t.taskType)}</td></tr>
     <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>

@@ -68,6 +68,10 @@ pub async fn bulk(
             Err(e) => return Err(e.into()),
         }
     }
-    tracing::info!(action = ?body.action, done = done.len(), refused = refused.len(), "bulk task action");
+    let action = match body.action {
+        Action::Retry => "retry",
+        Action::Cancel => "cancel",
+    };
+    tracing::info!(action, done = done.len(), refused = refused.len(), "bulk task action");
     Ok(axum::Json(json!({ "data": { "done": done, "refused": refused } })))
 }

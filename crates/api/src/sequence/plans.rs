@@ -43,15 +43,16 @@ pub struct PlanBody {
     price_ids: Vec<String>,
     #[schema(min_length = 1, max_length = 255, pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]+$")]
     parent_id: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    eligible_customer_ids: Vec<Value>,
+    /// Customer ids; empty: every customer.
+    eligible_customer_ids: Vec<String>,
     version_effective_from: Option<DateTime<Utc>>,
     version_change_behaviour: Option<VersionChangeBehaviour>,
     make_version_effective_from_outset: Option<bool>,
 }
 
 /// Parses and checks a body; every refusal is 400 `BadUserInput` (or 404 for a price that
-/// does not exist) and happens before anything is written.
+/// does not exist; 400 naming a price in another currency than the plan's) and happens before
+/// anything is written.
 async fn input(
     conn: &mut PgConnection,
     env: EnvironmentId,
@@ -79,6 +80,13 @@ async fn input(
         entity_id(parent, "parentId")?;
     }
     prices::require_all(conn, env, &body.price_ids).await?;
+    let currency = body.currency.as_str();
+    if let Some(other) = prices::many(conn, env, &body.price_ids).await?.into_iter().find(|p| p.currency != currency) {
+        return Err(ApiError::bad_input(format!(
+            "price `{}` is in {}, not in the plan's currency {currency}",
+            other.id, other.currency
+        )));
+    }
     let id = body.id.map(|id| entity_id(&id, "plan id").map(|i| i.into_string())).transpose()?;
     Ok((
         id,
@@ -89,12 +97,22 @@ async fn input(
             minimum: body.minimum,
             price_ids: body.price_ids,
             parent_id: body.parent_id,
-            eligible_customer_ids: Value::Array(body.eligible_customer_ids),
+            eligible_customer_ids: Value::Array(body.eligible_customer_ids.into_iter().map(Value::String).collect()),
             version_effective_from: body.version_effective_from,
             behaviour: body.version_change_behaviour,
             effective_from_outset: body.make_version_effective_from_outset.unwrap_or(false),
         },
     ))
+}
+
+/// 404 `PlanNotFound` unless the plan exists in this environment. `PUT` and its preview look
+/// the plan up before the body's prices, so another environment's plan is not found whatever
+/// the body lists.
+async fn require_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<(), ApiError> {
+    match plan_rows::current(conn, env, plan_id).await? {
+        Some(_) => Ok(()),
+        None => Err(ApiError::new(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found"))),
+    }
 }
 
 /// The plan as the contract shows it.
@@ -109,10 +127,11 @@ pub(crate) async fn render(
     Ok(views::plan(v, env, &prices, count))
 }
 
-#[utoipa::path(post, path = "/plans", tag = SEQUENCE, request_body = PlanBody,
+#[utoipa::path(post, path = "/plans", operation_id = "SequencePlanController_createPlan", tag = SEQUENCE, request_body = PlanBody,
     responses((status = 200, description = "The plan: version 1, a DRAFT", body = views::Plan),
-        (status = 400, description = "Bad input, or the id is taken", body = ErrorBody),
-        (status = 404, description = "A listed price does not exist (`PriceNotFound`)", body = ErrorBody)))]
+        (status = 400, description = "Bad input, the id is taken, or a price in another currency than the plan's", body = ErrorBody),
+        (status = 404, description = "A listed price does not exist (`PriceNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PriceNotFound"]))))))]
 pub async fn create(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -128,9 +147,10 @@ pub async fn create(
     Ok(Json(body))
 }
 
-#[utoipa::path(get, path = "/plans/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/plans/{id}", operation_id = "SequencePlanController_getPlan", tag = SEQUENCE, params(("id" = String, Path)),
     responses((status = 200, description = "The plan, as of its current version", body = views::Plan),
-        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -144,7 +164,7 @@ pub async fn get(
     Ok(Json(render(&mut conn, env, &version).await?))
 }
 
-#[utoipa::path(get, path = "/plans", tag = SEQUENCE, params(PageQuery),
+#[utoipa::path(get, path = "/plans", operation_id = "SequencePlanController_listPlans", tag = SEQUENCE, params(PageQuery),
     responses((status = 200, description = "A page of plans", body = List<views::Plan>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -173,13 +193,14 @@ fn answer(body: Value, task: Option<TaskId>) -> Response {
 }
 
 /// `PUT /plans/{planId}`.
-#[utoipa::path(put, path = "/plans/{id}", tag = SEQUENCE,
+#[utoipa::path(put, path = "/plans/{id}", operation_id = "SequencePlanController_updatePlan", tag = SEQUENCE,
     params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; the same key with the same body answers the same plan and task")),
     request_body = PlanBody,
     responses((status = 200, description = "The plan as updated; when a version was published, `X-Task-Id` names the migration task", body = views::Plan,
             headers(("X-Task-Id" = String, description = "The migration task's id, when a version was published"))),
-        (status = 400, description = "Bad input, the body's id differs, a retired plan, or a reused Idempotency-Key", body = ErrorBody),
-        (status = 404, description = "No such plan or price", body = ErrorBody)))]
+        (status = 400, description = "Bad input, the body's id differs, a price in another currency than the plan's, a retired plan, or a reused Idempotency-Key", body = ErrorBody),
+        (status = 404, description = "No such plan in this environment (`PlanNotFound`, looked up first), or no such price (`PriceNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound", "PriceNotFound"]))))))]
 pub async fn update(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -201,6 +222,7 @@ pub async fn update(
             }
         }
     }
+    require_plan(&mut tx, env, plan_id.as_str()).await?;
     let (body_id, input) = input(&mut tx, env, raw).await?;
     if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
         return Err(ApiError::bad_input("the body's id differs from the path's"));
@@ -226,11 +248,12 @@ pub async fn update(
 /// plans from, and `wouldFail` from `store::catalog::planning_refusal` for the migration task
 /// (a Sequence update's planning meets no catalog refusal, so it is null). Runs in a read-only
 /// transaction, so it changes nothing.
-#[utoipa::path(post, path = "/plans/{id}/preview", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
+#[utoipa::path(post, path = "/plans/{id}/preview", operation_id = "SequencePlanController_previewUpdatePlan", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
     request_body = PlanBody,
     responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `billingScheduleIds`, and `wouldFail`: the code and message the migration task would fail with, or null", body = crate::preview::SequencePreview),
-        (status = 400, description = "Bad input, the body's id differs, or a retired plan", body = ErrorBody),
-        (status = 404, description = "No such plan or price", body = ErrorBody)))]
+        (status = 400, description = "Bad input, the body's id differs, a price in another currency than the plan's, or a retired plan", body = ErrorBody),
+        (status = 404, description = "No such plan in this environment (`PlanNotFound`, looked up first), or no such price (`PriceNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound", "PriceNotFound"]))))))]
 pub async fn preview(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -241,6 +264,7 @@ pub async fn preview(
     let env = caller.environment_id;
     let plan_id = entity_id(&id, "plan id")?;
     let mut tx = store::begin_read_only(&state.pool).await?;
+    require_plan(&mut tx, env, plan_id.as_str()).await?;
     let (body_id, input) = input(&mut tx, env, raw).await?;
     if body_id.as_deref().is_some_and(|b| b != plan_id.as_str()) {
         return Err(ApiError::bad_input("the body's id differs from the path's"));

@@ -29,7 +29,7 @@ pub struct CreatePrice {
     structure: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/prices", tag = SEQUENCE, request_body = CreatePrice,
+#[utoipa::path(post, path = "/prices", operation_id = "SequencePriceController_createPrice", tag = SEQUENCE, request_body = CreatePrice,
     responses((status = 200, description = "The price", body = views::Price),
         (status = 400, description = "Bad input, or the id is taken", body = ErrorBody)))]
 pub async fn create(
@@ -67,9 +67,10 @@ pub async fn create(
     Ok(Json(views::price(&price)))
 }
 
-#[utoipa::path(get, path = "/prices/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/prices/{id}", operation_id = "SequencePriceController_getPrice", tag = SEQUENCE, params(("id" = String, Path)),
     responses((status = 200, description = "The price", body = views::Price),
-        (status = 404, description = "No such price (`PriceNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such price (`PriceNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PriceNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,

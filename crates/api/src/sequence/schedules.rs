@@ -42,7 +42,7 @@ async fn render(
     Ok(views::schedule(s, scheduled))
 }
 
-#[utoipa::path(post, path = "/billing-schedules", tag = SEQUENCE, request_body = CreateSchedule,
+#[utoipa::path(post, path = "/billing-schedules", operation_id = "SequenceBillingScheduleController_createBillingSchedule", tag = SEQUENCE, request_body = CreateSchedule,
     responses((status = 200, description = "The billing schedule, on its plan's newest LIVE version", body = views::BillingSchedule),
         (status = 400, description = "Bad input, the id is taken, or the plan has no LIVE version", body = ErrorBody),
         (status = 404, description = "No such customer or plan", body = ErrorBody)))]
@@ -81,9 +81,10 @@ pub async fn create(
     Ok(Json(rendered))
 }
 
-#[utoipa::path(get, path = "/billing-schedules/{id}", tag = SEQUENCE, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/billing-schedules/{id}", operation_id = "SequenceBillingScheduleController_getBillingSchedule", tag = SEQUENCE, params(("id" = String, Path)),
     responses((status = 200, description = "The billing schedule", body = views::BillingSchedule),
-        (status = 404, description = "No such billing schedule (`SubscriptionNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such billing schedule (`SubscriptionNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["SubscriptionNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -108,7 +109,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/billing-schedules", tag = SEQUENCE, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/billing-schedules", operation_id = "SequenceBillingScheduleController_listBillingSchedules", tag = SEQUENCE, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of billing schedules", body = List<views::BillingSchedule>)))]
 pub async fn list(
     State(state): State<AppState>,

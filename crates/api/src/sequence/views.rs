@@ -56,8 +56,8 @@ pub struct Plan {
     minimum: Option<String>,
     prices: Vec<Price>,
     parent_id: Option<String>,
-    #[schema(value_type = Vec<Object>)]
-    eligible_customer_ids: Value,
+    /// Customer ids; empty: every customer.
+    eligible_customer_ids: Vec<String>,
     /// DRAFT, LIVE or RETIRED.
     status: &'static str,
     version_effective_from: Option<DateTime<Utc>>,
@@ -75,9 +75,13 @@ pub fn plan(
     prices: &[store::prices::Price],
     schedules_count: i64,
 ) -> Plan {
-    let eligible =
-        if v.eligible_customer_ids.is_array() { v.eligible_customer_ids.clone() } else { Value::Array(Vec::new()) };
-    let custom = eligible.as_array().is_some_and(|ids| !ids.is_empty());
+    // ids are strings (the body takes nothing else); a row written before that shows any other
+    // value as its JSON text
+    let eligible: Vec<String> = match &v.eligible_customer_ids {
+        Value::Array(ids) => ids.iter().map(|id| id.as_str().map_or_else(|| id.to_string(), str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    let custom = !eligible.is_empty();
     Plan {
         id: v.plan_id.clone(),
         name: v.display_name.clone(),

@@ -44,7 +44,7 @@ pub struct CreateCustomer {
     timezone: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/customers", tag = STIGG, request_body = CreateCustomer,
+#[utoipa::path(post, path = "/api/v1/customers", operation_id = "CustomerController_createCustomer", tag = STIGG, request_body = CreateCustomer,
     responses((status = 200, description = "The customer", body = Data<views::Customer>),
         (status = 400, description = "Bad input, or the id is taken", body = ErrorBody)))]
 pub async fn create(
@@ -77,9 +77,10 @@ pub async fn create(
     Ok(Json(Data { data: views::customer(&customer) }))
 }
 
-#[utoipa::path(get, path = "/api/v1/customers/{id}", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/customers/{id}", operation_id = "CustomerController_getCustomer", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The customer", body = Data<views::Customer>),
-        (status = 404, description = "No such customer (`CustomerNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such customer (`CustomerNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["CustomerNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -101,7 +102,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers", tag = STIGG, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/customers", operation_id = "CustomerController_listCustomers", tag = STIGG, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of customers", body = List<views::Customer>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -145,7 +146,7 @@ pub struct Imported {
 
 /// `POST /api/v1/customers/import`: inserts the customers that do not exist yet and answers
 /// their ids when done. Existing ids are left as they are, so a retried import is harmless.
-#[utoipa::path(post, path = "/api/v1/customers/import", tag = STIGG, request_body = ImportCustomers,
+#[utoipa::path(post, path = "/api/v1/customers/import", operation_id = "ImportController_importCustomers", tag = STIGG, request_body = ImportCustomers,
     responses((status = 200, description = "Done: the ids inserted", body = Data<Imported>),
         (status = 400, description = "Bad input: a bad or repeated id, too many customers", body = ErrorBody)))]
 pub async fn import(

@@ -36,7 +36,7 @@ enum MigrationTimeName {
     EndOfBillingPeriod,
 }
 
-#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/migrate", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/subscriptions/{id}/migrate", operation_id = "SubscriptionController_migrateSubscription", tag = STIGG, params(("id" = String, Path)),
     request_body(content = Option<MigrateBody>, content_type = "application/json"),
     responses((status = 200, description = "The subscription: moved, or with the move in `futureUpdates`", body = Data<views::Subscription>),
         (status = 400, description = "Bad input, already on the latest version, canceled or expired, or a move is scheduled already", body = ErrorBody),

@@ -38,7 +38,7 @@ pub struct CreatePlan {
     status: Option<PlanVersionStatus>,
 }
 
-#[utoipa::path(post, path = "/api/v1/plans", tag = STIGG, request_body = CreatePlan,
+#[utoipa::path(post, path = "/api/v1/plans", operation_id = "PlanController_createPlan", tag = STIGG, request_body = CreatePlan,
     responses((status = 200, description = "The plan", body = Data<views::Plan>),
         (status = 400, description = "Bad input, or the plan exists already", body = ErrorBody),
         (status = 404, description = "No such product (`ProductNotFoundError`)", body = ErrorBody)))]
@@ -73,9 +73,10 @@ pub async fn create(
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
-#[utoipa::path(get, path = "/api/v1/plans/{id}", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/plans/{id}", operation_id = "PlanController_getPlan", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The plan, as of its current version", body = Data<views::Plan>),
-        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -100,7 +101,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/plans", tag = STIGG, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/plans", operation_id = "PlanController_listPlans", tag = STIGG, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of plans", body = List<views::Plan>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -143,7 +144,7 @@ pub struct UpdatePlan {
     parent_plan_id: Option<Option<String>>,
 }
 
-#[utoipa::path(patch, path = "/api/v1/plans/{id}", tag = STIGG, params(("id" = String, Path)), request_body = UpdatePlan,
+#[utoipa::path(patch, path = "/api/v1/plans/{id}", operation_id = "PlanController_updatePlan", tag = STIGG, params(("id" = String, Path)), request_body = UpdatePlan,
     responses((status = 200, description = "The edited draft", body = Data<views::Plan>),
         (status = 400, description = "Bad input, or the plan has no draft (`EditAllowedOnDraftPackageOnlyError`)", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
@@ -190,7 +191,7 @@ pub async fn update(
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
-#[utoipa::path(post, path = "/api/v1/plans/{id}/draft", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/plans/{id}/draft", operation_id = "PlanController_createPlanDraft", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The new draft", body = Data<views::Plan>),
         (status = 400, description = "The plan has a draft already (`DraftAlreadyExists`) or is archived", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
@@ -205,7 +206,7 @@ pub async fn create_draft(
     Ok(Json(Data { data: views::plan(&version) }))
 }
 
-#[utoipa::path(delete, path = "/api/v1/plans/{id}/draft", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(delete, path = "/api/v1/plans/{id}/draft", operation_id = "PlanController_removePlanDraft", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The draft is gone", body = Data<PlanRef>),
         (status = 400, description = "The plan has no draft to remove", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
@@ -220,7 +221,7 @@ pub async fn remove_draft(
     Ok(Json(Data { data: PlanRef { id } }))
 }
 
-#[utoipa::path(post, path = "/api/v1/plans/{id}/archive", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(post, path = "/api/v1/plans/{id}/archive", operation_id = "PlanController_archivePlan", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The archived plan", body = Data<views::Plan>),
         (status = 400, description = "A draft cannot be archived (`DraftPlanCantBeArchived`), or it is archived already", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
@@ -271,10 +272,11 @@ pub(crate) fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Api
 
 /// `POST /api/v1/plans/{id}/publish`: checks what is cheap to check, then commits the task and
 /// its outbox row together and answers the task id.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/publish", tag = STIGG, params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; a retry with the same key answers the same task")), request_body = PublishPlan,
+#[utoipa::path(post, path = "/api/v1/plans/{id}/publish", operation_id = "PlanController_publishPlan", tag = STIGG, params(("id" = String, Path), ("Idempotency-Key" = Option<String>, Header, description = "1 to 255 visible characters; a retry with the same key answers the same task")), request_body = PublishPlan,
     responses((status = 200, description = "Accepted: the publish task to poll", body = Data<TaskRef>),
         (status = 400, description = "Bad input, no draft to publish (`PackageAlreadyPublished`), a draft parent or add-on, or a reused Idempotency-Key", body = ErrorBody),
-        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["PlanNotFound"]))))))]
 pub async fn publish(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -359,7 +361,7 @@ pub(crate) async fn accept_publish(
 /// publish's own; the counts come from the selection the migration itself plans from, and
 /// `wouldFail` from the checks the worker runs on the draft before it publishes it. Runs in a
 /// read-only transaction, so it changes nothing.
-#[utoipa::path(post, path = "/api/v1/plans/{id}/publish/preview", tag = STIGG, params(("id" = String, Path), PageQuery),
+#[utoipa::path(post, path = "/api/v1/plans/{id}/publish/preview", operation_id = "PlanController_previewPublishPlan", tag = STIGG, params(("id" = String, Path), PageQuery),
     request_body = PublishPlan,
     responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `subscriptionIds`, and `wouldFail`: the code and message the task would fail with, or null", body = Data<preview::StiggPreview>),
         (status = 400, description = "Bad input, no draft to publish, or a publish in flight", body = ErrorBody),

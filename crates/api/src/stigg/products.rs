@@ -26,7 +26,7 @@ pub struct CreateProduct {
     multiple_subscriptions: Option<bool>,
 }
 
-#[utoipa::path(post, path = "/api/v1/products", tag = STIGG, request_body = CreateProduct,
+#[utoipa::path(post, path = "/api/v1/products", operation_id = "ProductController_createProduct", tag = STIGG, request_body = CreateProduct,
     responses((status = 200, description = "The product", body = Data<views::Product>),
         (status = 400, description = "Bad input, or the id is taken (`DuplicateProductValidationError`)", body = ErrorBody)))]
 pub async fn create(
@@ -53,9 +53,10 @@ pub async fn create(
     Ok(Json(Data { data: views::product(&product) }))
 }
 
-#[utoipa::path(get, path = "/api/v1/products/{id}", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/products/{id}", operation_id = "ProductController_getProduct", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The product", body = Data<views::Product>),
-        (status = 404, description = "No such product (`ProductNotFoundError`)", body = ErrorBody)))]
+        (status = 404, description = "No such product (`ProductNotFoundError`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["ProductNotFoundError"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -78,7 +79,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/products", tag = STIGG, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/products", operation_id = "ProductController_listProducts", tag = STIGG, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of products", body = List<views::Product>)))]
 pub async fn list(
     State(state): State<AppState>,

@@ -48,7 +48,7 @@ pub struct CreateSubscription {
     _billing_options: Map<String, Value>,
 }
 
-#[utoipa::path(post, path = "/api/v1/subscriptions", tag = STIGG, request_body = CreateSubscription,
+#[utoipa::path(post, path = "/api/v1/subscriptions", operation_id = "SubscriptionController_provisionSubscription", tag = STIGG, request_body = CreateSubscription,
     responses((status = 200, description = "The subscription, on its plan's latest published version", body = Data<Provisioned>),
         (status = 400, description = "Bad input, the id is taken, or the plan has no published version", body = ErrorBody),
         (status = 404, description = "No such customer or plan", body = ErrorBody)))]
@@ -103,9 +103,10 @@ pub struct Provisioned {
     subscription: views::Subscription,
 }
 
-#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", tag = STIGG, params(("id" = String, Path)),
+#[utoipa::path(get, path = "/api/v1/subscriptions/{id}", operation_id = "SubscriptionController_getSubscription", tag = STIGG, params(("id" = String, Path)),
     responses((status = 200, description = "The subscription with its scheduled updates", body = Data<views::Subscription>),
-        (status = 404, description = "No such subscription (`SubscriptionNotFound`)", body = ErrorBody)))]
+        (status = 404, description = "No such subscription (`SubscriptionNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["SubscriptionNotFound"]))))))]
 pub async fn get(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -132,7 +133,7 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/subscriptions", tag = STIGG, params(ListQuery, PageQuery),
+#[utoipa::path(get, path = "/api/v1/subscriptions", operation_id = "SubscriptionController_listSubscriptions", tag = STIGG, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of subscriptions", body = List<views::Subscription>)))]
 pub async fn list(
     State(state): State<AppState>,
@@ -182,7 +183,7 @@ pub struct ImportSubscriptions {
 
 /// `POST /api/v1/subscriptions/import`: checks every item, then commits an
 /// IMPORT_SUBSCRIPTIONS task (items as its payload) with its outbox row and answers its id.
-#[utoipa::path(post, path = "/api/v1/subscriptions/import", tag = STIGG, request_body = ImportSubscriptions,
+#[utoipa::path(post, path = "/api/v1/subscriptions/import", operation_id = "ImportController_importSubscriptions", tag = STIGG, request_body = ImportSubscriptions,
     responses((status = 200, description = "Accepted: the IMPORT_SUBSCRIPTIONS task to poll", body = Data<TaskRef>),
         (status = 400, description = "Bad input: empty, too many, a bad or repeated id, dates out of order", body = ErrorBody)))]
 pub async fn import(

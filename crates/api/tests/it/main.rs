@@ -20,5 +20,6 @@ mod ratelimit;
 mod rollback;
 mod rollouts;
 mod routing;
+mod sequence;
 mod subscriptions;
 mod webhooks;

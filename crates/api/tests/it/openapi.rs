@@ -145,16 +145,165 @@ async fn every_error_answer_is_the_error_shape_with_the_code_table(pool: PgPool)
                     continue;
                 }
                 let response = resolve(&spec, response);
-                let schema = &response["content"]["application/json"]["schema"];
-                assert_eq!(
-                    schema["$ref"], "#/components/schemas/ErrorBody",
-                    "{method} {path} answers {status} with something else: {response}"
-                );
+                let codes = error_codes(&spec, response);
+                assert!(!codes.is_empty(), "{method} {path} answers {status} with no code: {response}");
+                for code in codes {
+                    let known = domain::ErrorCode::parse(code).unwrap_or_else(|| panic!("{code} is not in the table"));
+                    assert_eq!(
+                        known.http_status().to_string(),
+                        *status,
+                        "{method} {path} lists {code} under {status}, but it is answered with another status"
+                    );
+                }
                 checked += 1;
             }
         }
     }
     assert!(checked >= ROUTES.len() * 3, "only {checked} error answers");
+}
+
+/// The codes an error answer's schema allows, checking the error shape: exactly `message` and
+/// `code` required.
+fn error_codes<'a>(spec: &'a Value, response: &'a Value) -> Vec<&'a str> {
+    let schema = resolve(spec, &response["content"]["application/json"]["schema"]);
+    let required: Vec<&str> =
+        schema["required"].as_array().map(|r| r.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    assert_eq!(required, ["message", "code"], "not the error shape: {schema}");
+    assert_eq!(schema["properties"]["message"]["type"], "string", "{schema}");
+    let code = resolve(spec, &schema["properties"]["code"]);
+    code["enum"]
+        .as_array()
+        .unwrap_or_else(|| panic!("code is not an enum: {schema}"))
+        .iter()
+        .filter_map(Value::as_str)
+        .collect()
+}
+
+/// The codes `method path` may answer with `status`.
+fn codes_of<'a>(spec: &'a Value, method: &str, path: &str, status: &str) -> Vec<&'a str> {
+    let response = &spec["paths"][path][method]["responses"][status];
+    assert!(response.is_object(), "{method} {path} does not list {status}");
+    error_codes(spec, resolve(spec, response))
+}
+
+/// Each error status lists only the codes of that status in the table, and an operation that
+/// says so lists fewer: publish's 404 is `PlanNotFound` alone, as in Stigg's contract.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn each_error_status_lists_only_its_own_codes(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+    let publish = "/api/v1/plans/{id}/publish";
+
+    assert_eq!(codes_of(&spec, "post", publish, "404"), ["PlanNotFound"]);
+    let bad = codes_of(&spec, "post", publish, "400");
+    for code in ["BadUserInput", "PackageAlreadyPublished", "ObjectAlreadyBeingUsedByAnotherRequestError"] {
+        assert!(bad.contains(&code), "publish's 400 lacks {code}: {bad:?}");
+    }
+    assert!(!bad.contains(&"PlanNotFound"), "{bad:?}");
+    assert_eq!(codes_of(&spec, "post", publish, "401"), ["Unauthenticated"]);
+    assert_eq!(codes_of(&spec, "post", publish, "403"), ["AccessDeniedError"]);
+    assert_eq!(codes_of(&spec, "post", publish, "429"), ["RateLimitExceeded"]);
+    // without a narrower list: every 404 code, and none of another status
+    let all_404: Vec<&str> =
+        domain::ErrorCode::ALL.iter().filter(|c| c.http_status() == 404).map(|c| c.as_str()).collect();
+    assert_eq!(codes_of(&spec, "post", "/api/v1/subscriptions", "404"), all_404);
+    assert_eq!(codes_of(&spec, "put", "/plans/{id}", "404"), ["PlanNotFound", "PriceNotFound"]);
+    assert_eq!(codes_of(&spec, "get", "/api/v1/tasks/{id}", "404"), ["NotFound"]);
+    // a rollback's 409 is Cutover's own code
+    assert_eq!(codes_of(&spec, "post", "/api/v1/tasks/{id}/rollback", "409"), ["TaskAlreadyRolledBack"]);
+}
+
+/// Every operation has an operationId of its own: code generators name methods after them.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn every_operation_has_an_operation_id_of_its_own(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+    let mut seen = std::collections::BTreeMap::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let id = operation["operationId"].as_str().unwrap_or_else(|| panic!("{method} {path} has no operationId"));
+            assert!(id.contains("Controller_"), "{method} {path}: {id} is not `<Controller>_<method>`");
+            if let Some(first) = seen.insert(id.to_owned(), format!("{method} {path}")) {
+                panic!("{id} names both {first} and {method} {path}");
+            }
+        }
+    }
+    assert_eq!(seen.len(), ROUTES.len());
+    let id = |method: &str, path: &str| spec["paths"][path][method]["operationId"].clone();
+    assert_eq!(id("post", "/api/v1/plans/{id}/publish"), "PlanController_publishPlan");
+    assert_eq!(id("get", "/api/v1/plans/{id}"), "PlanController_getPlan");
+    assert_eq!(id("post", "/api/v1/subscriptions/{id}/migrate"), "SubscriptionController_migrateSubscription");
+    assert_eq!(id("put", "/plans/{id}"), "SequencePlanController_updatePlan");
+}
+
+/// Path ids are 1 to 255 characters; Stigg's paths take its contract's optional
+/// `X-ACCOUNT-ID` / `X-ENVIRONMENT-ID` headers (and the server accepts them); Sequence's
+/// `eligibleCustomerIds` are strings, as the server answers them.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn ids_headers_and_eligible_customers_are_typed_as_served(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let spec = spec(&app).await;
+    let mut path_ids = 0;
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, operation) in item.as_object().unwrap() {
+            let parameters = operation["parameters"].as_array().cloned().unwrap_or_default();
+            for parameter in parameters.iter().filter(|p| p["in"] == "path") {
+                assert_eq!(parameter["required"], true, "{method} {path}");
+                let schema = &parameter["schema"];
+                assert_eq!(schema["type"], "string", "{method} {path}: {schema}");
+                assert_eq!(schema["minLength"], 1, "{method} {path}: {schema}");
+                assert_eq!(schema["maxLength"], 255, "{method} {path}: {schema}");
+                path_ids += 1;
+            }
+            for name in ["X-ACCOUNT-ID", "X-ENVIRONMENT-ID"] {
+                let header = parameters.iter().find(|p| p["in"] == "header" && p["name"] == name);
+                if path.starts_with("/api/v1/") {
+                    let header = header.unwrap_or_else(|| panic!("{method} {path} does not take {name}"));
+                    assert_eq!(header["required"], false, "{method} {path}: {header}");
+                    assert_eq!(header["schema"]["type"], "string", "{method} {path}: {header}");
+                } else {
+                    assert!(header.is_none(), "{method} {path} (Sequence) takes {name}");
+                }
+            }
+        }
+    }
+    assert!(path_ids >= 25, "only {path_ids} path ids");
+
+    // the server takes the headers, whatever they say: the key decides
+    app.draft_plan("plan-h").await;
+    let request = app
+        .request(Method::POST, "/api/v1/plans/plan-h/publish")
+        .header("X-ACCOUNT-ID", "some-account")
+        .header("X-ENVIRONMENT-ID", "some-environment")
+        .json(&serde_json::json!({ "migrationType": "NEW_CUSTOMERS" }));
+    let (status, body) = TestApp::send(request).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    for schema in ["SequencePlan", "PlanBody"] {
+        let ids = &spec["components"]["schemas"][schema]["properties"]["eligibleCustomerIds"];
+        assert_eq!(ids["type"], "array", "{schema}: {ids}");
+        assert_eq!(ids["items"]["type"], "string", "{schema}: {ids}");
+    }
+    // the server answers them as strings, and takes nothing else
+    let sequence = |method: Method, path: &str, body: Value| {
+        TestApp::send(app.anonymous(method, path).basic_auth(&app.key, None::<&str>).json(&body))
+    };
+    let plan = |id: &str, ids: Value| {
+        serde_json::json!({
+            "id": id, "name": "Pro", "label": "Pro", "currency": "EUR", "priceIds": [], "eligibleCustomerIds": ids,
+        })
+    };
+    let (status, body) = sequence(Method::POST, "/plans", plan("custom", serde_json::json!(["c-1", "c-2"]))).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["eligibleCustomerIds"], serde_json::json!(["c-1", "c-2"]));
+    assert_eq!(body["type"], "CUSTOM");
+    let (_, body) = sequence(Method::GET, "/plans/custom", Value::Null).await;
+    assert_eq!(body["eligibleCustomerIds"], serde_json::json!(["c-1", "c-2"]));
+    for ids in [serde_json::json!([1]), serde_json::json!([{ "id": "c-1" }]), serde_json::json!([null])] {
+        let (status, body) = sequence(Method::POST, "/plans", plan("other", ids)).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert_eq!(body["code"], "BadUserInput");
+    }
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]

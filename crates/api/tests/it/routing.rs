@@ -9,12 +9,22 @@ use sqlx::PgPool;
 async fn an_unknown_route_is_a_json_404(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
 
-    for path in ["/api/v1/nothing-here", "/api/v2/plans", "/", "/api/v1/plans/p/publish/extra"] {
+    for path in ["/api/v1/nothing-here", "/api/v2/plans", "/api/v1/plans/p/publish/extra"] {
         let answer = app.get(path).await;
         assert_error(&answer, StatusCode::NOT_FOUND, "NotFound");
         let anonymous = TestApp::send(app.anonymous(Method::GET, path)).await;
         assert_error(&anonymous, StatusCode::NOT_FOUND, "NotFound");
     }
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_root_redirects_to_the_dashboard(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let answer = client.get(format!("{}/", app.base)).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::SEE_OTHER);
+    assert_eq!(answer.headers()["location"], "/dashboard");
 }
 
 #[sqlx::test(migrator = "store::MIGRATOR")]

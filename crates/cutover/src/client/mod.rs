@@ -45,9 +45,9 @@ pub struct Connection {
     /// Base URL of a running Cutover api.
     #[arg(long, env = "CUTOVER_URL", default_value = "http://127.0.0.1:8080")]
     url: String,
-    /// API key, sent as `X-API-KEY`; never printed.
+    /// API key, sent as `X-API-KEY`; never printed. Required.
     #[arg(long, env = "CUTOVER_API_KEY", hide_env_values = true)]
-    api_key: Secret,
+    api_key: Option<Secret>,
     /// `text`: a progress bar and a summary line; `json`: one JSON object per line.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     output: Output,
@@ -82,6 +82,7 @@ impl MigrationType {
 pub enum PlansCommand {
     /// Publishes the plan's draft (`POST /api/v1/plans/{id}/publish`) and prints the task id.
     Publish {
+        /// The plan whose draft to publish, e.g. `plan-basic`.
         plan_id: String,
         #[arg(long, value_enum)]
         migration_type: MigrationType,
@@ -101,12 +102,14 @@ pub enum PlansCommand {
 pub enum TasksCommand {
     /// Prints a task (`GET /api/v1/tasks/{id}`).
     Get {
+        /// The task's id (a UUID), as `plans publish` prints it.
         task_id: String,
         #[command(flatten)]
         connection: Connection,
     },
     /// Follows a task to its end with a progress bar; exit non-zero unless it completes.
     Watch {
+        /// The task's id (a UUID), as `plans publish` prints it.
         task_id: String,
         #[command(flatten)]
         connection: Connection,
@@ -171,9 +174,13 @@ pub async fn tasks(command: TasksCommand) -> anyhow::Result<()> {
     }
 }
 
-/// A connection setting that cannot work is a usage error.
+/// A connection setting that cannot work, or a missing key, is a usage error.
 fn connect(connection: &Connection) -> anyhow::Result<Remote> {
-    Remote::new(&connection.url, &connection.api_key).map_err(|e| {
+    let Some(api_key) = &connection.api_key else {
+        eprintln!("error: no API key: set CUTOVER_API_KEY or pass --api-key (create one with `cutover keys create`)");
+        return Err(Exit(exit::REQUEST_FAILED).into());
+    };
+    Remote::new(&connection.url, api_key).map_err(|e| {
         eprintln!("error: {e:#}");
         Exit(exit::REQUEST_FAILED).into()
     })

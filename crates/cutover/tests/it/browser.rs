@@ -72,6 +72,8 @@ impl Browser {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {"binary": "/usr/bin/chromium", "args": args},
+            // the console (with its Content-Security-Policy violations), read by `log`
+            "goog:loggingPrefs": {"browser": "ALL"},
         }}});
         let answer: Value =
             http.post(format!("{base}/session")).json(&caps).send().await.unwrap().json().await.unwrap();
@@ -169,6 +171,27 @@ impl Browser {
             assert!(started.elapsed() < Duration::from_secs(5), "no dialog to accept: {v}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The browser's console entries since the last call (chromedriver hands each out once):
+    /// `level message` per entry, CSP violations among them.
+    pub async fn log(&self) -> Vec<String> {
+        let entries = self.command(reqwest::Method::POST, "/se/log", Some(json!({"type": "browser"}))).await;
+        let entries = entries.as_array().unwrap_or_else(|| panic!("no browser log: {entries}"));
+        entries.iter().map(|e| format!("{} {}", e["level"].as_str().unwrap_or("?"), e["message"])).collect()
+    }
+
+    /// Where the first element matching `css` is drawn: `[left, width]` in CSS pixels, from
+    /// its bounding box (what is painted, not what its attributes say).
+    pub async fn drawn(&self, css: &str) -> Option<(f64, f64)> {
+        let v = self
+            .eval(
+                "const e = document.querySelector(arguments[0]); if (!e) return null;
+                 const r = e.getBoundingClientRect(); return [r.left, r.width]",
+                json!([css]),
+            )
+            .await;
+        Some((v.get(0)?.as_f64()?, v.get(1)?.as_f64()?))
     }
 
     /// Saves a PNG of the window under target/screenshots/.

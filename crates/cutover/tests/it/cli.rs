@@ -261,7 +261,9 @@ async fn errors_are_printed_with_their_code_and_exit_2() {
     keyless.env_remove("CUTOVER_API_KEY");
     let output = run(keyless).await;
     assert_eq!(output.status.code(), Some(2));
-    assert!(text(&output.stderr).contains("--api-key"), "{}", text(&output.stderr));
+    let stderr = text(&output.stderr);
+    assert!(stderr.contains("CUTOVER_API_KEY") && stderr.contains("--api-key"), "{stderr}");
+    assert!(!stderr.contains("Usage") && !stderr.contains("--url"), "{stderr}");
     let output = run(cutover(&api, &["plans", "publish", "any", "--migration-type", "SOME"])).await;
     assert_eq!(output.status.code(), Some(2));
 
@@ -270,6 +272,9 @@ async fn errors_are_printed_with_their_code_and_exit_2() {
     assert_eq!(output.status.code(), Some(0));
     let help = text(&output.stdout);
     assert!(help.contains("CUTOVER_API_KEY") && !help.contains(&api.key), "{help}");
+    // a client command's help: its argument described, and no server settings
+    assert!(help.contains("<TASK_ID>  The task's id"), "{help}");
+    assert!(!help.contains("--database-url") && !help.contains("CUTOVER_BATCH_SIZE"), "{help}");
     assert_eq!(d.scalar("SELECT count(*) FROM tasks").await, 0);
 }
 
@@ -388,4 +393,105 @@ async fn the_progress_bar_draws_in_a_terminal() {
     assert!(screen.contains("=>") || screen.contains("=="), "{screen}");
     assert!(screen.contains("COMPLETED: 2000 of 2000 processed, 0 failed, plan tty → version 2"), "{screen}");
     assert_eq!(on_version(&d, "tty", 2).await, 2000);
+}
+
+/// `cutover keys <args>` on the deployment's database, as an operator runs it.
+fn keys(d: &Deployment, args: &[&str]) -> Command {
+    let mut command = Command::new(binary());
+    command
+        .arg("keys")
+        .args(args)
+        .env("CUTOVER_DATABASE_URL", &d.database_url)
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    command
+}
+
+/// The `keys list` cells of the key with `prefix` (columns are two spaces or more apart).
+fn listed(listing: &str, prefix: &str) -> Vec<String> {
+    let line =
+        listing.lines().find(|l| l.starts_with(prefix)).unwrap_or_else(|| panic!("{prefix} is not listed: {listing}"));
+    cells(line)
+}
+
+fn cells(line: &str) -> Vec<String> {
+    line.split("  ").map(str::trim).filter(|c| !c.is_empty()).map(str::to_owned).collect()
+}
+
+#[tokio::test]
+async fn keys_list_shows_every_key_and_revoke_fails_when_nothing_matched() {
+    let mut d = Deployment::new().await;
+    let admin = d.create_key("admin").await;
+    let created = run(keys(&d, &["create", "--environment", "elsewhere", "--scope", "read-only"])).await;
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    let other = text(&created.stdout).trim().to_owned();
+    let prefix = |key: &str| key.chars().take(12).collect::<String>();
+    // the admin key opens a dashboard session: its last sign-in is listed
+    let api = d.api().await;
+    let signed_in = reqwest::Client::new()
+        .post(format!("{}/dashboard/api/sign-in", api.base))
+        .header("X-Cutover-Dashboard", "1")
+        .json(&json!({"key": admin}))
+        .send()
+        .await
+        .unwrap();
+    assert!(signed_in.status().is_success(), "{}", signed_in.status());
+
+    let output = run(keys(&d, &["list"])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    let listing = text(&output.stdout);
+    assert_eq!(
+        cells(listing.lines().next().unwrap()),
+        ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST SIGN-IN", "REVOKED"],
+        "{listing}"
+    );
+    assert_eq!(listing.lines().count(), 4, "{listing}");
+    for key in [&d.key, &admin, &other] {
+        assert!(!listing.contains(key.as_str()), "a secret is printed: {listing}");
+    }
+    let server = listed(&listing, &prefix(&d.key));
+    assert_eq!(
+        (&server[1..3], &server[4..]),
+        (&["server".to_owned(), "e2e".to_owned()][..], &["-".to_owned(), "-".to_owned()][..])
+    );
+    assert!(server[3].ends_with('Z'), "{server:?}");
+    let admin_line = listed(&listing, &prefix(&admin));
+    assert_eq!(admin_line[1], "admin");
+    assert!(admin_line[4].ends_with('Z') && admin_line[5] == "-", "{admin_line:?}");
+    let other_line = listed(&listing, &prefix(&other));
+    assert_eq!(
+        (other_line[1].as_str(), other_line[2].as_str(), other_line[4].as_str()),
+        ("read-only", "elsewhere", "-")
+    );
+
+    // --environment keeps to one environment
+    let output = run(keys(&d, &["list", "--environment", "elsewhere"])).await;
+    assert_eq!(output.status.code(), Some(0));
+    let listing = text(&output.stdout);
+    assert_eq!(listing.lines().count(), 2, "{listing}");
+    listed(&listing, &prefix(&other));
+
+    // revoke: listed as revoked from then on, and refused for what it no longer matches
+    let output = run(keys(&d, &["revoke", &prefix(&admin)])).await;
+    assert_eq!(output.status.code(), Some(0), "{}", text(&output.stderr));
+    assert_eq!(text(&output.stdout).trim(), "revoked 1 key(s)");
+    let listing = text(&run(keys(&d, &["list", "--environment", "e2e"])).await.stdout);
+    assert!(listed(&listing, &prefix(&admin))[5].ends_with('Z'), "{listing}");
+    assert_eq!(listed(&listing, &prefix(&d.key))[5], "-", "{listing}");
+    for nothing in [prefix(&admin), "cut_sk_none0".to_owned()] {
+        let output = run(keys(&d, &["revoke", &nothing])).await;
+        assert_eq!(output.status.code(), Some(1), "revoking `{nothing}` again");
+        assert!(
+            text(&output.stderr).contains(&format!("no live key has the prefix `{nothing}`")),
+            "{}",
+            text(&output.stderr)
+        );
+        assert!(output.stdout.is_empty());
+    }
+    // the server settings are on the server commands' help
+    let help = text(&run(keys(&d, &["revoke", "--help"])).await.stdout);
+    assert!(help.contains("<PREFIX>  The key's first 12 characters") && help.contains("--database-url"), "{help}");
 }

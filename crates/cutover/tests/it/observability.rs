@@ -1,5 +1,6 @@
 //! `/metrics` of the real binary after a migration, with the api and a worker as separate
-//! processes: each serves the series it records, with the counts the README documents.
+//! processes: each serves the series it records, with the counts the README documents. And
+//! their logs: plain text in a file, no ERROR when all is well, a failing probe said once.
 
 use crate::harness::{wait_for, Deployment};
 use serde_json::json;
@@ -60,4 +61,40 @@ async fn metrics_after_a_migration_show_the_documented_series() {
     assert_eq!(sample(&text, "cutover_broker_up", &[]), Some(1.0));
     assert!(sample(&text, "cutover_queue_consumers", &[("queue", "batch")]).is_some_and(|n| n >= 1.0), "{text}");
     assert!(sample(&text, "cutover_queue_messages", &[("queue", "task")]).is_some());
+}
+
+/// What a process wrote to its log file (stdout and stderr) under the harness's log dir.
+fn process_log(d: &Deployment, name: &str) -> String {
+    std::fs::read_to_string(crate::harness::log_dir().join(format!("{}-{name}.log", d.id))).unwrap()
+}
+
+#[tokio::test]
+async fn logs_are_plain_text_and_quiet_when_all_is_well() {
+    // a migration and a clean shutdown: no ERROR, and no colour codes in a file
+    let mut d = Deployment::new().await;
+    let api = d.api().await;
+    d.start_worker("w1");
+    api.plan_with_subscriptions("quiet", 5).await;
+    for name in ["w1", "api"] {
+        let (code, _) = d.terminate(name, Duration::from_secs(30)).await;
+        assert_eq!(code, Some(0), "{name}");
+        let log = process_log(&d, name);
+        assert!(log.contains(" INFO "), "{log}");
+        assert!(!log.contains('\u{1b}'), "colour codes in a file: {log}");
+        assert!(!log.contains("ERROR"), "{log}");
+    }
+
+    // an api whose broker cannot be reached: every probe answers 503, the log says so once
+    let mut d = Deployment::new().await;
+    let base = d.start_api_with(&[("CUTOVER_AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f".to_owned())]).await;
+    for _ in 0..5 {
+        let answer = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    }
+    d.terminate("api", Duration::from_secs(30)).await;
+    let log = process_log(&d, "api");
+    let not_ready: Vec<&str> = log.lines().filter(|l| l.contains("not ready")).collect();
+    assert_eq!(not_ready.len(), 1, "{log}");
+    assert!(not_ready[0].contains(" WARN ") && not_ready[0].contains("broker=false"), "{log}");
+    assert!(!log.contains("ERROR"), "{log}");
 }
