@@ -90,6 +90,13 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
     }
 }
 
+/// The database's clock, as the caller's transaction sees it (the transaction's start). It
+/// decides what is due — effective dates, scheduled moves, cohorts — so that a process whose
+/// own clock is off can never move anything early or late; process clocks only pace loops.
+pub async fn db_now(conn: &mut sqlx::PgConnection) -> Result<chrono::DateTime<chrono::Utc>> {
+    Ok(sqlx::query_scalar("SELECT now()").fetch_one(conn).await?)
+}
+
 /// A stored value this build does not know (an enum column's unknown name): an error, never a
 /// fallback.
 pub(crate) fn unreadable(error: domain::UnknownVariant) -> StoreError {

@@ -287,12 +287,13 @@ pub async fn start_due(conn: &mut Work, batch_size: i64, limit: i64) -> Result<V
     .fetch_all(&mut **conn)
     .await?;
     let mut started = Vec::new();
+    let now = crate::db_now(conn).await?;
     for id in due {
         let task_id = TaskId(id);
         let (Some(task), Some(rollout)) = (tasks::read(conn, task_id).await?, lock(conn, task_id).await?) else {
             continue;
         };
-        let due_now = rollout.next_cohort_at.is_some_and(|at| at <= Utc::now()) && rollout.paused_at.is_none();
+        let due_now = rollout.next_cohort_at.is_some_and(|at| at <= now) && rollout.paused_at.is_none();
         if !due_now || task.status() != TaskStatus::InProgress || rollout.is_last(rollout.current_cohort) {
             continue;
         }

@@ -80,6 +80,7 @@ pub async fn create(conn: &mut PgConnection, env: EnvironmentId, new: &NewSubscr
         ));
     }
     let version = subscribable_version(conn, env, &new.plan_id).await?;
+    let now = crate::db_now(conn).await?;
     sqlx::query(
         "INSERT INTO subscriptions (environment_id, id, customer_id, plan_id, plan_version_id, status, billing_period,
             start_date, end_date, billing_id, resource_id, metadata)
@@ -90,7 +91,7 @@ pub async fn create(conn: &mut PgConnection, env: EnvironmentId, new: &NewSubscr
     .bind(&new.customer_id)
     .bind(&new.plan_id)
     .bind(version)
-    .bind(new.status(Utc::now()).as_str())
+    .bind(new.status(now).as_str())
     .bind(new.billing_period.as_str())
     .bind(new.start_date)
     .bind(new.end_date)
@@ -183,7 +184,7 @@ pub async fn import(
     task: TaskId,
     items: &[NewSubscription],
 ) -> Result<ImportOutcome> {
-    let now = Utc::now();
+    let now = crate::db_now(conn).await?;
     let ids: Vec<&str> = items.iter().map(|s| s.id.as_str()).collect();
     let customers: Vec<&str> = items.iter().map(|s| s.customer_id.as_str()).collect();
     let plan_ids: Vec<&str> = items.iter().map(|s| s.plan_id.as_str()).collect();

@@ -42,7 +42,8 @@ pub async fn run(ctx: &Context, mut tx: store::Work, task: Task, asked: Asked) -
     }
 
     let superseded = version_changes::supersede(&mut tx, env, &plan_id, target_number, Some(task_id)).await?;
-    let now = Utc::now();
+    // the database's clock decides whether the version is already effective
+    let now = store::db_now(&mut tx).await?;
     let immediate = behaviour == VersionChangeBehaviour::Immediate && effective_from.is_none_or(|e| e <= now);
     let mut finished = None;
     if behaviour == VersionChangeBehaviour::Never {
