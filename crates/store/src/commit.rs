@@ -58,11 +58,17 @@ impl Work {
         if !jobs.is_empty() {
             outbox::enqueue_all(&mut self, &jobs).await?;
         }
-        for announcement in std::mem::take(&mut self.announcements) {
+        let announcements = std::mem::take(&mut self.announcements);
+        for announcement in &announcements {
             announce(&mut self, hooks.announcer.as_ref(), announcement).await?;
         }
         if let Conn::Tx(tx) = self.conn {
             tx.commit().await?;
+        }
+        for announcement in &announcements {
+            if let Announcement::TaskEnded(task) = announcement {
+                log_end(task);
+            }
         }
         if let Some(relay) = &hooks.relay {
             relay.notify_one();
@@ -73,7 +79,7 @@ impl Work {
 
 /// Writes one announcement's webhook event and its deliveries (none when no endpoint of the
 /// environment subscribes to it).
-async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announcement: Announcement) -> Result<()> {
+async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announcement: &Announcement) -> Result<()> {
     match announcement {
         Announcement::TaskEnded(task) => {
             let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
@@ -81,10 +87,10 @@ async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announceme
             };
             let rollout =
                 if task.task_type() == TaskType::StagedRollout { cohorts::get(conn, task.id()).await? } else { None };
-            let data = announcer.task_ended(&task, rollout.as_ref()).map_err(unrenderable)?;
+            let data = announcer.task_ended(task, rollout.as_ref()).map_err(unrenderable)?;
             webhooks::emit(conn, task.environment(), event_type, data).await
         }
-        Announcement::VersionPublished { environment, version } => {
+        &Announcement::VersionPublished { environment, version } => {
             let event_type = WebhookEventType::PlanVersionPublished;
             // most environments have no endpoint: one cheap look instead of reading the version
             if !webhooks::subscribed(conn, environment, event_type).await? {
@@ -97,6 +103,25 @@ async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announceme
             let data = announcer.version_published(&version).map_err(unrenderable)?;
             webhooks::emit(conn, environment, event_type, data).await
         }
+    }
+}
+
+/// The one line that says a task ended, once its end committed: what it was, how it ended,
+/// its counts and how long it took from acceptance.
+fn log_end(task: &Task) {
+    // the ending statement sets finished_at and updated_at together
+    let duration_ms = (task.finished_at.unwrap_or(task.updated_at) - task.created_at).num_milliseconds();
+    let (id, kind, status) = (task.id, task.task_type.as_str(), task.status.as_str());
+    let (total, processed, failed) = (task.total, task.processed, task.failed);
+    match task.error_code.as_deref() {
+        Some(code) => tracing::info!(
+            task_id = %id, task_type = kind, status, total, processed, failed, duration_ms, error_code = code,
+            "task ended"
+        ),
+        None => tracing::info!(
+            task_id = %id, task_type = kind, status, total, processed, failed, duration_ms,
+            "task ended"
+        ),
     }
 }
 

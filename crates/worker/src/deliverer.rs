@@ -148,13 +148,13 @@ impl Deliverer {
         )
         .await
         {
-            Ok(Settled::Delivered) => tracing::info!(status = ?outcome.status_code, "webhook delivered"),
+            Ok(Settled::Delivered) => tracing::info!(status = %answered(outcome.status_code), "webhook delivered"),
             Ok(Settled::Retrying) => tracing::info!(
-                status = ?outcome.status_code, error = outcome.error.as_deref().unwrap_or(""),
+                status = %answered(outcome.status_code), error = outcome.error.as_deref().unwrap_or(""),
                 retry_in_ms = retry_in.as_millis() as u64, "webhook attempt failed; will retry"
             ),
             Ok(Settled::Failed) => tracing::warn!(
-                status = ?outcome.status_code, error = outcome.error.as_deref().unwrap_or(""),
+                status = %answered(outcome.status_code), error = outcome.error.as_deref().unwrap_or(""),
                 "webhook delivery failed: out of attempts"
             ),
             Ok(Settled::Gone) => tracing::debug!("webhook delivery settled elsewhere"),
@@ -233,6 +233,12 @@ fn without_url(error: &reqwest::Error) -> String {
     } else {
         format!("{kind}: {cause}")
     }
+}
+
+/// A receiver's answer for the logs: its HTTP status, or `none` when none came back (a refused
+/// connection, a timeout).
+fn answered(status: Option<i32>) -> String {
+    status.map_or_else(|| "none".to_owned(), |code| code.to_string())
 }
 
 #[cfg(test)]

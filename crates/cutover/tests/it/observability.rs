@@ -98,3 +98,46 @@ async fn logs_are_plain_text_and_quiet_when_all_is_well() {
     assert!(not_ready[0].contains(" WARN ") && not_ready[0].contains("broker=false"), "{log}");
     assert!(!log.contains("ERROR"), "{log}");
 }
+
+#[tokio::test]
+async fn a_json_log_says_once_that_each_task_ended_with_its_counts() {
+    // the api and a worker logging JSON, as collectors read them
+    let mut d = Deployment::with_env(&[("CUTOVER_LOG_FORMAT", "json"), ("CUTOVER_BATCH_SIZE", "10")]).await;
+    let api = d.api().await;
+    d.start_worker("w1");
+    api.plan_with_subscriptions("ended", 25).await;
+    api.draft("ended", json!({"displayName": "Ended v2"})).await;
+    let task = api.publish("ended", "ALL_CUSTOMERS").await;
+    assert_eq!(api.wait_task(&task).await["status"], "COMPLETED");
+    for name in ["w1", "api"] {
+        assert_eq!(d.terminate(name, Duration::from_secs(30)).await.0, Some(0), "{name}");
+    }
+
+    let lines: Vec<serde_json::Value> = ["w1", "api"]
+        .iter()
+        .flat_map(|name| process_log(&d, name).lines().map(str::to_owned).collect::<Vec<_>>())
+        // stdout's one plain line says where the api listens; the log is stderr's JSON
+        .filter(|line| !line.starts_with("cutover api listening on "))
+        .map(|line| serde_json::from_str(&line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let ended: Vec<&serde_json::Value> = lines.iter().filter(|l| l["fields"]["message"] == "task ended").collect();
+    let publish: Vec<&&serde_json::Value> = ended.iter().filter(|l| l["fields"]["task_id"] == task.as_str()).collect();
+    assert_eq!(publish.len(), 1, "one end line for the publish: {ended:?}");
+    let fields = &publish[0]["fields"];
+    assert_eq!(fields["level"], serde_json::Value::Null, "the level is the line's, not a field");
+    assert_eq!(publish[0]["level"], "INFO");
+    assert_eq!(fields["task_type"], "PUBLISH_PLAN");
+    assert_eq!(fields["status"], "COMPLETED");
+    assert_eq!(
+        (fields["total"].as_i64(), fields["processed"].as_i64(), fields["failed"].as_i64()),
+        (Some(25), Some(25), Some(0))
+    );
+    assert!(fields["duration_ms"].as_i64().is_some_and(|ms| ms >= 0), "{fields}");
+    // the import that made the subscriptions ended too, with its own line
+    assert!(ended.iter().any(|l| l["fields"]["task_type"] == "IMPORT_SUBSCRIPTIONS" && l["fields"]["total"] == 25));
+    // no value is printed through Rust's Debug wrapping
+    for line in &lines {
+        let text = line.to_string();
+        assert!(!text.contains("Some(") && !text.contains(":\"None\""), "{text}");
+    }
+}

@@ -30,7 +30,7 @@ pub async fn run(
     };
     super::end_planning(&mut tx, &task, finished).await?;
     tx.commit(&ctx.hooks).await?;
-    tracing::info!(?finished, "publish planned");
+    tracing::info!(ended_in_planning = finished.map_or("no", |status| status.as_str()), "publish planned");
     Ok(())
 }
 

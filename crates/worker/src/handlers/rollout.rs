@@ -21,7 +21,7 @@ pub async fn run(ctx: &Context, mut tx: store::Work, task: Task) -> Result<(), J
     tracing::info!(
         batches = started.batches,
         subscriptions = started.subscriptions,
-        finished = ?started.finished,
+        finished = started.finished.map_or("no", |status| status.as_str()),
         "rollout started its first cohort"
     );
     Ok(())
