@@ -5,6 +5,7 @@
 pub mod actions;
 pub mod api_keys;
 pub mod batches;
+pub mod cancellations;
 pub mod catalog;
 pub mod cohorts;
 pub mod commit;

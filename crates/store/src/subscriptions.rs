@@ -23,6 +23,8 @@ pub struct Subscription {
     pub billing_period: BillingPeriod,
     pub start_date: DateTime<Utc>,
     pub end_date: Option<DateTime<Utc>>,
+    /// When it was canceled, or (while it is live) when a scheduled cancellation ends it.
+    pub cancellation_date: Option<DateTime<Utc>>,
     pub billing_id: Option<String>,
     pub resource_id: Option<String>,
     pub metadata: Value,
@@ -37,7 +39,7 @@ impl Subscription {
 }
 
 const SELECT: &str = "SELECT s.id, s.row_id, s.customer_id, s.plan_id, s.plan_version_id, v.version_number,
-        v.pricing_type, s.status, s.billing_period, s.start_date, s.end_date, s.billing_id, s.resource_id,
+        v.pricing_type, s.status, s.billing_period, s.start_date, s.end_date, s.cancellation_date, s.billing_id, s.resource_id,
         s.metadata, s.created_at, s.updated_at
     FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id";
 

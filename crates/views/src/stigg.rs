@@ -116,16 +116,18 @@ pub fn customer(c: &store::customers::Customer) -> Customer {
     }
 }
 
-/// A scheduled (or once-scheduled) move of a subscription to a plan's latest version.
+/// A scheduled (or once-scheduled) move of a subscription to a plan's latest version, or its
+/// scheduled cancellation.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct FutureUpdate {
-    /// Always MIGRATE_TO_LATEST.
+    /// MIGRATE_TO_LATEST for a version move; DOWNGRADE for a scheduled cancellation.
     subscription_schedule_type: &'static str,
-    /// SCHEDULED, DONE or CANCELED.
+    /// SCHEDULED, DONE, CANCELED or FAILED.
     schedule_status: String,
     scheduled_execution_time: DateTime<Utc>,
-    target_package: TargetPackage,
+    /// The version a move goes to; null for a cancellation.
+    target_package: Option<TargetPackage>,
 }
 
 /// The plan version a scheduled update moves to.
@@ -144,9 +146,24 @@ pub fn future_updates(changes: &[store::version_changes::FutureUpdate]) -> Vec<F
             subscription_schedule_type: "MIGRATE_TO_LATEST",
             schedule_status: c.status.clone(),
             scheduled_execution_time: c.apply_at,
-            target_package: TargetPackage { id: c.plan_id.clone(), version_number: c.version_number },
+            target_package: Some(TargetPackage { id: c.plan_id.clone(), version_number: c.version_number }),
         })
         .collect()
+}
+
+/// `futureUpdates[]` of one subscription: its scheduled cancellation, if it has one (a live
+/// subscription with a `cancellationDate`), then its version moves.
+pub fn subscription_updates(
+    s: &store::subscriptions::Subscription,
+    changes: &[store::version_changes::FutureUpdate],
+) -> Vec<FutureUpdate> {
+    let cancellation = s.cancellation_date.filter(|_| s.status.is_live()).map(|at| FutureUpdate {
+        subscription_schedule_type: "DOWNGRADE",
+        schedule_status: "SCHEDULED".to_owned(),
+        scheduled_execution_time: at,
+        target_package: None,
+    });
+    cancellation.into_iter().chain(future_updates(changes)).collect()
 }
 
 /// A subscription.
@@ -167,6 +184,8 @@ pub struct Subscription {
     payment_collection: &'static str,
     start_date: DateTime<Utc>,
     end_date: Option<DateTime<Utc>>,
+    /// When it was canceled, or when its scheduled cancellation will end it.
+    cancellation_date: Option<DateTime<Utc>>,
     billing_id: Option<String>,
     resource_id: Option<String>,
     #[schema(value_type = Object)]
@@ -189,6 +208,7 @@ pub fn subscription(s: &store::subscriptions::Subscription, future_updates: Vec<
         payment_collection: "NOT_REQUIRED",
         start_date: s.start_date,
         end_date: s.end_date,
+        cancellation_date: s.cancellation_date,
         billing_id: s.billing_id.clone(),
         resource_id: s.resource_id.clone(),
         metadata: s.metadata.clone(),

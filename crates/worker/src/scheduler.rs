@@ -1,5 +1,6 @@
 //! The scheduler: every tick, applies the scheduled version changes that are due, in batches,
-//! one transaction each (move, history row, change DONE, task progress, task end), and starts
+//! one transaction each (move, history row, change DONE, task progress, task end), cancels the
+//! subscriptions whose scheduled cancellation is due (their scheduled moves CANCELED), and starts
 //! the next cohort of every staged rollout whose `next_cohort_at` has come (its batches and
 //! their outbox rows, one transaction). Runs in every worker; `FOR UPDATE SKIP LOCKED` gives
 //! each scheduler its own rows, so any number run at once and none applies a change or starts
@@ -35,6 +36,19 @@ pub async fn run_scheduler(ctx: Context, tick: Duration, cancel: CancellationTok
                 }
             }
         }
+        loop {
+            if cancel.is_cancelled() {
+                return;
+            }
+            match cancel_due_subscriptions(&ctx).await {
+                Ok(canceled) if canceled as i64 >= BATCH => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cancellation pass failed; trying again next tick");
+                    break;
+                }
+            }
+        }
         if let Err(e) = start_due_cohorts(&ctx).await {
             tracing::warn!(error = %e, "rollout pass failed; trying again next tick");
         }
@@ -60,6 +74,18 @@ pub async fn start_due_cohorts(ctx: &Context) -> Result<usize, store::StoreError
         );
     }
     Ok(started.len())
+}
+
+/// Cancels, in one transaction, up to `BATCH` subscriptions whose scheduled cancellation has
+/// come (by the database's clock), withdrawing their scheduled moves; answers how many.
+pub async fn cancel_due_subscriptions(ctx: &Context) -> Result<usize, store::StoreError> {
+    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let canceled = store::cancellations::apply_due(&mut tx, BATCH).await?;
+    tx.commit(&ctx.hooks).await?;
+    if canceled > 0 {
+        tracing::info!(worker = %ctx.settings.worker_id, canceled, "canceled subscriptions whose cancellation was due");
+    }
+    Ok(canceled)
 }
 
 /// One batch of due changes in one transaction; answers how many it took.

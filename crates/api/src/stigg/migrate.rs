@@ -70,5 +70,5 @@ pub async fn migrate(
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
     let changes = version_changes::for_subscription(&mut tx, env, &id).await?;
     tx.commit(&state.hooks()).await?;
-    Ok(Json(Data { data: views::subscription(&subscription, views::future_updates(&changes)) }))
+    Ok(Json(Data { data: views::subscription(&subscription, views::subscription_updates(&subscription, &changes)) }))
 }

@@ -2,6 +2,7 @@
 //! answers in camelCase, single objects wrapped in `{"data": ...}`, lists as
 //! `{"data": [...], "pagination": {"next", "prev"}}`.
 
+pub mod cancel;
 pub mod customers;
 pub mod migrate;
 pub mod plans;
@@ -31,4 +32,6 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(subscriptions::import))
         .routes(routes!(subscriptions::get))
         .routes(routes!(migrate::migrate))
+        .routes(routes!(cancel::cancel))
+        .routes(routes!(cancel::cancel_schedule))
 }

@@ -117,7 +117,7 @@ pub async fn get(
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, format!("subscription `{id}` not found")))?;
     let changes = store::version_changes::for_subscription(&mut conn, caller.environment_id, &id).await?;
-    Ok(Json(Data { data: views::subscription(&subscription, views::future_updates(&changes)) }))
+    Ok(Json(Data { data: views::subscription(&subscription, views::subscription_updates(&subscription, &changes)) }))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

@@ -5,6 +5,7 @@
 
 mod auth;
 mod bulk;
+mod cancellation;
 mod catalog;
 mod customers;
 mod dashboard;

@@ -32,6 +32,8 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/subscriptions/import"),
     ("GET", "/api/v1/subscriptions/{id}"),
     ("POST", "/api/v1/subscriptions/{id}/migrate"),
+    ("POST", "/api/v1/subscriptions/{id}/cancel"),
+    ("DELETE", "/api/v1/subscriptions/{id}/future-update/schedule"),
     // tasks
     ("GET", "/api/v1/tasks"),
     ("GET", "/api/v1/tasks/{id}"),
