@@ -87,6 +87,14 @@ webhook = call(
 published = call("POST", f"/api/v1/plans/{plans[0]}/publish", {"migrationType": "ALL_CUSTOMERS"})["data"]["taskId"]
 wait_terminal([published])
 call("POST", f"/api/v1/plans/{plans[0]}/draft")
+# a scheduled move (END_OF_BILLING_PERIOD) and a scheduled cancellation, so that withdrawing a
+# subscription's schedule reaches real ones: fz-sub-3 stays on version 1 of fz-plan-3 while
+# version 2 is published to new customers only
+grandfathered = call("POST", f"/api/v1/plans/{plans[2]}/publish", {"migrationType": "NEW_CUSTOMERS"})["data"]["taskId"]
+wait_terminal([grandfathered])
+call("POST", f"/api/v1/subscriptions/{subscriptions[2]}/migrate", {"subscriptionMigrationTime": "END_OF_BILLING_PERIOD"})
+call("POST", f"/api/v1/plans/{plans[2]}/draft")
+call("POST", f"/api/v1/subscriptions/{subscriptions[3]}/cancel", {"cancellationTime": "END_OF_BILLING_PERIOD"})
 rollout = call("POST", f"/api/v1/plans/{plans[1]}/rollouts", {"cohorts": [1, 100], "interval": "PT1H"})["data"][
     "taskId"
 ]
@@ -116,7 +124,7 @@ call(
     {"id": "fz-schedule", "customerId": customers[0], "planId": "fz-seq-plan", "billingPeriod": "MONTHLY"},
 )
 
-finished = [imported, published]
+finished = [imported, published, grandfathered]
 dictionaries = {
     "products": ["fz-product"],
     "stigg_plans": plans,
