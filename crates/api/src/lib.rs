@@ -34,11 +34,18 @@ pub struct ApiSettings {
     pub body_limit: usize,
     /// Prefix of the queues whose depth the dashboard shows (as the workers recorded it).
     pub queue_prefix: String,
+    /// Which internal addresses webhook URLs may resolve to (none by default).
+    pub webhook_policy: domain::webhook::AddressPolicy,
 }
 
 impl Default for ApiSettings {
     fn default() -> Self {
-        Self { max_attempts: 5, body_limit: 32 * 1024 * 1024, queue_prefix: "cutover".into() }
+        Self {
+            max_attempts: 5,
+            body_limit: 32 * 1024 * 1024,
+            queue_prefix: "cutover".into(),
+            webhook_policy: domain::webhook::AddressPolicy::default(),
+        }
     }
 }
 

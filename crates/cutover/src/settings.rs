@@ -110,6 +110,11 @@ pub struct Settings {
     /// Milliseconds between the webhook deliverer's looks for due deliveries.
     #[arg(long, env = "CUTOVER_WEBHOOK_TICK_MS", default_value_t = 500, global = true)]
     pub webhook_tick_ms: u64,
+    /// Internal webhook receivers allowed (comma-separated host names and IP addresses or CIDR
+    /// blocks); URLs resolving to loopback, private, link-local or metadata addresses are
+    /// refused otherwise.
+    #[arg(long, env = "CUTOVER_WEBHOOK_ALLOW_HOSTS", default_value = "", value_parser = domain::webhook::AddressPolicy::parse, global = true)]
+    pub webhook_allow_hosts: domain::webhook::AddressPolicy,
     /// `text` or `json`.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,
@@ -159,6 +164,7 @@ impl Settings {
             timeout: Duration::from_millis(self.webhook_timeout_ms.max(1)),
             max_attempts: self.webhook_max_attempts.max(1),
             backoff: Duration::from_millis(self.webhook_backoff_ms),
+            policy: self.webhook_allow_hosts.clone(),
             ..worker::DelivererSettings::default()
         }
     }
@@ -167,6 +173,7 @@ impl Settings {
         api::ApiSettings {
             max_attempts: self.max_attempts.max(1),
             queue_prefix: self.queue_prefix.clone(),
+            webhook_policy: self.webhook_allow_hosts.clone(),
             ..api::ApiSettings::default()
         }
     }

@@ -8,10 +8,18 @@
 //!
 //! Signature: `Cutover-Signature: v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`, with
 //! the timestamp (Unix seconds) in `Cutover-Webhook-Timestamp` and the event id in
-//! `Cutover-Webhook-Id`. The secret is never logged, nor the endpoint's URL (it may carry
+//! `Cutover-Webhook-Id`. While a rotated-out secret's overlap lasts, the header carries both:
+//! `v1=<new>,v1=<previous>`. The secret is never logged, nor the endpoint's URL (it may carry
 //! credentials); logs name the endpoint by id.
+//!
+//! Where requests go is checked at every attempt, since DNS can change after an endpoint was
+//! registered: the client's resolver drops nothing and refuses a host any of whose addresses
+//! is internal (loopback, private, link-local, cloud metadata, …) unless the allow-list
+//! (`domain::webhook::AddressPolicy`) lets it through, and a URL whose host is an IP address
+//! is checked before the request. The connection goes to the addresses that were checked.
 
 use chrono::Utc;
+use domain::webhook::AddressPolicy;
 use hmac::{Hmac, Mac};
 use rand::Rng;
 use sha2::Sha256;
@@ -34,6 +42,8 @@ pub struct DelivererSettings {
     pub max_backoff: Duration,
     /// Deliveries claimed (and sent at once) per pass.
     pub concurrency: i64,
+    /// Which internal addresses requests may go to (none by default).
+    pub policy: AddressPolicy,
 }
 
 impl Default for DelivererSettings {
@@ -45,6 +55,7 @@ impl Default for DelivererSettings {
             backoff: Duration::from_secs(10),
             max_backoff: Duration::from_secs(3600),
             concurrency: 16,
+            policy: AddressPolicy::default(),
         }
     }
 }
@@ -53,6 +64,51 @@ impl Default for DelivererSettings {
 const EXCERPT_BYTES: usize = 512;
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// Resolves host names for webhook requests and refuses those that resolve to an internal
+/// address the policy does not allow.
+struct GuardedResolver {
+    policy: std::sync::Arc<AddressPolicy>,
+}
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy.clone();
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addresses: Vec<std::net::SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            if !policy.allows_host(&host) {
+                if let Some(refused) = addresses.iter().find_map(|a| refusal(&policy, &host, a.ip())) {
+                    return Err(refused.into());
+                }
+            }
+            let addresses: reqwest::dns::Addrs = Box::new(addresses.into_iter());
+            Ok(addresses)
+        })
+    }
+}
+
+/// Why a request to `host` at `ip` is refused, if it is.
+fn refusal(policy: &AddressPolicy, host: &str, ip: std::net::IpAddr) -> Option<String> {
+    policy
+        .refusal(ip)
+        .map(|why| format!("refused: `{host}` resolves to {ip}, {why} (allow it with CUTOVER_WEBHOOK_ALLOW_HOSTS)"))
+}
+
+/// Checks a URL whose host is an IP address, which no resolver sees.
+fn literal_refusal(policy: &AddressPolicy, url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    let ip: std::net::IpAddr = url.host_str()?.trim_matches(['[', ']']).parse().ok()?;
+    refusal(policy, &ip.to_string(), ip)
+}
+
+/// The `Cutover-Signature` value: one `v1=` signature per secret, the current one first.
+pub fn signatures(secret: &str, previous: Option<&str>, timestamp: i64, body: &str) -> String {
+    match previous {
+        Some(previous) => format!("{},{}", signature(secret, timestamp, body), signature(previous, timestamp, body)),
+        None => signature(secret, timestamp, body),
+    }
+}
 
 /// `v1=<hex HMAC-SHA256(secret, "{timestamp}.{body}")>`: the value of `Cutover-Signature`.
 pub fn signature(secret: &str, timestamp: i64, body: &str) -> String {
@@ -88,6 +144,7 @@ impl Deliverer {
             // a redirect is an answer, not a delivery: receivers must give the final URL
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Cutover-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(std::sync::Arc::new(GuardedResolver { policy: std::sync::Arc::new(settings.policy.clone()) }))
             .build()?;
         Ok(Self { pool, settings, http })
     }
@@ -166,6 +223,16 @@ impl Deliverer {
     async fn send(&self, delivery: &DueDelivery) -> AttemptOutcome {
         let started_at = Utc::now();
         let clock = Instant::now();
+        if let Some(refused) = literal_refusal(&self.settings.policy, &delivery.url) {
+            return AttemptOutcome {
+                started_at,
+                duration_ms: 0,
+                status_code: None,
+                response_body: None,
+                error: Some(refused),
+                delivered: false,
+            };
+        }
         let timestamp = started_at.timestamp();
         let request = self
             .http
@@ -173,7 +240,10 @@ impl Deliverer {
             .header(reqwest::header::CONTENT_TYPE, "application/json")
             .header("Cutover-Webhook-Id", delivery.event_id.to_string())
             .header("Cutover-Webhook-Timestamp", timestamp.to_string())
-            .header("Cutover-Signature", signature(&delivery.secret, timestamp, &delivery.body))
+            .header(
+                "Cutover-Signature",
+                signatures(&delivery.secret, delivery.previous_secret.as_deref(), timestamp, &delivery.body),
+            )
             .body(delivery.body.clone());
         let (status_code, response_body, error) = match request.send().await {
             Ok(response) => {
@@ -253,6 +323,25 @@ mod tests {
             signature("whsec_test", 1_700_000_000, r#"{"a":1}"#),
             "v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789"
         );
+    }
+
+    #[test]
+    fn during_an_overlap_both_secrets_sign() {
+        let both = signatures("whsec_new", Some("whsec_test"), 1_700_000_000, r#"{"a":1}"#);
+        let (new, old) = both.split_once(',').unwrap();
+        assert_eq!(new, signature("whsec_new", 1_700_000_000, r#"{"a":1}"#));
+        assert_eq!(old, "v1=38877139021993b830af32feea6e18a8da83eb2f6e49ee50bd9e4cf4ca4d3789");
+        assert_eq!(signatures("whsec_new", None, 1, "x"), signature("whsec_new", 1, "x"));
+    }
+
+    #[test]
+    fn ip_hosts_are_checked_before_the_request() {
+        let policy = AddressPolicy::default();
+        assert!(literal_refusal(&policy, "http://169.254.169.254/latest").unwrap().contains("cloud metadata"));
+        assert!(literal_refusal(&policy, "http://[::1]:8080/hook").unwrap().contains("loopback"));
+        assert_eq!(literal_refusal(&policy, "https://hooks.example.com/x"), None);
+        let allowed = AddressPolicy::parse("127.0.0.1").unwrap();
+        assert_eq!(literal_refusal(&allowed, "http://127.0.0.1:9/hook"), None);
     }
 
     #[test]

@@ -27,9 +27,14 @@ impl TestApp {
     /// Serves `api::router` on 127.0.0.1:0 in a background task and makes a server key for
     /// `ENV_A`.
     pub async fn spawn(pool: PgPool) -> TestApp {
+        Self::spawn_with(pool, api::ApiSettings::default()).await
+    }
+
+    /// The same, with other settings.
+    pub async fn spawn_with(pool: PgPool, settings: api::ApiSettings) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
-        let app = api::router(api::AppState::new(pool.clone()));
+        let app = api::router(api::AppState { settings, ..api::AppState::new(pool.clone()) });
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server stopped");
         });

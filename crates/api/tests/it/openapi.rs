@@ -50,6 +50,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("DELETE", "/api/v1/webhooks/{id}"),
     ("GET", "/api/v1/webhooks/{id}/deliveries"),
     ("POST", "/api/v1/webhooks/deliveries/{id}/replay"),
+    ("PATCH", "/api/v1/webhooks/{id}"),
+    ("GET", "/api/v1/webhooks/deliveries/{id}/payload"),
+    ("POST", "/api/v1/webhooks/{id}/test"),
+    ("POST", "/api/v1/webhooks/{id}/rotate-secret"),
     // Sequence
     ("POST", "/prices"),
     ("GET", "/prices/{id}"),

@@ -92,6 +92,8 @@ impl Deployment {
             .env("CUTOVER_QUEUE_PREFIX", &self.prefix)
             .env("CUTOVER_QUEUE_EXPIRES_MS", "180000")
             .env("CUTOVER_SHUTDOWN_GRACE_SECS", "10")
+            // the webhook tests' receivers listen on loopback, which is refused by default
+            .env("CUTOVER_WEBHOOK_ALLOW_HOSTS", "127.0.0.1")
             .env("RUST_LOG", "info,sqlx=warn,lapin=warn")
             .stdin(Stdio::null())
             .kill_on_drop(true);
