@@ -213,7 +213,10 @@ async fn consume(
             )
             .await?;
         channels.push((channel, tag));
-        streams.push(consumer.map(move |delivery| (queue, delivery)));
+        // each stream ends with a `None` of its own, so that one queue's consumer cancelled by
+        // the broker (its queue deleted, say) is seen, not silently dropped from the merge
+        let ended = futures::stream::once(async move { (queue, None) });
+        streams.push(consumer.map(move |delivery| (queue, Some(delivery))).chain(ended).boxed());
     }
     let mut deliveries = futures::stream::select_all(streams);
     let mut running = JoinSet::new();
@@ -224,7 +227,7 @@ async fn consume(
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
             next = deliveries.next() => match next {
-                Some((queue, Ok(delivery))) => {
+                Some((queue, Some(Ok(delivery)))) => {
                     let ctx = ctx.clone();
                     let publisher = publisher.clone();
                     let slot = in_flight.take(queue);
@@ -238,7 +241,16 @@ async fn consume(
                         }
                     });
                 }
-                Some((_, Err(e))) => break Err(QueueError::from(e)),
+                Some((_, Some(Err(e)))) => break Err(QueueError::from(e)),
+                // the broker cancelled this queue's consumer: reconnecting declares the
+                // topology again (re-creating a deleted queue) and subscribes every queue anew
+                Some((queue, None)) => {
+                    tracing::warn!(
+                        queue = %queue.queue_name(&ctx.topology),
+                        "the broker cancelled the consumer of a queue; declaring and subscribing again"
+                    );
+                    break Err(QueueError::Cancelled(format!("the broker cancelled the {} consumer", queue.as_str())));
+                }
                 None => break Err(QueueError::Cancelled("the broker closed the consumer".into())),
             },
             Some(_) = running.join_next(), if !running.is_empty() => {}

@@ -341,3 +341,94 @@ async fn sigterm_mid_migration_exits_cleanly_and_another_worker_finishes() {
     assert_moved_exactly_once(&d, &id, "term", 5000).await;
     assert!(d.scalar("SELECT count(DISTINCT worker) FROM task_batches").await >= 1);
 }
+
+/// Deletes a queue on the shared broker, as an operator would (`rabbitmqctl delete_queue`
+/// does the same, a second later: the broker cancels the queue's consumers either way).
+async fn delete_queue(connection: &queue::lapin::Connection, name: &str) {
+    let channel = connection.create_channel().await.unwrap();
+    channel.queue_delete(name, Default::default()).await.unwrap();
+    let _ = channel.close(200, "done").await;
+}
+
+/// The consumers on `queue`, or `None` while it does not exist (a passive declare, on a
+/// channel of its own since a failed one closes it).
+async fn consumers_on(connection: &queue::lapin::Connection, queue: &str) -> Option<u32> {
+    let channel = connection.create_channel().await.unwrap();
+    let options = queue::lapin::options::QueueDeclareOptions { passive: true, ..Default::default() };
+    let consumers = channel.queue_declare(queue, options, Default::default()).await.ok().map(|q| q.consumer_count());
+    let _ = channel.close(200, "done").await;
+    consumers
+}
+
+/// Deletes `queue` once a worker consumes it, calls `deleted`, and answers how long until a
+/// worker consumes it again.
+async fn delete_and_time_resubscription<F: std::future::Future<Output = ()>>(
+    queue: &str,
+    deleted: impl FnOnce() -> F,
+) -> Duration {
+    let connection = queue::connect("amqp://guest:guest@127.0.0.1:5672/%2f").await.unwrap();
+    wait_for("a consumer on the queue", Duration::from_secs(30), || async {
+        consumers_on(&connection, queue).await.unwrap_or(0) > 0
+    })
+    .await;
+    delete_queue(&connection, queue).await;
+    let at = Instant::now();
+    deleted().await;
+    wait_for("a consumer on the queue again", Duration::from_secs(30), || async {
+        consumers_on(&connection, queue).await.unwrap_or(0) > 0
+    })
+    .await;
+    let _ = connection.close(200, "done").await;
+    at.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_queue_deleted_mid_migration_is_consumed_again_and_the_migration_completes_once() {
+    let mut d = Deployment::with_env(&[
+        ("CUTOVER_BATCH_SIZE", "100"),
+        ("CUTOVER_PREFETCH", "1"),
+        ("CUTOVER_RESCUE_AFTER_SECS", "3"),
+    ])
+    .await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("gone", 5000).await;
+    api.draft("gone", json!({"displayName": "v2"})).await;
+    let id = api.publish("gone", "ALL_CUSTOMERS").await;
+    wait_for("the migration to start moving", Duration::from_secs(60), || async {
+        api.task(&id).await["counts"]["processed"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    let started = Instant::now();
+    let resubscribed = delete_and_time_resubscription(&format!("{}.work.batch", d.prefix), || async {
+        let at_deletion = api.task(&id).await;
+        eprintln!("batch queue deleted at {}", at_deletion["counts"]);
+        assert_eq!(at_deletion["status"], "IN_PROGRESS", "the queue is deleted mid-migration: {at_deletion}");
+    })
+    .await;
+    let task = api.wait_task_within(&id, Duration::from_secs(60)).await;
+    eprintln!(
+        "batch queue consumed again {resubscribed:?} after its deletion; completed {:?} after; {task}",
+        started.elapsed()
+    );
+    assert!(resubscribed < Duration::from_secs(10), "{resubscribed:?}");
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 5000, "processed": 5000, "failed": 0}));
+    assert_moved_exactly_once(&d, &id, "gone", 5000).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_queue_deleted_before_a_publish_is_consumed_again_and_the_publish_completes_once() {
+    let mut d = Deployment::with_env(&[("CUTOVER_RESCUE_AFTER_SECS", "3")]).await;
+    let api = d.api().await;
+    d.start_worker("w");
+    api.plan_with_subscriptions("gone", 50).await;
+    api.draft("gone", json!({"displayName": "v2"})).await;
+    let resubscribed = delete_and_time_resubscription(&format!("{}.work.task", d.prefix), || async {}).await;
+    let id = api.publish("gone", "ALL_CUSTOMERS").await;
+    let task = api.wait_task_within(&id, Duration::from_secs(30)).await;
+    eprintln!("task queue consumed again {resubscribed:?} after its deletion; {task}");
+    assert!(resubscribed < Duration::from_secs(10), "{resubscribed:?}");
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_moved_exactly_once(&d, &id, "gone", 50).await;
+}
