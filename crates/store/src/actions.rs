@@ -185,15 +185,25 @@ async fn reopen_failed_batches(conn: &mut PgConnection, id: TaskId) -> Result<()
     Ok(())
 }
 
+/// The longest wait between two announcements of a task's stalled work, in rescue periods.
+pub const RESCUE_BACKOFF_MAX: f64 = 8.0;
+
 /// Work that stalled: a task not yet planned, not being planned (its row not locked), that nobody touched for
 /// `after_secs` (its message was lost to a dead-letter, say), or a planned migration with
 /// pending batches and no progress for as long. Its work is announced again; duplicates are
 /// harmless. Rescuers in several workers skip each other's rows.
+///
+/// A task announced again and still making no progress waits before the next announcement:
+/// `after_secs`, then twice, four and at most `RESCUE_BACKOFF_MAX` times as long, so work that
+/// sits queued with nobody consuming it (a queue without a consumer) is not announced again
+/// and again; progress since the last announcement starts the count afresh.
 pub async fn rescue_stalled(conn: &mut Work, after_secs: i64) -> Result<Vec<TaskId>> {
     let stalled: Vec<(uuid::Uuid, uuid::Uuid, bool)> = sqlx::query_as(
         "WITH stalled AS (
             SELECT id FROM tasks
             WHERE status IN ('PENDING', 'IN_PROGRESS') AND updated_at < now() - make_interval(secs => $1)
+              AND (rescued_at IS NULL OR updated_at > rescued_at
+                   OR rescued_at < now() - make_interval(secs => $1 * least(power(2, rescues - 1), $2)))
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
               -- a planned task whose only open work is scheduled moves waits for the scheduler
               AND (planned_at IS NULL OR EXISTS (SELECT 1 FROM task_batches b
@@ -203,10 +213,13 @@ pub async fn rescue_stalled(conn: &mut Work, after_secs: i64) -> Result<Vec<Task
             ORDER BY updated_at LIMIT 100
             FOR UPDATE SKIP LOCKED
         )
-        UPDATE tasks t SET updated_at = now() FROM stalled s WHERE t.id = s.id
+        UPDATE tasks t SET rescued_at = now(),
+            rescues = CASE WHEN t.rescued_at IS NULL OR t.updated_at > t.rescued_at THEN 1 ELSE t.rescues + 1 END
+        FROM stalled s WHERE t.id = s.id
         RETURNING t.id, t.environment_id, t.planned_at IS NOT NULL",
     )
     .bind(after_secs as f64)
+    .bind(RESCUE_BACKOFF_MAX)
     .fetch_all(&mut **conn)
     .await?;
     let mut rescued = Vec::with_capacity(stalled.len());

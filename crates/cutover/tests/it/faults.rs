@@ -432,3 +432,42 @@ async fn a_task_queue_deleted_before_a_publish_is_consumed_again_and_the_publish
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_moved_exactly_once(&d, &id, "gone", 50).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_rescuer_announces_unconsumed_work_again_with_backoff_not_every_pass() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let amqp = format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port);
+    let mut d = Deployment::with_env(&[("CUTOVER_RESCUE_AFTER_SECS", "1")]).await;
+    let api = d.api().await;
+    d.start_worker_with("w", &[("CUTOVER_AMQP_URL", amqp)]);
+    api.plan_with_subscriptions("idle", 20).await;
+    api.draft("idle", json!({"displayName": "v2"})).await;
+    // the worker's broker link is cut: its rescuer runs, nothing consumes the task queue
+    proxy.cut();
+    let id = api.publish("idle", "ALL_CUSTOMERS").await;
+    tokio::time::sleep(Duration::from_secs(11)).await;
+
+    // announced again after 1 s without progress, then after waits of 1, 2, 4 s: never every pass
+    let rescues: Vec<f64> = sqlx::query_scalar(
+        "SELECT extract(epoch FROM created_at)::float8 FROM task_events
+         WHERE task_id = $1::uuid AND kind = 'rescued' ORDER BY id",
+    )
+    .bind(&id)
+    .fetch_all(&d.pool)
+    .await
+    .unwrap();
+    let gaps: Vec<f64> = rescues.windows(2).map(|w| w[1] - w[0]).collect();
+    eprintln!("{} announcements in 11 s, gaps {gaps:?}", rescues.len());
+    assert!((2..=4).contains(&rescues.len()), "{rescues:?}");
+    for (i, gap) in gaps.iter().enumerate() {
+        assert!(*gap >= f64::from(1 << i) - 0.1, "wait {i} was {gap} s: {gaps:?}");
+    }
+    let announced = d.scalar(&format!("SELECT count(*) FROM outbox WHERE payload->>'taskId' = '{id}'")).await;
+    assert_eq!(announced, 1 + rescues.len() as i64, "the publish's own message and one per rescue");
+
+    // the worker reaches the broker again: the queued duplicates complete the task once
+    proxy.restore();
+    let task = api.wait_task_within(&id, Duration::from_secs(30)).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_moved_exactly_once(&d, &id, "idle", 20).await;
+}
