@@ -3,7 +3,8 @@
 //! the first event with 500. Each event must be accepted exactly once, retries must resend
 //! the same event (same id, same bytes), and every attempt must be on record. Then the
 //! dashboard's Webhooks page in headless Chromium: deliveries, attempts, and Replay for admin
-//! sessions only.
+//! sessions only; and a test event sent from it, drawn RETRYING then DELIVERED with its payload,
+//! and a secret rotated from it, after which deliveries carry both signatures.
 
 use crate::browser::Browser;
 use crate::harness::{binary, wait_for, Deployment};
@@ -256,4 +257,109 @@ async fn the_webhooks_page_shows_attempts_and_replays_for_admins_only() {
     assert_eq!(deliveries.len(), 2, "{listed}");
     assert_eq!(deliveries[0]["replayedBy"], prefix.as_str());
     assert_eq!(deliveries[0]["event"], deliveries[1]["event"]);
+}
+
+/// What the operations receiver got: each request's signature header and body.
+#[derive(Default)]
+struct Pings {
+    requests: Vec<(String, String, String)>,
+}
+
+/// Refuses the first request with 500, accepts every other one.
+async fn receive_ping(State(pings): State<Arc<Mutex<Pings>>>, headers: HeaderMap, body: String) -> StatusCode {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let mut pings = pings.lock().unwrap();
+    pings.requests.push((header("cutover-webhook-timestamp"), header("cutover-signature"), body));
+    if pings.requests.len() == 1 {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+#[tokio::test]
+async fn the_dashboard_sends_a_test_event_shows_its_states_and_payload_and_rotates_the_secret() {
+    let mut deployment =
+        Deployment::with_env(&[("CUTOVER_WEBHOOK_BACKOFF_MS", "2500"), ("CUTOVER_WEBHOOK_TICK_MS", "50")]).await;
+    let api = deployment.api().await;
+    deployment.start_worker("w1");
+    let pings = Arc::new(Mutex::new(Pings::default()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hooks/ping", listener.local_addr().unwrap());
+    let app = axum::Router::new().route("/hooks/ping", axum::routing::post(receive_ping)).with_state(pings.clone());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let admin_key = key(&deployment, "admin").await;
+    let admin = crate::client::ApiClient::new(api.base.clone(), admin_key.clone());
+    let created = admin.post("/api/v1/webhooks", json!({ "url": url, "events": ["task.completed"] })).await;
+    let webhook = created["data"]["id"].as_str().unwrap().to_owned();
+    let old_secret = created["data"]["secret"].as_str().unwrap().to_owned();
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api.base, &admin_key).await;
+    browser.goto(&format!("{}/dashboard#/webhooks?id={webhook}", api.base)).await;
+    browser.wait("#webhook-test", Duration::from_secs(10)).await;
+    browser.click("#webhook-test").await;
+    browser.wait_text("#deliveries", Duration::from_secs(10), |t| t.contains("ping")).await;
+
+    // refused once: drawn RETRYING with its next attempt, the endpoint failing; then DELIVERED
+    // (the endpoint and its deliveries are read one after the other: wait for both to agree)
+    let refresh_until = |state: &'static str, health: &'static str| {
+        let browser = &browser;
+        async move {
+            let started = std::time::Instant::now();
+            loop {
+                if browser.text("#deliveries").await.contains(state)
+                    && browser.text("#webhook-health").await.contains(health)
+                {
+                    return;
+                }
+                assert!(started.elapsed() < Duration::from_secs(20), "never drawn {state} with {health}");
+                browser.click("#webhooks-refresh").await;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+    };
+    refresh_until("RETRYING", "failing ×1").await;
+    let state = browser.text(".delivery-state").await;
+    assert!(state.contains("next attempt"), "{state}");
+    let drawn = browser.drawn(".delivery-state .s-RETRYING").await.expect("the state is drawn");
+    assert!(drawn.1 > 10.0, "{drawn:?}");
+    browser.screenshot("webhooks-retrying").await;
+    refresh_until("DELIVERED", "ok · last 200").await;
+    assert!(!browser.text("#webhook-health").await.contains("failing"));
+    assert!(browser.text(".attempt-table").await.contains("500"), "the refused attempt is listed");
+
+    // the payload drawn is the exact body the receiver got
+    browser.click("button[data-payload]").await;
+    browser.wait("#payload-view:not([hidden])", Duration::from_secs(10)).await;
+    let received = pings.lock().unwrap().requests.clone();
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(browser.text("#payload").await.trim(), received[1].2);
+    let body: Value = serde_json::from_str(&received[1].2).unwrap();
+    assert_eq!((body["type"].clone(), body["data"]["webhookId"].clone()), (json!("ping"), json!(webhook)));
+    let (_, signature, _) = &received[1];
+    assert!(verify(&old_secret, &received[1].0, &received[1].2, signature), "{signature}");
+
+    // rotate: the new secret is shown once; the next test carries both signatures, new first
+    browser.click("#webhook-rotate").await;
+    browser.accept_alert().await;
+    browser.wait("#new-secret", Duration::from_secs(10)).await;
+    let new_secret = browser.text("#new-secret").await.trim().to_owned();
+    assert!(new_secret.starts_with("whsec_") && new_secret != old_secret, "{new_secret}");
+    browser.screenshot("webhooks-rotated").await;
+    browser.click("#webhook-test").await;
+    wait_for("the second test event", Duration::from_secs(20), || {
+        let pings = pings.clone();
+        async move { pings.lock().unwrap().requests.len() >= 3 }
+    })
+    .await;
+    let (timestamp, signature, body) = pings.lock().unwrap().requests[2].clone();
+    let (new, old) = signature.split_once(',').unwrap_or_else(|| panic!("one signature: {signature}"));
+    assert!(verify(&new_secret, &timestamp, &body, new), "{signature}");
+    assert!(verify(&old_secret, &timestamp, &body, old), "{signature}");
+    let shown = admin.call(Method::GET, &format!("/api/v1/webhooks/{webhook}"), None).await.1;
+    assert!(shown["data"]["previousSecretUntil"].is_string(), "{shown}");
+    let violations: Vec<String> =
+        browser.log().await.into_iter().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(violations.is_empty(), "{violations:?}");
 }
