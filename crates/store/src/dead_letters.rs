@@ -59,7 +59,8 @@ fn cause(incoming: &Incoming, job: &std::result::Result<Job, String>, task: Opti
         ("delivery_limit", _, _) => (
             "DeliveryLimit".into(),
             format!(
-                "delivered {} times without being settled: the worker holding it died or lost its connection each time",
+                "delivered {} times without being settled: each time the worker holding it died, lost its connection, \
+                 or panicked while settling it",
                 incoming.death_count.max(1)
             ),
         ),

@@ -84,8 +84,21 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         sqlx::Error::Database(db) => matches!(
             db.code().as_deref(),
             // serialization_failure, deadlock_detected, lock_not_available, query_canceled,
-            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
-            Some("40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" | "53300")
+            // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections;
+            // insufficient resources: disk_full, out_of_memory, configuration_limit_exceeded
+            Some(
+                "40001"
+                    | "40P01"
+                    | "55P03"
+                    | "57014"
+                    | "57P01"
+                    | "57P02"
+                    | "57P03"
+                    | "53300"
+                    | "53100"
+                    | "53200"
+                    | "53400"
+            )
         ),
         _ => false,
     }
@@ -227,4 +240,30 @@ pub(crate) fn page<T>(mut rows: Vec<T>, limit: i64, seq: impl Fn(&T) -> i64) -> 
 /// Page size: what the caller asked for, within 1..=1000, 20 by default.
 pub fn page_limit(requested: Option<i64>) -> i64 {
     requested.unwrap_or(20).clamp(1, 1000)
+}
+
+#[cfg(test)]
+mod transient_tests {
+    use super::is_transient;
+
+    /// The error Postgres answers for a statement raising `sqlstate`.
+    async fn error_with(conn: &mut sqlx::PgConnection, sqlstate: &str) -> sqlx::Error {
+        let raise = format!("DO $$ BEGIN RAISE EXCEPTION 'raised' USING ERRCODE = '{sqlstate}'; END $$");
+        sqlx::query(&raise).execute(conn).await.unwrap_err()
+    }
+
+    #[sqlx::test(migrations = false)]
+    async fn resource_errors_are_transient_and_domain_errors_are_not(pool: sqlx::PgPool) {
+        let mut conn = pool.acquire().await.unwrap();
+        // disk full, out of memory, too many connections, configuration limit exceeded, and
+        // the lock, serialization and shutdown errors
+        for sqlstate in ["53100", "53200", "53300", "53400", "40001", "40P01", "55P03", "57014", "57P01"] {
+            assert!(is_transient(&error_with(&mut conn, sqlstate).await), "{sqlstate} should be transient");
+        }
+        // unique and check violations, a syntax error: the same statement fails the same way
+        for sqlstate in ["23505", "23514", "42601", "22P02"] {
+            assert!(!is_transient(&error_with(&mut conn, sqlstate).await), "{sqlstate} should not be transient");
+        }
+        assert!(is_transient(&sqlx::Error::PoolTimedOut));
+    }
 }

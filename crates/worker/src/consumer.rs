@@ -350,7 +350,10 @@ async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::me
         };
         let result = match settle {
             Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
-            Settle::Requeue => delivery.nack(BasicNackOptions { requeue: true, ..BasicNackOptions::default() }).await,
+            Settle::Unrecorded => {
+                park_until_published(ctx, publisher, &job, attempt).await;
+                delivery.ack(BasicAckOptions::default()).await
+            }
             Settle::DeadLetter => {
                 delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await
             }
@@ -405,7 +408,11 @@ fn panic_message(panic: &(dyn Any + Send)) -> &str {
 
 enum Settle {
     Ack,
-    Requeue,
+    /// The outcome could not be recorded, or the retry not scheduled: the job goes to a delay
+    /// queue with its attempt unchanged (`park_until_published`), never straight back to its
+    /// queue, where it would come back at once and spend a delivery of the queue's delivery
+    /// limit (which is kept for workers that die holding a delivery).
+    Unrecorded,
     DeadLetter,
 }
 
@@ -446,7 +453,7 @@ async fn retry_later(ctx: &Context, publisher: &Publisher, job: &Job, tier: u32,
     let (queue, seconds) = ctx.topology.delay_for_attempt(job.routing_key(), tier);
     let payload = match serde_json::to_vec(job) {
         Ok(payload) => payload,
-        Err(_) => return Settle::Requeue,
+        Err(_) => return Settle::Unrecorded,
     };
     let outgoing = Outgoing { exchange: "", routing_key: &queue, payload: &payload, attempt: next };
     match publisher.publish(&outgoing).await {
@@ -455,11 +462,29 @@ async fn retry_later(ctx: &Context, publisher: &Publisher, job: &Job, tier: u32,
             Settle::Ack
         }
         Err(e) => {
-            tracing::warn!(error = %e, "could not schedule the retry; requeueing");
-            Settle::Requeue
+            tracing::warn!(error = %e, "could not schedule the retry; holding the delivery to park it");
+            Settle::Unrecorded
         }
     }
 }
+
+/// Parks the job in the 5 s delay queue with its attempt unchanged, holding the delivery and
+/// trying again with backoff (up to 30 s apart) while the broker refuses the publish. If the
+/// connection dies meanwhile, the unsettled delivery is redelivered by the broker.
+async fn park_until_published(ctx: &Context, publisher: &Publisher, job: &Job, attempt: u32) {
+    let (queue, _) = ctx.topology.delay_for_attempt(job.routing_key(), PARK_TIER);
+    let payload = serde_json::to_vec(job).unwrap_or_default();
+    let outgoing = Outgoing { exchange: "", routing_key: &queue, payload: &payload, attempt };
+    let mut pause = Duration::from_millis(500);
+    while let Err(e) = publisher.publish(&outgoing).await {
+        tracing::warn!(error = %e, retry_in_ms = pause.as_millis() as u64, "could not park the job; trying again");
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// The delay tier of a job parked because its outcome could not be recorded (5 s).
+const PARK_TIER: u32 = 2;
 
 async fn give_up(ctx: &Context, job: &Job, code: ErrorCode, message: &str) -> Settle {
     tracing::warn!(%code, message, "giving up on the job");
@@ -474,8 +499,8 @@ async fn give_up(ctx: &Context, job: &Job, code: ErrorCode, message: &str) -> Se
         Ok(()) if parks(code) => Settle::DeadLetter,
         Ok(()) => Settle::Ack,
         Err(e) => {
-            tracing::warn!(error = %e, "could not record the failure; requeueing");
-            Settle::Requeue
+            tracing::warn!(error = %e, "could not record the failure; parking the job to try again later");
+            Settle::Unrecorded
         }
     }
 }
@@ -597,6 +622,66 @@ mod tests {
             seen.push((serde_json::from_slice(&delivery.data).unwrap(), attempt_of(delivery.properties.headers())));
         }
         seen
+    }
+
+    /// How often `refused` ran, by task.
+    static REFUSED: Mutex<Option<HashMap<TaskId, u32>>> = Mutex::new(None);
+
+    fn refused(_: &Context, job: Job) -> BoxFuture<'_, Result<(), JobError>> {
+        async move {
+            *REFUSED.lock().unwrap().get_or_insert_with(HashMap::new).entry(job.task_id()).or_default() += 1;
+            Err(JobError::Permanent { code: ErrorCode::InternalError, message: "refused".into() })
+        }
+        .boxed()
+    }
+
+    /// A give-up that cannot be recorded (the database is unreachable) is not requeued at once,
+    /// which would run it again and again and spend the queue's delivery limit: the job is
+    /// parked in the 5 s delay queue with its attempt unchanged and the delivery acked.
+    #[tokio::test]
+    async fn an_outcome_that_cannot_be_recorded_is_parked_not_requeued_at_once() {
+        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        topology.queue_expires_ms = Some(300_000);
+        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
+        let connection = queue::connect(&amqp_url).await.unwrap();
+        let publisher = Publisher::open(&connection).await.unwrap();
+        topology.declare(publisher.channel()).await.unwrap();
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap();
+        let ctx = Arc::new(crate::WorkerContext {
+            pool,
+            amqp_url,
+            topology: topology.clone(),
+            settings: crate::WorkerSettings {
+                worker_id: format!("{}-worker", topology.prefix),
+                shutdown_grace: Duration::from_secs(5),
+                ..crate::WorkerSettings::default()
+            },
+            hooks: crate::hooks(None),
+        });
+        let held = Arc::new(Held::default());
+        let cancel = CancellationToken::new();
+        let consumer = tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), refused));
+
+        let job = job();
+        let payload = serde_json::to_vec(&job).unwrap();
+        let exchange = topology.exchange();
+        publisher
+            .publish(&Outgoing { exchange: &exchange, routing_key: "task", payload: &payload, attempt: 1 })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let runs = REFUSED.lock().unwrap().as_ref().and_then(|c| c.get(&job.task_id()).copied()).unwrap_or(0);
+        assert_eq!(runs, 1, "run once, then parked rather than requeued");
+        assert_eq!(held.by_queue(), json!({"task": 0, "batch": 0, "dead": 0}));
+        let (parked, _) = topology.delay_for_attempt("task", PARK_TIER);
+        assert_eq!(drain(publisher.channel(), &parked).await, [(job, 1)]);
+
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), consumer).await.unwrap().unwrap();
+        let _ = connection.close(200, "done").await;
     }
 
     /// The consumer against the real broker and database, with jobs that always panic: each
