@@ -124,6 +124,87 @@ where
 /// The usual query of a list endpoint. (All text: query structs embed it with
 /// `#[serde(flatten)]`, which only hands strings through; a handler's `#[utoipa::path]` lists
 /// it in `params` beside its own query struct.)
+/// A list's query: like `Query`, but a parameter the list does not take is refused (400
+/// `BadUserInput` naming it) rather than ignored, so a caller never gets an unfiltered answer
+/// to a filter it believed it sent. `T::NAMES` lists what `T` takes besides paging and
+/// `createdAt[gt|gte|lt|lte]`.
+#[derive(Debug)]
+pub struct KnownQuery<T>(pub T);
+
+/// The query parameters a list takes, besides `after`, `before` and `limit`.
+pub trait QueryNames {
+    const NAMES: &'static [&'static str];
+}
+
+const PAGE_NAMES: [&str; 3] = ["after", "before", "limit"];
+
+impl<T: serde::de::DeserializeOwned + QueryNames, S: Send + Sync> FromRequestParts<S> for KnownQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, _: &S) -> Result<Self, ApiError> {
+        let axum::extract::Query(pairs) = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri)
+            .map_err(|rejection| ApiError::bad_input(rejection.body_text()))?;
+        for (name, _) in &pairs {
+            if !T::NAMES.contains(&name.as_str()) && !PAGE_NAMES.contains(&name.as_str()) {
+                let mut takes: Vec<&str> = T::NAMES.to_vec();
+                takes.extend(PAGE_NAMES);
+                return Err(ApiError::bad_input(format!(
+                    "unknown query parameter `{name}`; this list takes: {}",
+                    takes.join(", ")
+                )));
+            }
+        }
+        let axum::extract::Query(query) = axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map_err(|rejection| ApiError::bad_input(rejection.body_text()))?;
+        Ok(KnownQuery(query))
+    }
+}
+
+/// `createdAt` bounds as the SDK sends them (`createdAt[gt]=<ISO-8601>` …), flattened into a
+/// list's query.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CreatedAtQuery {
+    /// Created after this instant (ISO 8601).
+    #[serde(rename = "createdAt[gt]")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub gt: Option<String>,
+    /// Created at or after this instant.
+    #[serde(rename = "createdAt[gte]")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub gte: Option<String>,
+    /// Created before this instant.
+    #[serde(rename = "createdAt[lt]")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub lt: Option<String>,
+    /// Created at or before this instant.
+    #[serde(rename = "createdAt[lte]")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub lte: Option<String>,
+}
+
+impl CreatedAtQuery {
+    pub fn range(&self) -> Result<store::CreatedRange, ApiError> {
+        let parse = |raw: &Option<String>, name: &str| -> Result<_, ApiError> {
+            raw.as_deref()
+                .map(|raw| {
+                    chrono::DateTime::parse_from_rfc3339(raw).map(|t| t.with_timezone(&chrono::Utc)).map_err(|e| {
+                        ApiError::bad_input(format!(
+                            "{name} must be an ISO-8601 date-time, e.g. 2026-01-31T00:00:00Z: {e}"
+                        ))
+                    })
+                })
+                .transpose()
+        };
+        Ok(store::CreatedRange {
+            gt: parse(&self.gt, "createdAt[gt]")?,
+            gte: parse(&self.gte, "createdAt[gte]")?,
+            lt: parse(&self.lt, "createdAt[lt]")?,
+            lte: parse(&self.lte, "createdAt[lte]")?,
+        })
+    }
+}
+
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
@@ -143,6 +224,11 @@ pub struct Pagination {
     pub next: Option<String>,
     /// Always null: lists page forwards only.
     pub prev: Option<String>,
+}
+
+/// A page of something that takes no filter: only paging.
+impl QueryNames for PageQuery {
+    const NAMES: &'static [&'static str] = &[];
 }
 
 impl PageQuery {

@@ -5,7 +5,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{comma_list, page_body, Json, PageQuery, Path, Query};
+use crate::extract::{comma_list, page_body, Json, KnownQuery, PageQuery, Path, QueryNames};
 use crate::openapi::{Data, List, TASKS};
 use crate::stigg::plans::TaskRef;
 use crate::AppState;
@@ -79,12 +79,16 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] = &["status", "taskType", "planId"];
+}
+
 #[utoipa::path(get, path = "/api/v1/tasks", operation_id = "TaskController_listTasks", tag = TASKS, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of tasks, newest first", body = List<TaskView>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<TaskView>>, ApiError> {
     let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
     let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();

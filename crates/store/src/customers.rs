@@ -90,25 +90,27 @@ pub async fn get(pool: &PgPool, env: EnvironmentId, id: &str) -> Result<Option<C
 pub struct CustomerFilter {
     pub email: Option<String>,
     pub name: Option<String>,
+    pub created: crate::CreatedRange,
     pub after: Option<i64>,
     pub limit: i64,
 }
 
 pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &CustomerFilter) -> Result<Page<Customer>> {
-    let rows = sqlx::query_as::<_, Customer>(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM customers
          WHERE environment_id = $1
            AND ($2::text IS NULL OR email = $2)
            AND ($3::text IS NULL OR name = $3)
            AND ($4::bigint IS NULL OR seq > $4)
-         ORDER BY seq LIMIT $5"
-    ))
-    .bind(env.0)
-    .bind(&filter.email)
-    .bind(&filter.name)
-    .bind(filter.after)
-    .bind(filter.limit + 1)
-    .fetch_all(pool)
-    .await?;
+           {created}
+         ORDER BY seq LIMIT $5",
+        created = crate::created_range_sql("created_at", 6)
+    );
+    let rows = sqlx::query_as::<_, Customer>(&sql);
+    let rows = filter
+        .created
+        .bind(rows.bind(env.0).bind(&filter.email).bind(&filter.name).bind(filter.after).bind(filter.limit + 1))
+        .fetch_all(pool)
+        .await?;
     Ok(page(rows, filter.limit, |c| c.seq))
 }

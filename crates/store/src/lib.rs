@@ -214,6 +214,37 @@ pub fn parse_cursor(raw: Option<&str>) -> Result<Option<i64>> {
     }
 }
 
+/// A list's `createdAt` bounds (`gt`, `gte`, `lt`, `lte`); unset ones do not narrow it.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct CreatedRange {
+    pub gt: Option<chrono::DateTime<chrono::Utc>>,
+    pub gte: Option<chrono::DateTime<chrono::Utc>>,
+    pub lt: Option<chrono::DateTime<chrono::Utc>>,
+    pub lte: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+/// The SQL that bounds `column` by a `CreatedRange` bound from parameter `$first` on, in the
+/// order `CreatedRange::bind` binds them.
+pub(crate) fn created_range_sql(column: &str, first: usize) -> String {
+    format!(
+        "AND (${a}::timestamptz IS NULL OR {column} > ${a}) AND (${b}::timestamptz IS NULL OR {column} >= ${b})
+         AND (${c}::timestamptz IS NULL OR {column} < ${c}) AND (${d}::timestamptz IS NULL OR {column} <= ${d})",
+        a = first,
+        b = first + 1,
+        c = first + 2,
+        d = first + 3
+    )
+}
+
+impl CreatedRange {
+    pub(crate) fn bind<'q, O>(
+        self,
+        query: sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Postgres, O, sqlx::postgres::PgArguments> {
+        query.bind(self.gt).bind(self.gte).bind(self.lt).bind(self.lte)
+    }
+}
+
 /// A page of rows plus the cursor for the next one.
 #[derive(Debug, Clone)]
 pub struct Page<T> {

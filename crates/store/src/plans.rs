@@ -544,13 +544,14 @@ pub async fn publish_version(conn: &mut Work, version_id: Uuid, task: Option<Tas
 pub struct PlanFilter {
     pub product_id: Option<String>,
     pub statuses: Vec<String>,
+    pub created: crate::CreatedRange,
     pub after: Option<i64>,
     pub limit: i64,
 }
 
 /// One row per plan: the version `current` would answer.
 pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &PlanFilter) -> Result<Page<PlanVersion>> {
-    let rows = sqlx::query_as::<_, PlanVersion>(&format!(
+    let sql = format!(
         "{SELECT}
          WHERE v.environment_id = $1
            AND v.version_number = (SELECT max(m.version_number) FROM plan_versions m
@@ -558,15 +559,18 @@ pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &PlanFilter) -> Res
            AND ($2::text IS NULL OR p.product_id = $2)
            AND (cardinality($3::text[]) = 0 OR v.status = ANY($3))
            AND ($4::bigint IS NULL OR p.seq > $4)
-         ORDER BY p.seq LIMIT $5"
-    ))
-    .bind(env.0)
-    .bind(&filter.product_id)
-    .bind(&filter.statuses)
-    .bind(filter.after)
-    .bind(filter.limit + 1)
-    .fetch_all(pool)
-    .await?;
+           {created}
+         ORDER BY p.seq LIMIT $5",
+        created = crate::created_range_sql("p.created_at", 6)
+    );
+    let rows = sqlx::query_as::<_, PlanVersion>(&sql);
+    let rows = filter
+        .created
+        .bind(
+            rows.bind(env.0).bind(&filter.product_id).bind(&filter.statuses).bind(filter.after).bind(filter.limit + 1),
+        )
+        .fetch_all(pool)
+        .await?;
     Ok(page(rows, filter.limit, |v| v.plan_seq))
 }
 

@@ -68,25 +68,27 @@ pub async fn get(pool: &PgPool, env: EnvironmentId, id: &str) -> Result<Option<P
 pub struct ProductFilter {
     pub id: Option<String>,
     pub statuses: Vec<String>,
+    pub created: crate::CreatedRange,
     pub after: Option<i64>,
     pub limit: i64,
 }
 
 pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &ProductFilter) -> Result<Page<Product>> {
-    let rows = sqlx::query_as::<_, Product>(&format!(
+    let sql = format!(
         "SELECT {COLUMNS} FROM products
          WHERE environment_id = $1
            AND ($2::text IS NULL OR id = $2)
            AND (cardinality($3::text[]) = 0 OR status = ANY($3))
            AND ($4::bigint IS NULL OR seq > $4)
-         ORDER BY seq LIMIT $5"
-    ))
-    .bind(env.0)
-    .bind(&filter.id)
-    .bind(&filter.statuses)
-    .bind(filter.after)
-    .bind(filter.limit + 1)
-    .fetch_all(pool)
-    .await?;
+           {created}
+         ORDER BY seq LIMIT $5",
+        created = crate::created_range_sql("created_at", 6)
+    );
+    let rows = sqlx::query_as::<_, Product>(&sql);
+    let rows = filter
+        .created
+        .bind(rows.bind(env.0).bind(&filter.id).bind(&filter.statuses).bind(filter.after).bind(filter.limit + 1))
+        .fetch_all(pool)
+        .await?;
     Ok(page(rows, filter.limit, |p| p.seq))
 }

@@ -144,28 +144,43 @@ pub struct SubscriptionFilter {
     pub customer_id: Option<String>,
     pub plan_id: Option<String>,
     pub statuses: Vec<String>,
+    /// FREE, PAID or CUSTOM: the pricing type of the version it is on (none set counts as FREE).
+    pub pricing_types: Vec<String>,
+    pub resource_id: Option<String>,
+    pub created: crate::CreatedRange,
     pub after: Option<i64>,
     pub limit: i64,
 }
 
 pub async fn list(pool: &PgPool, env: EnvironmentId, filter: &SubscriptionFilter) -> Result<Page<Subscription>> {
-    let rows = sqlx::query_as::<_, Subscription>(&format!(
+    let sql = format!(
         "{SELECT}
          WHERE s.environment_id = $1
            AND ($2::text IS NULL OR s.customer_id = $2)
            AND ($3::text IS NULL OR s.plan_id = $3)
            AND (cardinality($4::text[]) = 0 OR s.status = ANY($4))
            AND ($5::bigint IS NULL OR s.row_id > $5)
-         ORDER BY s.row_id LIMIT $6"
-    ))
-    .bind(env.0)
-    .bind(&filter.customer_id)
-    .bind(&filter.plan_id)
-    .bind(&filter.statuses)
-    .bind(filter.after)
-    .bind(filter.limit + 1)
-    .fetch_all(pool)
-    .await?;
+           AND (cardinality($7::text[]) = 0 OR coalesce(v.pricing_type, 'FREE') = ANY($7))
+           AND ($8::text IS NULL OR s.resource_id = $8)
+           {created}
+         ORDER BY s.row_id LIMIT $6",
+        created = crate::created_range_sql("s.created_at", 9)
+    );
+    let rows = sqlx::query_as::<_, Subscription>(&sql);
+    let rows = filter
+        .created
+        .bind(
+            rows.bind(env.0)
+                .bind(&filter.customer_id)
+                .bind(&filter.plan_id)
+                .bind(&filter.statuses)
+                .bind(filter.after)
+                .bind(filter.limit + 1)
+                .bind(&filter.pricing_types)
+                .bind(&filter.resource_id),
+        )
+        .fetch_all(pool)
+        .await?;
     Ok(page(rows, filter.limit, |s| s.row_id))
 }
 

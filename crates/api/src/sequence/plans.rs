@@ -7,7 +7,7 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{entity_id, Json, PageQuery, Pagination, Path, Query};
+use crate::extract::{entity_id, Json, KnownQuery, PageQuery, Pagination, Path};
 use crate::openapi::{List, SEQUENCE};
 use crate::stigg::plans::idempotency_key;
 use crate::AppState;
@@ -169,7 +169,7 @@ pub async fn get(
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(page): Query<PageQuery>,
+    KnownQuery(page): KnownQuery<PageQuery>,
 ) -> Result<Json<List<views::Plan>>, ApiError> {
     let env = caller.environment_id;
     let filter = PlanFilter { after: page.after()?, limit: page.limit()?, ..PlanFilter::default() };
@@ -258,7 +258,7 @@ pub async fn preview(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    KnownQuery(page): KnownQuery<PageQuery>,
     Json(raw): Json<Value>,
 ) -> Result<Json<crate::preview::SequencePreview>, ApiError> {
     let env = caller.environment_id;

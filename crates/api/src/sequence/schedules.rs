@@ -5,7 +5,7 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{entity_id, Json, PageQuery, Pagination, Path, Query};
+use crate::extract::{entity_id, Json, KnownQuery, PageQuery, Pagination, Path, QueryNames};
 use crate::openapi::{List, SEQUENCE};
 use crate::AppState;
 use axum::extract::State;
@@ -109,20 +109,24 @@ pub struct ListQuery {
     page: PageQuery,
 }
 
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] = &["planId", "customerId"];
+}
+
 #[utoipa::path(get, path = "/billing-schedules", operation_id = "SequenceBillingScheduleController_listBillingSchedules", tag = SEQUENCE, params(ListQuery, PageQuery),
     responses((status = 200, description = "A page of billing schedules", body = List<views::BillingSchedule>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<views::BillingSchedule>>, ApiError> {
     let env = caller.environment_id;
     let filter = SubscriptionFilter {
         customer_id: query.customer_id,
         plan_id: query.plan_id,
-        statuses: Vec::new(),
         after: query.page.after()?,
         limit: query.page.limit()?,
+        ..SubscriptionFilter::default()
     };
     let rows = subscriptions::list(&state.pool, env, &filter).await?;
     let mut conn = state.pool.acquire().await?;

@@ -3,7 +3,7 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::extract::{entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Path, QueryNames};
 use crate::openapi::{Data, List, STIGG};
 use crate::AppState;
 use axum::extract::State;
@@ -100,17 +100,30 @@ pub struct ListQuery {
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
+    #[serde(flatten)]
+    #[param(ignore)]
+    created_at: CreatedAtQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/customers", operation_id = "CustomerController_listCustomers", tag = STIGG, params(ListQuery, PageQuery),
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] =
+        &["email", "name", "createdAt[gt]", "createdAt[gte]", "createdAt[lt]", "createdAt[lte]"];
+}
+
+#[utoipa::path(get, path = "/api/v1/customers", operation_id = "CustomerController_listCustomers", tag = STIGG, params(ListQuery, CreatedAtQuery, PageQuery),
     responses((status = 200, description = "A page of customers", body = List<views::Customer>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<views::Customer>>, ApiError> {
-    let filter =
-        CustomerFilter { email: query.email, name: query.name, after: query.page.after()?, limit: query.page.limit()? };
+    let filter = CustomerFilter {
+        email: query.email,
+        name: query.name,
+        created: query.created_at.range()?,
+        after: query.page.after()?,
+        limit: query.page.limit()?,
+    };
     let page = customers::list(&state.pool, caller.environment_id, &filter).await?;
     Ok(Json(page_body(&page, views::customer)))
 }

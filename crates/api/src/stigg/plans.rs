@@ -4,7 +4,9 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{comma_list, double_option, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::extract::{
+    comma_list, double_option, entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Path, QueryNames,
+};
 use crate::openapi::{Data, List, STIGG};
 use crate::{preview, AppState};
 use axum::extract::State;
@@ -99,18 +101,27 @@ pub struct ListQuery {
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
+    #[serde(flatten)]
+    #[param(ignore)]
+    created_at: CreatedAtQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/plans", operation_id = "PlanController_listPlans", tag = STIGG, params(ListQuery, PageQuery),
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] =
+        &["productId", "status", "createdAt[gt]", "createdAt[gte]", "createdAt[lt]", "createdAt[lte]"];
+}
+
+#[utoipa::path(get, path = "/api/v1/plans", operation_id = "PlanController_listPlans", tag = STIGG, params(ListQuery, CreatedAtQuery, PageQuery),
     responses((status = 200, description = "A page of plans", body = List<views::Plan>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<views::Plan>>, ApiError> {
     let filter = PlanFilter {
         product_id: query.product_id,
         statuses: comma_list(query.status.as_deref(), "status", &["DRAFT", "PUBLISHED", "ARCHIVED"])?,
+        created: query.created_at.range()?,
         after: query.page.after()?,
         limit: query.page.limit()?,
     };
@@ -370,7 +381,7 @@ pub async fn publish_preview(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    Query(page): Query<PageQuery>,
+    KnownQuery(page): KnownQuery<PageQuery>,
     Json(body): Json<PublishPlan>,
 ) -> Result<Json<Data<preview::StiggPreview>>, ApiError> {
     let plan_id = entity_id(&id, "plan id")?;

@@ -3,7 +3,7 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::extract::{comma_list, entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Path, QueryNames};
 use crate::openapi::{Data, List, STIGG};
 use crate::AppState;
 use axum::extract::State;
@@ -77,18 +77,27 @@ pub struct ListQuery {
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
+    #[serde(flatten)]
+    #[param(ignore)]
+    created_at: CreatedAtQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/products", operation_id = "ProductController_listProducts", tag = STIGG, params(ListQuery, PageQuery),
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] =
+        &["id", "status", "createdAt[gt]", "createdAt[gte]", "createdAt[lt]", "createdAt[lte]"];
+}
+
+#[utoipa::path(get, path = "/api/v1/products", operation_id = "ProductController_listProducts", tag = STIGG, params(ListQuery, CreatedAtQuery, PageQuery),
     responses((status = 200, description = "A page of products", body = List<views::Product>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<views::Product>>, ApiError> {
     let filter = ProductFilter {
         id: query.id,
         statuses: comma_list(query.status.as_deref(), "status", &["PUBLISHED", "ARCHIVED"])?,
+        created: query.created_at.range()?,
         after: query.page.after()?,
         limit: query.page.limit()?,
     };

@@ -4,7 +4,7 @@
 use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{comma_list, entity_id, page_body, Json, PageQuery, Path, Query};
+use crate::extract::{comma_list, entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Path, QueryNames};
 use crate::openapi::{Data, List, STIGG};
 use crate::stigg::plans::TaskRef;
 use crate::AppState;
@@ -131,22 +131,45 @@ pub struct ListQuery {
     plan_id: Option<String>,
     /// Comma-separated subscription statuses.
     status: Option<String>,
+    /// Comma-separated: FREE, PAID, CUSTOM (of the version it is on).
+    pricing_type: Option<String>,
+    resource_id: Option<String>,
     #[serde(flatten)]
     #[param(ignore)]
     page: PageQuery,
+    #[serde(flatten)]
+    #[param(ignore)]
+    created_at: CreatedAtQuery,
 }
 
-#[utoipa::path(get, path = "/api/v1/subscriptions", operation_id = "SubscriptionController_listSubscriptions", tag = STIGG, params(ListQuery, PageQuery),
+impl QueryNames for ListQuery {
+    const NAMES: &'static [&'static str] = &[
+        "customerId",
+        "planId",
+        "status",
+        "pricingType",
+        "resourceId",
+        "createdAt[gt]",
+        "createdAt[gte]",
+        "createdAt[lt]",
+        "createdAt[lte]",
+    ];
+}
+
+#[utoipa::path(get, path = "/api/v1/subscriptions", operation_id = "SubscriptionController_listSubscriptions", tag = STIGG, params(ListQuery, CreatedAtQuery, PageQuery),
     responses((status = 200, description = "A page of subscriptions", body = List<views::Subscription>)))]
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<ListQuery>,
+    KnownQuery(query): KnownQuery<ListQuery>,
 ) -> Result<Json<List<views::Subscription>>, ApiError> {
     let filter = SubscriptionFilter {
         customer_id: query.customer_id,
         plan_id: query.plan_id,
         statuses: comma_list(query.status.as_deref(), "status", &STATUSES)?,
+        pricing_types: comma_list(query.pricing_type.as_deref(), "pricingType", &["FREE", "PAID", "CUSTOM"])?,
+        resource_id: query.resource_id,
+        created: query.created_at.range()?,
         after: query.page.after()?,
         limit: query.page.limit()?,
     };

@@ -251,3 +251,58 @@ async fn other_bad_imports_are_refused(pool: PgPool) {
         assert_import_refused(&app, body).await;
     }
 }
+
+/// Every list refuses a query parameter it does not take, and a malformed filter, naming it,
+/// rather than answering as if it had not been sent.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn lists_refuse_unknown_and_malformed_filters(pool: PgPool) {
+    let app = ready(pool).await;
+    for (path, name) in [
+        ("/api/v1/subscriptions?resourceID=r", "resourceID"),
+        ("/api/v1/subscriptions?createdAt[after]=2024-01-01T00:00:00Z", "createdAt[after]"),
+        ("/api/v1/subscriptions?createdAt=2024-01-01T00:00:00Z", "createdAt"),
+        ("/api/v1/subscriptions?pricingType=GRATIS", "GRATIS"),
+        ("/api/v1/subscriptions?createdAt[gt]=yesterday", "createdAt[gt]"),
+        ("/api/v1/plans?pricingType=PAID", "pricingType"),
+        ("/api/v1/plans?createdAt[lte]=2024-13-01T00:00:00Z", "createdAt[lte]"),
+        ("/api/v1/customers?planId=plan-live", "planId"),
+        ("/api/v1/products?productId=x", "productId"),
+        ("/api/v1/tasks?createdAt[gt]=2024-01-01T00:00:00Z", "createdAt[gt]"),
+        ("/billing-schedules?status=ACTIVE", "status"),
+        ("/plans?status=LIVE", "status"),
+    ] {
+        let answer = app.get(path).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "BadUserInput");
+        let message = answer.1["message"].as_str().unwrap();
+        assert!(message.contains(name), "{path}: the message should name `{name}`: {message}");
+    }
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn subscriptions_are_filtered_by_resource_pricing_type_and_creation_time(pool: PgPool) {
+    let app = ready(pool).await;
+    for (id, resource) in [("sub-a", "res-1"), ("sub-b", "res-2")] {
+        let body = json!({"id": id, "customerId": "cust-1", "planId": "plan-live", "resourceId": resource});
+        let (status, body) = app.create_subscription(&body).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    sqlx::query("UPDATE subscriptions SET created_at = '2024-01-01T00:00:00Z' WHERE id = 'sub-a'")
+        .execute(&app.pool)
+        .await
+        .unwrap();
+
+    let answer = app.list_subscriptions("?resourceId=res-2").await;
+    assert_eq!(ids(&answer), ["sub-b"]);
+    let answer = app.list_subscriptions("?createdAt[lt]=2025-01-01T00:00:00Z").await;
+    assert_eq!(ids(&answer), ["sub-a"]);
+    let answer = app.list_subscriptions("?createdAt[gte]=2025-01-01T00:00:00Z").await;
+    assert_eq!(ids(&answer), ["sub-b"]);
+    let answer =
+        app.list_subscriptions("?createdAt[gt]=2024-01-01T00:00:00Z&createdAt[lte]=2024-01-01T00:00:00Z").await;
+    assert_eq!(ids(&answer), Vec::<String>::new());
+    // the plan's version has no pricing type: it counts as FREE
+    let answer = app.list_subscriptions("?pricingType=FREE,CUSTOM").await;
+    assert_eq!(ids(&answer), ["sub-a", "sub-b"]);
+    let answer = app.list_subscriptions("?pricingType=PAID").await;
+    assert_eq!(ids(&answer), Vec::<String>::new());
+}
