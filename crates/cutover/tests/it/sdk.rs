@@ -213,3 +213,12 @@ async fn sdk_cancel_keeps_a_subscription_out_of_a_publish_and_a_withdrawn_move_n
         .await;
     assert_eq!(sub4, 1);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sdk_list_filters_narrow_the_answer_or_are_refused() {
+    let mut deployment = Deployment::new().await;
+    let base = deployment.start_api().await;
+
+    let result = run_sdk_script("list_filters.py", &base, &deployment.key).await;
+    assert!(result["checks"].as_i64().unwrap() >= 30, "{result}");
+}
