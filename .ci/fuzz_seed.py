@@ -75,11 +75,12 @@ wait_terminal([imported])
 for plan in plans:
     call("POST", f"/api/v1/plans/{plan}/draft")
 
-# a webhook that cannot be reached, so that its deliveries fail and can be replayed
+# a webhook that cannot be reached, so that its deliveries fail and can be replayed (a host
+# that never resolves: loopback URLs are refused unless CUTOVER_WEBHOOK_ALLOW_HOSTS allows them)
 webhook = call(
     "POST",
     "/api/v1/webhooks",
-    {"url": "http://127.0.0.1:9/unreachable", "events": ["task.completed", "plan.version_published"]},
+    {"url": "http://unreachable.invalid/hook", "events": ["task.completed", "plan.version_published"]},
 )["data"]["id"]
 
 # tasks: a finished publish (with its webhook deliveries), and a staged rollout that waits an
@@ -147,7 +148,7 @@ bindings = [
     (r"^/api/v1/subscriptions/\{id\}", "subscriptions"),
     (r"^/api/v1/tasks/\{id\}/events$", "finished_tasks"),
     (r"^/api/v1/tasks/\{id\}(/(cancel|retry|rollback|pause|resume))?$", "tasks"),
-    (r"^/api/v1/webhooks/deliveries/\{id\}/replay$", "deliveries"),
+    (r"^/api/v1/webhooks/deliveries/\{id\}/(replay|payload)$", "deliveries"),
     (r"^/api/v1/webhooks/\{id\}", "webhooks"),
     (r"^/prices/\{id\}$", "prices"),
     (r"^/plans/\{id\}", "sequence_plans"),

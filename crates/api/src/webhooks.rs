@@ -211,7 +211,8 @@ fn parse_id(raw: &str, what: &str) -> Result<Uuid, ApiError> {
 
 /// A URL a webhook may be sent to: http(s), with a host that resolves to no internal address
 /// (loopback, private, link-local, cloud metadata, …) unless the allow-list lets it through. A
-/// host that does not resolve now is accepted; the deliverer checks again at every attempt.
+/// host that does not resolve now (within 3 s) is accepted; the deliverer checks again at
+/// every attempt.
 async fn checked_url(raw: &str, policy: &domain::webhook::AddressPolicy) -> Result<String, ApiError> {
     let bad = |why: &str| ApiError::bad_input(format!("invalid url: {why}"));
     if raw.chars().count() > MAX_URL {
@@ -228,10 +229,16 @@ async fn checked_url(raw: &str, policy: &domain::webhook::AddressPolicy) -> Resu
     let addresses: Vec<std::net::IpAddr> = match bare.parse::<std::net::IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) if policy.allows_host(bare) => vec![],
-        Err(_) => tokio::net::lookup_host((bare, url.port_or_known_default().unwrap_or(443)))
-            .await
-            .map(|found| found.map(|a| a.ip()).collect())
-            .unwrap_or_default(),
+        // bounded, so that a slow resolver cannot hold the request
+        Err(_) => tokio::time::timeout(
+            std::time::Duration::from_secs(3),
+            tokio::net::lookup_host((bare, url.port_or_known_default().unwrap_or(443))),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|found| found.map(|a| a.ip()).collect())
+        .unwrap_or_default(),
     };
     for ip in addresses {
         if let Some(why) = policy.refusal(ip) {
@@ -513,11 +520,13 @@ pub async fn rotate_secret(
 ) -> Result<Json<Data<RotatedSecret>>, ApiError> {
     require_admin(&caller)?;
     let webhook = parse_id(&id, "webhook")?;
-    // the body is optional: none (or `{}`) asks for the default overlap
+    // the body is optional: none (or `null`, or `{}`) asks for the default overlap
     let body: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
         RotateSecret::default()
     } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_input(format!("invalid body: {e}")))?
+        serde_json::from_slice::<Option<RotateSecret>>(&body)
+            .map_err(|e| ApiError::bad_input(format!("invalid body: {e}")))?
+            .unwrap_or_default()
     };
     let overlap = body.overlap_seconds.unwrap_or(24 * 3600);
     if overlap > MAX_OVERLAP_SECONDS {

@@ -547,6 +547,10 @@ async fn a_rotated_secret_is_answered_once_and_both_sign_during_the_overlap(pool
     let due = attempt_first(&app, 200, 3).await;
     assert_eq!((due.secret.as_str(), due.previous_secret.as_deref()), (new.as_str(), Some(old.as_str())));
 
+    // `null` is an empty body: a day's overlap
+    let (status, body) = admin.post(&rotate, &Value::Null).await;
+    assert_eq!((status, body["data"]["previousSecretUntil"].is_string()), (StatusCode::OK, true), "{body}");
+
     // no overlap: only the newest signs
     let (status, body) = admin.post(&rotate, &json!({ "overlapSeconds": 0 })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
