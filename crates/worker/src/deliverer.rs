@@ -344,6 +344,39 @@ mod tests {
         assert_eq!(literal_refusal(&allowed, "http://127.0.0.1:9/hook"), None);
     }
 
+    fn due(url: &str) -> DueDelivery {
+        DueDelivery {
+            id: uuid::Uuid::new_v4(),
+            event_id: uuid::Uuid::new_v4(),
+            event_type: "ping".into(),
+            endpoint_id: uuid::Uuid::new_v4(),
+            attempt: 1,
+            url: url.into(),
+            secret: "whsec_test".into(),
+            previous_secret: None,
+            body: "{}".into(),
+        }
+    }
+
+    #[tokio::test]
+    async fn every_attempt_checks_where_the_url_resolves_now() {
+        let pool = sqlx::postgres::PgPoolOptions::new().connect_lazy("postgres://nobody@127.0.0.1:1/none").unwrap();
+        let settings = DelivererSettings { timeout: Duration::from_secs(5), ..DelivererSettings::default() };
+        let guarded = Deliverer::new(pool.clone(), settings.clone()).unwrap();
+        // by name (through the resolver) and by address (before the request), nothing is sent
+        for url in ["http://localhost:9/hook", "http://127.0.0.1:9/hook", "http://[::1]:9/hook"] {
+            let outcome = guarded.send(&due(url)).await;
+            let error = outcome.error.unwrap_or_default();
+            assert!(error.contains("refused") && error.contains("a loopback address"), "{url}: {error}");
+            assert!(!outcome.delivered && outcome.status_code.is_none());
+        }
+        // allowed: the request goes out (and finds nothing listening on port 9)
+        let policy = AddressPolicy::parse("127.0.0.1,::1").unwrap();
+        let allowing = Deliverer::new(pool, DelivererSettings { policy, ..settings }).unwrap();
+        let error = allowing.send(&due("http://localhost:9/hook")).await.error.unwrap_or_default();
+        assert!(error.starts_with("could not connect") && !error.contains("loopback"), "{error}");
+    }
+
     #[test]
     fn backoff_doubles_with_jitter_and_is_capped() {
         let settings = DelivererSettings {
