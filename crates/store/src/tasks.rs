@@ -384,30 +384,42 @@ pub async fn set_counts(conn: &mut PgConnection, id: TaskId, total: i64, process
     Ok(())
 }
 
-/// Notes an error that will be retried.
-pub async fn note_error(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
-    sqlx::query("UPDATE tasks SET error_code = $2, last_error = $3, updated_at = now() WHERE id = $1")
-        .bind(id.0)
-        .bind(code.as_str())
-        .bind(message)
-        .execute(pool)
-        .await?;
-    Ok(())
-}
-
-/// Counts a planning attempt that failed and will be retried (its transaction rolled back,
-/// so nothing else of it remains), noting the error.
-pub async fn note_failed_attempt(pool: &PgPool, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
-    sqlx::query(
-        "UPDATE tasks SET attempts = attempts + 1, error_code = $2, last_error = $3, updated_at = now()
-         WHERE id = $1 AND planned_at IS NULL",
+/// Notes an error that will be retried, with an `attempt_failed` event in the task's timeline
+/// (where it stays once a later attempt gets past it).
+pub async fn note_error(work: &mut Work, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    let env: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE tasks SET error_code = $2, last_error = $3, updated_at = now() WHERE id = $1 RETURNING environment_id",
     )
     .bind(id.0)
     .bind(code.as_str())
     .bind(message)
-    .execute(pool)
+    .fetch_optional(&mut **work)
     .await?;
+    record_failed_attempt(work, env, id, code, message);
     Ok(())
+}
+
+/// Counts a planning attempt that failed and will be retried (its transaction rolled back,
+/// so nothing else of it remains), noting the error as `note_error` does.
+pub async fn note_failed_attempt(work: &mut Work, id: TaskId, code: ErrorCode, message: &str) -> Result<()> {
+    let env: Option<Uuid> = sqlx::query_scalar(
+        "UPDATE tasks SET attempts = attempts + 1, error_code = $2, last_error = $3, updated_at = now()
+         WHERE id = $1 AND planned_at IS NULL RETURNING environment_id",
+    )
+    .bind(id.0)
+    .bind(code.as_str())
+    .bind(message)
+    .fetch_optional(&mut **work)
+    .await?;
+    record_failed_attempt(work, env, id, code, message);
+    Ok(())
+}
+
+fn record_failed_attempt(work: &mut Work, env: Option<Uuid>, id: TaskId, code: ErrorCode, message: &str) {
+    if let Some(env) = env {
+        let data = serde_json::json!({ "code": code.as_str() });
+        crate::events::record(work, EnvironmentId(env), id, "attempt_failed", message, None, data);
+    }
 }
 
 /// Ends a task that failed its planning as FAILED, counting that last attempt (out of

@@ -1,7 +1,7 @@
 //! A task as `GET /api/v1/tasks/{id}` answers it (`domain::task::TaskView`, the field names of
 //! Stigg's SubscriptionMigrationTask plus Cutover's own), with a staged rollout's cohorts.
 
-use domain::task::{progress_percent, Counts, TaskError, TaskView};
+use domain::task::{progress_percent, Counts, TaskError, TaskStatus, TaskView};
 use serde_json::json;
 use store::cohorts::{percentage_json, Rollout};
 use store::tasks::Task;
@@ -10,10 +10,19 @@ use store::tasks::Task;
 /// `task_rollouts`, if the caller read it).
 pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
     let status = t.status();
+    // A finished task shows an error only when it ended FAILED or PARTIALLY_FAILED: an attempt's
+    // error that a later attempt got past (it stays in the timeline) is no error of a COMPLETED
+    // task, and a superseded task's reason is its timeline's `superseded` event. A running
+    // task shows the error of its last failed attempt.
+    let shows_error = match status {
+        TaskStatus::Failed | TaskStatus::PartiallyFailed => true,
+        TaskStatus::Pending | TaskStatus::InProgress => t.last_error.is_some(),
+        _ => false,
+    };
     let error = t
         .error_code
         .as_ref()
-        .filter(|_| status.is_terminal() || t.last_error.is_some())
+        .filter(|_| shows_error)
         .map(|code| TaskError { code: code.clone(), message: t.last_error.clone().unwrap_or_default() });
     TaskView {
         id: t.id,

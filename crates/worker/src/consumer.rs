@@ -433,15 +433,21 @@ async fn retry_or_give_up(ctx: &Context, publisher: &Publisher, job: &Job, attem
         let message = format!("gave up after {attempt} attempts: {message}");
         return give_up(ctx, job, ErrorCode::MaxAttemptsExceeded, &message).await;
     }
-    let noted = match job {
-        Job::Task { task_id } => {
-            store::tasks::note_failed_attempt(&ctx.pool, *task_id, ErrorCode::InternalError, message).await
+    let noted = async {
+        let mut work = store::Work::begin(&ctx.pool).await?;
+        match job {
+            Job::Task { task_id } => {
+                let message = format!("attempt {attempt}: {message}");
+                store::tasks::note_failed_attempt(&mut work, *task_id, ErrorCode::InternalError, &message).await?;
+            }
+            Job::Batch { task_id, seq } => {
+                let message = format!("batch {seq}, attempt {attempt}: {message}");
+                store::tasks::note_error(&mut work, *task_id, ErrorCode::InternalError, &message).await?;
+            }
         }
-        Job::Batch { task_id, .. } => {
-            store::tasks::note_error(&ctx.pool, *task_id, ErrorCode::InternalError, message).await
-        }
+        work.commit(&ctx.hooks).await
     };
-    if let Err(e) = noted {
+    if let Err(e) = noted.await {
         tracing::debug!(error = %e, "could not note the error on the task");
     }
     retry_later(ctx, publisher, job, attempt, attempt + 1, message).await

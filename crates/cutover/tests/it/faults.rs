@@ -246,6 +246,11 @@ async fn a_task_that_fails_transiently_twice_completes_on_its_third_attempt() {
     let task = api.wait_task(&id).await;
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["attempts"], 3);
+    // the attempts' errors are in the timeline, not on the completed task
+    assert_eq!(task["error"], serde_json::Value::Null, "{task}");
+    let attempt_errors =
+        d.scalar(&format!("SELECT count(*) FROM task_events WHERE task_id = '{id}' AND kind = 'attempt_failed'")).await;
+    assert_eq!(attempt_errors, 2);
     assert_eq!(task["counts"], json!({"total": 10, "processed": 10, "failed": 0}));
     assert_moved_exactly_once(&d, &id, "flaky", 10).await;
 }
