@@ -14,8 +14,34 @@ pub enum ApiError {
     /// Past the caller's rate limit; `retry_after` is when a request would be let through.
     #[error("rate limit exceeded")]
     RateLimited { retry_after: std::time::Duration },
+    /// The database cannot be reached now (pool timed out, connection refused or lost, the
+    /// server shutting down or out of connections): 503 `ServiceUnavailable` with `Retry-After`.
+    #[error("service unavailable: {0}")]
+    Unavailable(String),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Seconds a client is told to wait (`Retry-After`) when the database cannot be reached.
+pub const UNAVAILABLE_RETRY_AFTER_SECS: u64 = 5;
+
+/// Whether `error` says the database cannot be reached now, rather than that the request or
+/// the code is wrong.
+fn database_unreachable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) | sqlx::Error::Tls(_) => true,
+        // admin_shutdown, crash_shutdown, cannot_connect_now, too_many_connections
+        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("57P01" | "57P02" | "57P03" | "53300")),
+        _ => false,
+    }
+}
+
+/// `database_unreachable` for any error in `error`'s chain of causes.
+fn unreachable_in(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| match cause.downcast_ref::<StoreError>() {
+        Some(StoreError::Database(e)) => database_unreachable(e),
+        _ => cause.downcast_ref::<sqlx::Error>().is_some_and(database_unreachable),
+    })
 }
 
 impl ApiError {
@@ -35,6 +61,7 @@ impl From<StoreError> for ApiError {
             StoreError::Database(sqlx::Error::Database(db)) if unstorable_text(db.code().as_deref()) => {
                 ApiError::bad_input("text must not contain NUL characters (\\u0000)")
             }
+            StoreError::Database(e) if database_unreachable(&e) => ApiError::Unavailable(e.to_string()),
             other => ApiError::Unexpected(anyhow::Error::new(other)),
         }
     }
@@ -103,6 +130,20 @@ impl IntoResponse for ApiError {
                 if let Ok(value) = HeaderValue::from_str(&seconds.max(1).to_string()) {
                     response.headers_mut().insert(header::RETRY_AFTER, value);
                 }
+                response
+            }
+            ApiError::Unexpected(error) if unreachable_in(&error) => {
+                ApiError::Unavailable(format!("{error:#}")).into_response()
+            }
+            ApiError::Unavailable(cause) => {
+                tracing::warn!(error = cause, "the database cannot be reached; answering 503");
+                let code = ErrorCode::ServiceUnavailable;
+                let message = "the database cannot be reached now; retry later";
+                let mut response =
+                    (StatusCode::SERVICE_UNAVAILABLE, axum::Json(body(code.as_str(), message))).into_response();
+                let headers = response.headers_mut();
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(UNAVAILABLE_RETRY_AFTER_SECS));
+                headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
                 response
             }
             ApiError::Unexpected(error) => {

@@ -9,12 +9,16 @@ use axum::Json;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU8, Ordering};
 
+/// How long a probe (`/readyz`, `/metrics`) waits on the database: a probe answers within a
+/// second, database or not.
+pub const PROBE_DATABASE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(800);
+
 pub async fn healthz() -> Json<Value> {
     Json(json!({ "status": "ok" }))
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    let database = store::ping(&state.pool).await.is_ok();
+    let database = matches!(tokio::time::timeout(PROBE_DATABASE_TIMEOUT, store::ping(&state.pool)).await, Ok(Ok(_)));
     let broker = state.broker.as_ref().map(|up| up()).unwrap_or(true);
     log_change(database, broker);
     let status = if database && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };

@@ -75,7 +75,14 @@ pub async fn track(State(state): State<AppState>, request: Request, next: Next) 
 /// `GET /metrics`
 pub async fn serve(State(state): State<AppState>) -> Response {
     let metrics = &state.metrics;
-    match store::dashboard::task_counts_all(&state.pool).await {
+    // both reads at once, each bounded: a scrape answers within a second, database or not
+    let bound = crate::health::PROBE_DATABASE_TIMEOUT;
+    let (counts, backlog) = tokio::join!(
+        tokio::time::timeout(bound, store::dashboard::task_counts_all(&state.pool)),
+        tokio::time::timeout(bound, store::outbox::backlog(&state.pool)),
+    );
+    let timed_out = |_| store::StoreError::Database(sqlx::Error::PoolTimedOut);
+    match counts.map_err(timed_out).and_then(|r| r) {
         Ok(rows) => {
             metrics.tasks.reset();
             for (task_type, status, n) in rows {
@@ -84,7 +91,7 @@ pub async fn serve(State(state): State<AppState>) -> Response {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: could not count tasks"),
     }
-    match store::outbox::backlog(&state.pool).await {
+    match backlog.map_err(timed_out).and_then(|r| r) {
         Ok((unsent, oldest)) => {
             metrics.outbox.with_label_values(&["unsent"]).set(unsent as f64);
             metrics.outbox.with_label_values(&["oldest_age_seconds"]).set(oldest);

@@ -185,9 +185,18 @@ fn print_keys(keys: &[store::api_keys::KeySummary]) {
     }
 }
 
+/// How long a process serving the api waits for a database connection: with the database
+/// gone, a request is answered 503 `ServiceUnavailable` after this, with `Retry-After`.
+const API_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Runs the api and/or the worker until SIGTERM or Ctrl-C, then shuts down gracefully.
 async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()> {
-    let pool = store::connect_and_migrate(settings.database_url.expose(), &settings.pool())
+    let mut pool_settings = settings.pool();
+    if api {
+        // a request waits this long for a connection before it is answered 503, not 10 s
+        pool_settings.acquire_timeout = API_ACQUIRE_TIMEOUT;
+    }
+    let pool = store::connect_and_migrate(settings.database_url.expose(), &pool_settings)
         .await
         .context("connecting to the database")?;
     let topology = settings.topology();

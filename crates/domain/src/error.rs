@@ -76,6 +76,8 @@ error_codes! {
     TaskAlreadyRolledBack => 409,
     // 429
     RateLimitExceeded => 429,
+    // 503: the database cannot be reached now; answered with `Retry-After`
+    ServiceUnavailable => 503,
     // worker-side failures that never travel as an HTTP answer
     MaxAttemptsExceeded => 500,
     InternalError => 500,

@@ -476,3 +476,47 @@ async fn the_rescuer_announces_unconsumed_work_again_with_backoff_not_every_pass
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_moved_exactly_once(&d, &id, "idle", 20).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answer_503_with_retry_after() {
+    // the database's port goes away as a stopped server's does: connecting is refused
+    let mut proxy = crate::proxy::Port::start("127.0.0.1:5432").await;
+    let mut d = Deployment::new().await;
+    let via_proxy = d.database_url.replace(":5432/", &format!(":{}/", proxy.port));
+    let api = d.api_with(&[("CUTOVER_DATABASE_URL", via_proxy)]).await;
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
+    let tasks = format!("{}/api/v1/tasks", api.base);
+    let list = || http.get(&tasks).header("X-API-KEY", &api.key).send();
+    assert_eq!(list().await.unwrap().status(), 200);
+
+    proxy.stop();
+    for probe in ["/readyz", "/metrics"] {
+        let started = Instant::now();
+        let response = http.get(format!("{}{probe}", api.base)).send().await.unwrap();
+        let took = started.elapsed();
+        eprintln!("{probe} answered {} in {took:?} with the database cut off", response.status());
+        assert!(took < Duration::from_secs(1), "{probe} took {took:?}");
+        if probe == "/readyz" {
+            assert_eq!(response.status(), 503);
+            assert_eq!(response.json::<serde_json::Value>().await.unwrap()["database"], false);
+        }
+    }
+    for _ in 0..3 {
+        let started = Instant::now();
+        let response = list().await.unwrap();
+        let took = started.elapsed();
+        eprintln!("GET /api/v1/tasks answered {} in {took:?} with the database cut off", response.status());
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()["retry-after"], "5");
+        let body: serde_json::Value = response.json().await.unwrap();
+        assert_eq!(body["code"], "ServiceUnavailable", "{body}");
+        assert!(body["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+        assert!(took < Duration::from_secs(3), "took {took:?}");
+    }
+
+    proxy.restart().await;
+    let restored = Instant::now();
+    wait_for("the api to answer again", Duration::from_secs(30), || async { list().await.unwrap().status() == 200 })
+        .await;
+    eprintln!("answering 200 again {:?} after the database came back", restored.elapsed());
+}

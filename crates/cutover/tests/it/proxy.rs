@@ -51,3 +51,48 @@ impl Proxy {
         self.up.store(true, Ordering::SeqCst);
     }
 }
+
+/// A forwarder that can go away entirely, as a stopped server does: `stop` closes its port and
+/// drops every connection, so that connecting is refused (`ECONNREFUSED`, which a connection
+/// pool keeps retrying until its acquire timeout); `restart` opens the same port again.
+pub struct Port {
+    pub port: u16,
+    target: &'static str,
+    serving: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Port {
+    pub async fn start(target: &'static str) -> Port {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut port = Port { port: listener.local_addr().unwrap().port(), target, serving: None };
+        port.serve(listener);
+        port
+    }
+
+    fn serve(&mut self, listener: TcpListener) {
+        let target = self.target;
+        self.serving = Some(tokio::spawn(async move {
+            // dropped with this task when it is aborted: every connection goes with it
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                let Ok((mut inbound, _)) = listener.accept().await else { return };
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        }));
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(serving) = self.serving.take() {
+            serving.abort();
+        }
+    }
+
+    pub async fn restart(&mut self) {
+        let listener = TcpListener::bind(("127.0.0.1", self.port)).await.unwrap();
+        self.serve(listener);
+    }
+}
