@@ -627,3 +627,56 @@ async fn bad_updates_are_refused_and_change_nothing(pool: PgPool) {
     assert_eq!(unknown.status, StatusCode::NOT_FOUND);
     assert_eq!(unknown.body["code"], "PlanNotFound");
 }
+
+/// A schedule's NEXT_BILLING_DATE move withdrawn through Stigg's
+/// `DELETE /api/v1/subscriptions/{id}/future-update/schedule` is never applied; the migration
+/// applies the others and still ends, the withdrawn move counted as a superseded one is (not
+/// processed). Withdrawing the last one left ends the task CANCELED.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_withdrawn_next_billing_date_move_is_never_applied_and_the_migration_still_ends(pool: PgPool) {
+    let stack = Stack::start(pool, 1, 100).await;
+    let _scheduler = scheduler(&stack, "s1");
+    let due = billing_in(Duration::from_secs(3));
+    live_plan(&stack, "wd", &[due, due, due]).await;
+    live_plan(&stack, "wd-last", &[billing_in(Duration::from_secs(3600))]).await;
+
+    let put =
+        ok(&stack, Method::PUT, "/plans/wd", plan_body("wd", json!({"versionChangeBehaviour": "NEXT_BILLING_DATE"})))
+            .await;
+    let task = put.task.unwrap();
+    wait_planned(&stack.pool, &task).await;
+    let (status, body) =
+        stack.api.call(Method::DELETE, "/api/v1/subscriptions/wd-s0/future-update/schedule", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body, json!({"data": {"id": "wd-s0"}}));
+
+    let done = stack.api.wait_task_within(&task, Duration::from_secs(30)).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!(done["counts"], json!({"total": 3, "processed": 2, "failed": 0}), "{done}");
+    assert_eq!(version_of(&stack.pool, "wd-s0").await, 1);
+    assert_eq!(version_of(&stack.pool, "wd-s1").await, 2);
+    assert_eq!(version_of(&stack.pool, "wd-s2").await, 2);
+    let statuses = count(
+        &stack.pool,
+        "SELECT count(*) FROM subscription_version_changes WHERE subscription_id = 'wd-s0' AND status = 'CANCELED'",
+    )
+    .await;
+    assert_eq!(statuses, 1);
+
+    // the only move of a migration withdrawn: nothing is left for it to do, it ends CANCELED
+    let put = ok(
+        &stack,
+        Method::PUT,
+        "/plans/wd-last",
+        plan_body("wd-last", json!({"versionChangeBehaviour": "NEXT_BILLING_DATE"})),
+    )
+    .await;
+    let task = put.task.unwrap();
+    wait_planned(&stack.pool, &task).await;
+    let (status, body) =
+        stack.api.call(Method::DELETE, "/api/v1/subscriptions/wd-last-s0/future-update/schedule", None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let ended = stack.api.task(&task).await;
+    assert_eq!(ended["status"], "CANCELED", "{ended}");
+    assert_eq!(version_of(&stack.pool, "wd-last-s0").await, 1);
+}
