@@ -10,7 +10,7 @@
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{page_body, Json, PageQuery, Path, Query};
+use crate::extract::{page_body, Json, KnownQuery, PageQuery, Path};
 use crate::openapi::{Data, List, WEBHOOKS};
 use crate::AppState;
 use axum::extract::State;
@@ -300,7 +300,7 @@ pub async fn create(
 pub async fn list(
     State(state): State<AppState>,
     Caller(caller): Caller,
-    Query(query): Query<PageQuery>,
+    KnownQuery(query): KnownQuery<PageQuery>,
 ) -> Result<Json<List<WebhookView>>, ApiError> {
     let page =
         store::webhooks::list_endpoints(&state.pool, caller.environment_id, query.after()?, query.limit()?).await?;
@@ -349,7 +349,7 @@ pub async fn deliveries(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
+    KnownQuery(query): KnownQuery<PageQuery>,
 ) -> Result<Json<List<DeliveryView>>, ApiError> {
     let webhook = parse_id(&id, "webhook")?;
     let (page, attempts) =

@@ -306,3 +306,13 @@ async fn subscriptions_are_filtered_by_resource_pricing_type_and_creation_time(p
     let answer = app.list_subscriptions("?pricingType=PAID").await;
     assert_eq!(ids(&answer), Vec::<String>::new());
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn paged_lists_without_filters_refuse_any_other_parameter(pool: PgPool) {
+    let app = ready(pool).await;
+    for path in ["/api/v1/webhooks?status=FAILED", "/plans?name=x", "/api/v1/webhooks?limit=5&sort=desc"] {
+        let answer = app.get(path).await;
+        assert_error(&answer, StatusCode::BAD_REQUEST, "BadUserInput");
+    }
+    assert_eq!(app.get("/api/v1/webhooks?limit=5").await.0, StatusCode::OK);
+}
