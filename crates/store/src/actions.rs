@@ -80,7 +80,7 @@ pub async fn retry(conn: &mut Work, env: EnvironmentId, id: TaskId, actor: &str)
 /// What a retry does, without its timeline row: re-opens a `FAILED` or `PARTIALLY_FAILED`
 /// task (locked by the caller) and announces its work again through the outbox. A replayed
 /// dead letter re-opens its task the same way.
-pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: tasks::Task) -> Result<tasks::Task> {
+pub(crate) async fn reopen(conn: &mut Work, env: EnvironmentId, task: tasks::Task) -> Result<tasks::Task> {
     let id = task.id();
     if let Some(by) = task.rolled_back_by {
         return Err(StoreError::rejected(
@@ -96,7 +96,7 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
     }
     let batches: i64 = sqlx::query_scalar("SELECT count(*) FROM task_batches WHERE task_id = $1")
         .bind(id.0)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut **conn)
         .await?;
     let migration =
         matches!(task.task_type(), TaskType::PublishPlan | TaskType::StagedRollout | TaskType::RollbackMigration)
@@ -110,7 +110,7 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
             .bind(env.0)
             .bind(plan)
             .bind(target)
-            .fetch_one(&mut *conn)
+            .fetch_one(&mut **conn)
             .await?;
             if newer {
                 return Err(StoreError::rejected(
@@ -121,13 +121,13 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
         }
         reopen_failed_batches(conn, id).await?;
     } else {
-        sqlx::query("DELETE FROM task_item_failures WHERE task_id = $1").bind(id.0).execute(&mut *conn).await?;
+        sqlx::query("DELETE FROM task_item_failures WHERE task_id = $1").bind(id.0).execute(&mut **conn).await?;
         sqlx::query(
             "UPDATE tasks SET status = 'PENDING', planned_at = NULL, processed = 0, failed = 0, attempts = 0
              WHERE id = $1",
         )
         .bind(id.0)
-        .execute(&mut *conn)
+        .execute(&mut **conn)
         .await?;
     }
     let reopened = sqlx::query_as::<_, tasks::Task>(
@@ -137,7 +137,7 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
          WHERE id = $1 RETURNING *",
     )
     .bind(id.0)
-    .fetch_one(&mut *conn)
+    .fetch_one(&mut **conn)
     .await
     .map_err(|e| {
         if crate::is_unique_violation(&e, tasks::HOLDER_PER_PLAN) {
@@ -152,7 +152,7 @@ pub(crate) async fn reopen(conn: &mut PgConnection, env: EnvironmentId, task: ta
     if reopened.planned_at.is_some() {
         outbox::enqueue_pending_batches(conn, id).await?;
     } else {
-        outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
+        conn.enqueue(Job::Task { task_id: id });
     }
     Ok(reopened)
 }
@@ -229,7 +229,7 @@ pub async fn rescue_stalled(conn: &mut Work, after_secs: i64) -> Result<Vec<Task
             let n = outbox::enqueue_pending_batches(conn, id).await?;
             format!("{n} pending batches announced again")
         } else {
-            outbox::enqueue(conn, &Job::Task { task_id: id }).await?;
+            conn.enqueue(Job::Task { task_id: id });
             "task announced again".to_owned()
         };
         events::record(conn, EnvironmentId(env), id, "rescued", &what, Some("rescuer"), serde_json::json!({}));

@@ -50,6 +50,11 @@ impl Work {
     /// Writes the unit's effects, commits it, and wakes the relay. A wake with nothing new to
     /// send costs the relay one query; a missed one would cost a poll interval.
     pub async fn commit(mut self, hooks: &Hooks) -> Result<()> {
+        let has_effects = !(self.events.is_empty() && self.jobs.is_empty() && self.announcements.is_empty());
+        if has_effects && matches!(self.conn, Conn::Single(_)) {
+            // its statement has committed already: effects written now could be lost apart from it
+            return Err(StoreError::Invariant("a one-statement unit of work writes its effects in its statement"));
+        }
         let events = std::mem::take(&mut self.events);
         if !events.is_empty() {
             events::record_all(&mut self, &events).await?;
@@ -127,4 +132,62 @@ fn log_end(task: &Task) {
 
 fn unrenderable(error: serde_json::Error) -> StoreError {
     StoreError::Database(sqlx::Error::Encode(Box::new(error)))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use domain::{Job, TaskId};
+    use sqlx::PgPool;
+
+    struct Silent;
+
+    impl Announcer for Silent {
+        fn task_ended(&self, _: &Task, _: Option<&Rollout>) -> serde_json::Result<Value> {
+            Ok(Value::Null)
+        }
+
+        fn version_published(&self, _: &PlanVersion) -> serde_json::Result<Value> {
+            Ok(Value::Null)
+        }
+    }
+
+    async fn outbox_rows(pool: &PgPool) -> i64 {
+        sqlx::query_scalar("SELECT count(*) FROM outbox").fetch_one(pool).await.unwrap()
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_unit_writes_its_jobs_when_it_commits_and_wakes_the_relay(pool: PgPool) {
+        let relay = Arc::new(Notify::new());
+        let hooks = Hooks::new(Arc::new(Silent)).with_relay(relay.clone());
+        let job = Job::Task { task_id: TaskId::new() };
+
+        let mut dropped = Work::begin(&pool).await.unwrap();
+        dropped.enqueue(job);
+        drop(dropped);
+        assert_eq!(outbox_rows(&pool).await, 0, "a unit that does not commit writes nothing");
+
+        let mut work = Work::begin(&pool).await.unwrap();
+        work.enqueue(job);
+        work.enqueue(Job::Batch { task_id: job.task_id(), seq: 0 });
+        work.commit(&hooks).await.unwrap();
+        let rows: Vec<(String, Value)> =
+            sqlx::query_as("SELECT routing_key, payload FROM outbox ORDER BY id").fetch_all(&pool).await.unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].0, "task");
+        assert_eq!(rows[1].1["seq"], 0);
+        // the wake is stored as a permit: the relay sees it even if it was not waiting yet
+        tokio::time::timeout(std::time::Duration::from_secs(1), relay.notified()).await.unwrap();
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_one_statement_unit_refuses_effects_it_could_not_commit_with_its_statement(pool: PgPool) {
+        let hooks = Hooks::new(Arc::new(Silent));
+        let mut work = Work::single(&pool).await.unwrap();
+        work.enqueue(Job::Task { task_id: TaskId::new() });
+        let refused = work.commit(&hooks).await.unwrap_err();
+        assert!(matches!(refused, StoreError::Invariant(_)), "{refused}");
+        assert_eq!(outbox_rows(&pool).await, 0);
+    }
 }

@@ -8,7 +8,7 @@
 //! tenant's data.
 
 use crate::work::Work;
-use crate::{actions, events, outbox, tasks, Result, StoreError};
+use crate::{actions, events, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{EnvironmentId, ErrorCode, Job, TaskId, TaskStatus};
 use sqlx::{PgConnection, PgPool};
@@ -259,7 +259,7 @@ pub async fn replay(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -
     let task = if reopened {
         actions::reopen(conn, env, task).await?
     } else {
-        outbox::enqueue(conn, &job).await?;
+        conn.enqueue(job);
         task
     };
     let letter = resolve(conn, id, "REPLAYED", actor).await?;

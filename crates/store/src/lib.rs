@@ -54,6 +54,9 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    /// Code asked for something the store's rules forbid (a bug, never bad input).
+    #[error("store invariant broken: {0}")]
+    Invariant(&'static str),
 }
 
 impl StoreError {
@@ -65,7 +68,7 @@ impl StoreError {
     /// serialization failures and deadlocks are transient; a refused rule is not.
     pub fn is_transient(&self) -> bool {
         match self {
-            StoreError::Rejected { .. } | StoreError::Migrate(_) => false,
+            StoreError::Rejected { .. } | StoreError::Migrate(_) | StoreError::Invariant(_) => false,
             StoreError::Database(e) => is_transient(e),
         }
     }

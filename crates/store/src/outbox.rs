@@ -6,16 +6,6 @@ use crate::Result;
 use domain::{Job, TaskId};
 use sqlx::{PgConnection, PgPool};
 
-/// Adds a job to the outbox inside the caller's transaction.
-pub async fn enqueue(conn: &mut PgConnection, job: &Job) -> Result<()> {
-    sqlx::query("INSERT INTO outbox (routing_key, payload) VALUES ($1, $2)")
-        .bind(job.routing_key())
-        .bind(sqlx::types::Json(job))
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
 /// Adds `jobs` to the outbox in one statement, in their order (`Work::commit` writes the jobs
 /// pushed into a unit of work with it).
 pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Job]) -> Result<()> {

@@ -6,7 +6,7 @@
 //! module's.
 
 use crate::work::Work;
-use crate::{events, outbox, plans, tasks, Result, StoreError};
+use crate::{events, plans, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
 use domain::{
     EnvironmentId, ErrorCode, Job, PlanVersionStatus, SubscriptionStatus, TaskId, TaskSpec, VersionChangeBehaviour,
@@ -194,7 +194,7 @@ pub async fn update(
         .bind(task_id.0)
         .execute(&mut **conn)
         .await?;
-    outbox::enqueue(conn, &Job::Task { task_id }).await?;
+    conn.enqueue(Job::Task { task_id });
     events::record(
         conn,
         env,
