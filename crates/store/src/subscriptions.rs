@@ -49,7 +49,9 @@ pub struct NewSubscription {
     pub customer_id: String,
     pub plan_id: String,
     pub billing_period: BillingPeriod,
-    pub start_date: DateTime<Utc>,
+    /// `None`: it starts when it is created, by the database's clock (so it is ACTIVE, never
+    /// NOT_STARTED because of a process clock ahead of the database's).
+    pub start_date: Option<DateTime<Utc>>,
     pub end_date: Option<DateTime<Utc>>,
     pub status: Option<SubscriptionStatus>,
     pub billing_id: Option<String>,
@@ -59,7 +61,7 @@ pub struct NewSubscription {
 
 impl NewSubscription {
     fn status(&self, now: DateTime<Utc>) -> SubscriptionStatus {
-        self.status.unwrap_or(if self.start_date > now {
+        self.status.unwrap_or(if self.start_date.is_some_and(|start| start > now) {
             SubscriptionStatus::NotStarted
         } else {
             SubscriptionStatus::Active
@@ -95,7 +97,7 @@ pub async fn create(conn: &mut PgConnection, env: EnvironmentId, new: &NewSubscr
     .bind(version)
     .bind(new.status(now).as_str())
     .bind(new.billing_period.as_str())
-    .bind(new.start_date)
+    .bind(new.start_date.unwrap_or(now))
     .bind(new.end_date)
     .bind(&new.billing_id)
     .bind(&new.resource_id)
@@ -207,7 +209,7 @@ pub async fn import(
     let plan_ids: Vec<&str> = items.iter().map(|s| s.plan_id.as_str()).collect();
     let statuses: Vec<&str> = items.iter().map(|s| s.status(now).as_str()).collect();
     let periods: Vec<&str> = items.iter().map(|s| s.billing_period.as_str()).collect();
-    let starts: Vec<DateTime<Utc>> = items.iter().map(|s| s.start_date).collect();
+    let starts: Vec<DateTime<Utc>> = items.iter().map(|s| s.start_date.unwrap_or(now)).collect();
     let ends: Vec<Option<DateTime<Utc>>> = items.iter().map(|s| s.end_date).collect();
     let billing: Vec<Option<&str>> = items.iter().map(|s| s.billing_id.as_deref()).collect();
     let resources: Vec<Option<&str>> = items.iter().map(|s| s.resource_id.as_deref()).collect();

@@ -67,7 +67,7 @@ pub async fn create(
             customer_id: customer.into_string(),
             plan_id: plan.into_string(),
             billing_period: body.billing_period.unwrap_or(BillingPeriod::Monthly),
-            start_date: body.start_date.unwrap_or_else(Utc::now),
+            start_date: body.start_date,
             end_date: None,
             status: None,
             billing_id: None,

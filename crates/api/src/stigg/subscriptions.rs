@@ -63,9 +63,6 @@ pub async fn create(
     };
     let customer = entity_id(&body.customer_id, "customerId")?;
     let plan = entity_id(&body.plan_id, "planId")?;
-    // taken before the transaction starts, so that the database's now() (which decides
-    // NOT_STARTED or ACTIVE) is never earlier than a start date defaulted to now
-    let start_date = body.start_date.unwrap_or_else(Utc::now);
     let mut tx = state.begin().await?;
     let subscription = subscriptions::create(
         &mut tx,
@@ -75,7 +72,7 @@ pub async fn create(
             customer_id: customer.into_string(),
             plan_id: plan.into_string(),
             billing_period: body.billing_period.unwrap_or(BillingPeriod::Monthly),
-            start_date,
+            start_date: body.start_date,
             end_date: None,
             status: None,
             billing_id: body.billing_id,

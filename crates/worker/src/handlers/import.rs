@@ -30,7 +30,7 @@ pub async fn run(
             customer_id: i.customer_id,
             plan_id: i.plan_id,
             billing_period: i.billing_period,
-            start_date: i.start_date,
+            start_date: Some(i.start_date),
             end_date: i.end_date,
             status: i.status,
             billing_id: i.billing_id,
