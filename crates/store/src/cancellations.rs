@@ -116,8 +116,10 @@ pub async fn withdraw(work: &mut Work, env: EnvironmentId, id: &str, actor: &str
     Ok(())
 }
 
-/// CANCELs the SCHEDULED moves of these subscriptions and ends each task left with nothing
-/// scheduled, CANCELED with the reason; each task that lost a move gets a timeline event.
+/// CANCELs the SCHEDULED moves of these subscriptions. A withdrawn move leaves its task: the
+/// task's `total` drops by one, so its progress still reaches 100 % with what it did move. A
+/// task left with nothing scheduled ends from its counts — or CANCELED, with the reason, when
+/// it moved nobody at all. Each task that lost a move gets a timeline event.
 async fn withdraw_moves(work: &mut Work, env: EnvironmentId, ids: &[String], why: &str, actor: &str) -> Result<()> {
     let touched: Vec<(Option<Uuid>, String)> = sqlx::query_as(
         "UPDATE subscription_version_changes SET status = 'CANCELED', updated_at = now()
@@ -146,7 +148,14 @@ async fn withdraw_moves(work: &mut Work, env: EnvironmentId, ids: &[String], why
             Some(actor),
             json!({ "subscriptionId": subscription }),
         );
-        end_if_settled(work, task, Some((TaskStatus::Canceled, &message))).await?;
+        let processed: Option<i64> = sqlx::query_scalar(
+            "UPDATE tasks SET total = greatest(total - 1, 0), updated_at = now() WHERE id = $1 RETURNING processed",
+        )
+        .bind(task.0)
+        .fetch_optional(&mut **work)
+        .await?;
+        let nobody_moved = processed.is_some_and(|p| p == 0);
+        end_if_settled(work, task, nobody_moved.then_some((TaskStatus::Canceled, message.as_str()))).await?;
     }
     Ok(())
 }

@@ -630,8 +630,8 @@ async fn bad_updates_are_refused_and_change_nothing(pool: PgPool) {
 
 /// A schedule's NEXT_BILLING_DATE move withdrawn through Stigg's
 /// `DELETE /api/v1/subscriptions/{id}/future-update/schedule` is never applied; the migration
-/// applies the others and still ends, the withdrawn move counted as a superseded one is (not
-/// processed). Withdrawing the last one left ends the task CANCELED.
+/// applies the others and still ends COMPLETED at 100 %: the withdrawn move leaves the task's
+/// total. Withdrawing the only move of a migration ends it CANCELED: it moved nobody.
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn a_withdrawn_next_billing_date_move_is_never_applied_and_the_migration_still_ends(pool: PgPool) {
     let stack = Stack::start(pool, 1, 100).await;
@@ -652,7 +652,8 @@ async fn a_withdrawn_next_billing_date_move_is_never_applied_and_the_migration_s
 
     let done = stack.api.wait_task_within(&task, Duration::from_secs(30)).await;
     assert_eq!(done["status"], "COMPLETED", "{done}");
-    assert_eq!(done["counts"], json!({"total": 3, "processed": 2, "failed": 0}), "{done}");
+    assert_eq!(done["counts"], json!({"total": 2, "processed": 2, "failed": 0}), "{done}");
+    assert_eq!(done["progress"], 100, "{done}");
     assert_eq!(version_of(&stack.pool, "wd-s0").await, 1);
     assert_eq!(version_of(&stack.pool, "wd-s1").await, 2);
     assert_eq!(version_of(&stack.pool, "wd-s2").await, 2);
