@@ -158,12 +158,25 @@ pub async fn sign_in(
     let token = store::dashboard::create_session(&state.pool, principal.key_id, SESSION_SECS).await?;
     store::dashboard::record_sign_in(&state.pool, &principal).await?;
     tracing::info!(key_prefix = %principal.key_prefix, scope = principal.scope.as_str(), "dashboard sign-in");
-    let cookie = format!("{COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}");
+    let secure = if served_over_https(&state, &headers) { "; Secure" } else { "" };
+    let cookie =
+        format!("{COOKIE}={token}; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}{secure}");
     let mut response = axum::Json(json!({ "data": who(&principal) })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     Ok(response)
+}
+
+/// Whether the browser reached us over https: `CUTOVER_PUBLIC_URL` says so, or the proxy in
+/// front set `X-Forwarded-Proto: https`. The header is honoured from anyone: it can only add
+/// `Secure` to the caller's own cookie, never take it away from someone else's.
+fn served_over_https(state: &AppState, headers: &HeaderMap) -> bool {
+    state.settings.https
+        || headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.split(',').next().unwrap_or("").trim().eq_ignore_ascii_case("https"))
 }
 
 pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {

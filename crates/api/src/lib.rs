@@ -36,6 +36,9 @@ pub struct ApiSettings {
     pub queue_prefix: String,
     /// Which internal addresses webhook URLs may resolve to (none by default).
     pub webhook_policy: domain::webhook::AddressPolicy,
+    /// Whether the api is served over https (`CUTOVER_PUBLIC_URL` starts with `https://`): the
+    /// dashboard session cookie then always carries `Secure`.
+    pub https: bool,
 }
 
 impl Default for ApiSettings {
@@ -45,6 +48,7 @@ impl Default for ApiSettings {
             body_limit: 32 * 1024 * 1024,
             queue_prefix: "cutover".into(),
             webhook_policy: domain::webhook::AddressPolicy::default(),
+            https: false,
         }
     }
 }

@@ -121,6 +121,10 @@ pub struct Settings {
     /// Where `cutover worker` serves `/metrics` (the api serves its own on `--listen`).
     #[arg(long, env = "CUTOVER_METRICS_LISTEN", global = true)]
     pub metrics_listen: Option<String>,
+    /// The address clients reach the api at; an `https://` one makes the dashboard session
+    /// cookie `Secure`.
+    #[arg(long, env = "CUTOVER_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
 }
 
 impl Settings {
@@ -174,6 +178,7 @@ impl Settings {
             max_attempts: self.max_attempts.max(1),
             queue_prefix: self.queue_prefix.clone(),
             webhook_policy: self.webhook_allow_hosts.clone(),
+            https: self.public_url.as_deref().is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
             ..api::ApiSettings::default()
         }
     }

@@ -154,3 +154,28 @@ async fn sign_ins_and_sign_outs_are_audited_with_the_key_prefix(pool: PgPool) {
     let expected = [(admin_prefix, "sign_in"), (prefix.clone(), "sign_out"), (prefix, "sign_in")];
     assert_eq!(seen, expected.map(|(p, a)| (p, a.to_owned())));
 }
+
+async fn session_cookie(app: &TestApp, forwarded_proto: Option<&str>) -> String {
+    let key = store::api_keys::create_key(&app.pool, crate::harness::ENV_A, Scope::Admin, None).await.unwrap();
+    let mut request = app
+        .anonymous(Method::POST, "/dashboard/api/sign-in")
+        .header("X-Cutover-Dashboard", "1")
+        .json(&json!({ "key": key.secret }));
+    if let Some(proto) = forwarded_proto {
+        request = request.header("X-Forwarded-Proto", proto);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.headers()["set-cookie"].to_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_session_cookie_is_secure_when_served_over_https(pool: PgPool) {
+    let plain = TestApp::spawn(pool.clone()).await;
+    assert!(!session_cookie(&plain, None).await.contains("Secure"));
+    assert!(!session_cookie(&plain, Some("http")).await.contains("Secure"));
+    assert!(session_cookie(&plain, Some("https")).await.contains("; Secure"));
+
+    let https = TestApp::spawn_with(pool, api::ApiSettings { https: true, ..api::ApiSettings::default() }).await;
+    assert!(session_cookie(&https, None).await.contains("; Secure"));
+}
