@@ -234,32 +234,37 @@ pub struct TasksQuery {
     task_type: Option<String>,
     plan: Option<String>,
     q: Option<String>,
+    after: Option<String>,
+    limit: Option<i64>,
 }
 
-/// The newest 200 tasks matching the filters; `q` finds one by id.
+/// A page (200 unless `limit` says fewer) of the newest tasks matching the filters, with the
+/// cursor of the next page in `next` and every task type in `taskTypes`; `q` finds one by id.
 pub async fn tasks(
     State(state): State<AppState>,
     Caller(caller): Caller,
     Query(query): Query<TasksQuery>,
 ) -> Result<axum::Json<Value>, ApiError> {
+    let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
     if let Some(q) = query.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         let found = match domain::TaskId::parse(q) {
             Ok(id) => store::tasks::get(&state.pool, caller.environment_id, id).await?,
             Err(_) => None,
         };
-        return Ok(axum::Json(json!({ "data": found.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>() })));
+        return Ok(axum::Json(json!({ "data": found.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>(),
+                                     "next": null, "taskTypes": types })));
     }
     let statuses: Vec<&str> = TaskStatus::ALL.iter().map(|s| s.as_str()).collect();
-    let types: Vec<&str> = TaskType::ALL.iter().map(|s| s.as_str()).collect();
     let filter = TaskFilter {
         statuses: crate::extract::comma_list(query.status.as_deref(), "status", &statuses)?,
         task_types: crate::extract::comma_list(query.task_type.as_deref(), "type", &types)?,
         plan_id: query.plan.filter(|p| !p.trim().is_empty()),
-        after: None,
-        limit: 200,
+        after: store::parse_cursor(query.after.as_deref())?,
+        limit: query.limit.unwrap_or(200).clamp(1, 200),
     };
     let page = store::tasks::list(&state.pool, caller.environment_id, &filter).await?;
-    Ok(axum::Json(json!({ "data": page.items.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>() })))
+    Ok(axum::Json(json!({ "data": page.items.iter().map(|t| views::task::task(t, None)).collect::<Vec<_>>(),
+                          "next": page.next, "taskTypes": types })))
 }
 
 /// One task with everything its page shows: batches, failed items, timeline, rate and ETA.

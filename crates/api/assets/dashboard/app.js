@@ -4,7 +4,6 @@
 const $ = (sel) => document.querySelector(sel);
 const esc = (v) => String(v ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' }[c]));
 const STATUSES = ['PENDING', 'IN_PROGRESS', 'COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'];
-const TYPES = ['PUBLISH_PLAN', 'SUBSCRIPTION_MIGRATION', 'IMPORT_SUBSCRIPTIONS', 'STAGED_ROLLOUT'];
 let me = null;
 let timer = null;
 let source = null;
@@ -23,7 +22,7 @@ async function api(path, options = {}) {
     error.status = response.status;
     throw error;
   }
-  return body && body.data;
+  return options.whole ? body : body && body.data;
 }
 
 function stop() {
@@ -78,7 +77,7 @@ function chart(minutes) {
 async function overview(id) {
   const d = await api('/overview');
   if (!current(id)) return;
-  const cards = STATUSES.map((s) => `<div class="card"><div class="n" id="count-${s}">${d.tasksByStatus[s] || 0}</div><div class="l">${s}</div></div>`).join('');
+  const cards = STATUSES.map((s) => `<div class="card"><div class="n" id="count-${s}"><a href="#/tasks?status=${s}">${d.tasksByStatus[s] || 0}</a></div><div class="l">${s}</div></div>`).join('');
   const workers = d.workers.map((w) => `<tr><td><code>${esc(w.id)}</code></td><td>${esc(w.hostname)}:${w.pid}</td>
     <td>${w.stoppedAt ? 'stopped' : seconds(w.heartbeatAgeSecs) + ' ago'}</td><td>${w.inFlight}</td></tr>`).join('');
   $('#view').innerHTML = `<h1>Overview</h1><div class="cards">${cards}
@@ -125,8 +124,21 @@ async function act(button) {
 
 async function tasks(params, id) {
   const query = new URLSearchParams(params);
-  const rows = await api('/tasks?' + query.toString());
+  query.delete('trail');
+  const page = await api('/tasks?' + query.toString(), { whole: true });
   if (!current(id)) return;
+  const rows = page.data, types = page.taskTypes;
+  // the cursors of the pages before this one ride in the hash, so Back and Newer both work
+  const trail = (params.trail || '').split(',').filter(Boolean);
+  const at = (cursor, nextTrail) => {
+    const p = { ...params };
+    delete p.after; delete p.trail;
+    if (cursor) p.after = cursor;
+    if (nextTrail.length) p.trail = nextTrail.join(',');
+    return '#/tasks?' + new URLSearchParams(p).toString();
+  };
+  const newer = params.after ? `<a id="page-newer" href="${esc(at(trail[trail.length - 1] === '-' ? '' : trail[trail.length - 1], trail.slice(0, -1)))}">← newer</a>` : '';
+  const older = page.next ? `<a id="page-older" href="${esc(at(page.next, [...trail, params.after || '-']))}">older →</a>` : '';
   const opts = (list, current) => '<option value="">any</option>' + list.map((v) => `<option${v === current ? ' selected' : ''}>${v}</option>`).join('');
   const pick = (t) => me.canWrite ? `<td><input type="checkbox" class="pick" value="${esc(t.id)}" aria-label="select task"></td>` : '';
   const body = rows.map((t) => `<tr data-task="${esc(t.id)}">${pick(t)}<td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
@@ -137,7 +149,7 @@ async function tasks(params, id) {
   $('#view').innerHTML = `<h1>Tasks</h1>
     <form class="filters" id="filters">
       <label>status <select name="status">${opts(STATUSES, params.status)}</select></label>
-      <label>type <select name="type">${opts(TYPES, params.type)}</select></label>
+      <label>type <select name="type">${opts(types, params.type)}</select></label>
       <label>plan <input name="plan" value="${esc(params.plan || '')}" size="12"></label>
       <label>id <input name="q" value="${esc(params.q || '')}" size="36" placeholder="task id"></label>
       <button type="submit">Filter</button></form>
@@ -145,7 +157,8 @@ async function tasks(params, id) {
       <button id="bulk-retry" disabled>Retry selected</button> <button id="bulk-cancel" class="danger" disabled>Cancel selected</button>
       <span id="bulk-result" class="muted"></span></p>` : ''}
     <table id="task-table"><thead><tr>${me.canWrite ? '<th></th>' : ''}<th>id</th><th>type</th><th>plan</th><th>status</th><th>progress</th><th>items</th><th>created</th><th></th></tr></thead>
-    <tbody>${body || '<tr><td colspan="9" class="muted">no tasks</td></tr>'}</tbody></table>`;
+    <tbody>${body || '<tr><td colspan="9" class="muted">no tasks</td></tr>'}</tbody></table>
+    <p class="pager">${newer} ${older}</p>`;
   if (me.canWrite) bulkControls();
   $('#filters').onsubmit = (e) => {
     e.preventDefault();
