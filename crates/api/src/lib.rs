@@ -39,6 +39,9 @@ pub struct ApiSettings {
     /// Whether the api is served over https (`CUTOVER_PUBLIC_URL` starts with `https://`): the
     /// dashboard session cookie then always carries `Secure`.
     pub https: bool,
+    /// How often an open task event stream checks that its key is still good; a revoked or
+    /// expired key ends the stream with a `revoked` event.
+    pub stream_key_check: std::time::Duration,
 }
 
 impl Default for ApiSettings {
@@ -49,6 +52,7 @@ impl Default for ApiSettings {
             queue_prefix: "cutover".into(),
             webhook_policy: domain::webhook::AddressPolicy::default(),
             https: false,
+            stream_key_check: std::time::Duration::from_secs(30),
         }
     }
 }

@@ -288,6 +288,12 @@ impl utoipa::PartialSchema for StreamEvent {
                 json!({ "$ref": format!("#/components/schemas/{}", TimelineEvent::name()) }),
             ))
             .item(event("end", "The final task; the stream closes after it", in_data(TaskView::name().as_ref())))
+            .item(event(
+                "revoked",
+                "The key was revoked or expired (checked every 30 s); the stream closes after it",
+                json!({ "type": "object", "required": ["code", "message"],
+                        "properties": { "code": { "type": "string" }, "message": { "type": "string" } } }),
+            ))
             .into()
     }
 }
@@ -309,6 +315,8 @@ struct Stream {
     last_task: Option<TaskView>,
     pending: std::collections::VecDeque<axum::response::sse::Event>,
     done: bool,
+    /// When the caller's key was last found good.
+    key_checked: tokio::time::Instant,
 }
 
 impl Stream {
@@ -316,6 +324,17 @@ impl Stream {
     /// `event` per new timeline row, and `end` once the task is terminal.
     async fn poll(&mut self) -> Result<(), ApiError> {
         use axum::response::sse::Event;
+        if self.key_checked.elapsed() >= self.state.settings.stream_key_check {
+            if !store::api_keys::is_live(&self.state.pool, self.caller.key_id).await? {
+                tracing::info!(key_prefix = %self.caller.key_prefix, task_id = %self.task_id,
+                               "task stream ended: its key was revoked or expired");
+                let body = json!({ "code": "Unauthenticated", "message": "the API key was revoked or has expired" });
+                self.pending.push_back(Event::default().event("revoked").data(body.to_string()));
+                self.done = true;
+                return Ok(());
+            }
+            self.key_checked = tokio::time::Instant::now();
+        }
         let task = tasks::get(&self.state.pool, self.caller.environment_id, self.task_id)
             .await?
             .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{}` not found", self.task_id)))?;
@@ -343,13 +362,14 @@ impl Stream {
 /// `GET /api/v1/tasks/{id}/events`: Server-Sent Events. `task` carries the task (the same
 /// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes; `event` carries each
 /// new row of its timeline; `end` carries the final task, after which the stream closes.
+/// The key is checked again every 30 s: once revoked or expired, a `revoked` event ends the stream.
 /// Each `event` has its row's id as the SSE id; a client that reconnects with
 /// `Last-Event-ID` (browsers do) gets only the rows after it.
 #[utoipa::path(get, path = "/api/v1/tasks/{id}/events", operation_id = "TaskController_streamTaskEvents", tag = TASKS,
     params(("id" = String, Path, description = "The task's id (a UUID)"),
         ("Last-Event-ID" = Option<i64>, Header, description = "Resume after this timeline row: only later `event`s are sent")),
     responses((status = 200, content_type = "text/event-stream",
-        description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task", body = StreamEvent),
+        description = "Server-Sent Events: `task` (the task, under `data`) when it changes, `event` per timeline row, `end` with the final task, `revoked` when the key no longer holds", body = StreamEvent),
         (status = 400, description = "`Last-Event-ID` is not an event id (`BadUserInput`)", body = ErrorBody),
         (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
 pub async fn events(
@@ -367,8 +387,17 @@ pub async fn events(
         Some(Ok(Ok(id))) if id >= 0 => id,
         Some(_) => return Err(ApiError::new(ErrorCode::BadUserInput, "Last-Event-ID must be an event id")),
     };
-    let mut stream =
-        Stream { state, caller, task_id, last_event, last_task: None, pending: Default::default(), done: false };
+    let key_checked = tokio::time::Instant::now();
+    let mut stream = Stream {
+        state,
+        caller,
+        task_id,
+        last_event,
+        last_task: None,
+        pending: Default::default(),
+        done: false,
+        key_checked,
+    };
     // a task that is not there answers 404 before the stream starts
     stream.poll().await?;
     let events = futures::stream::unfold(stream, |mut s| async move {

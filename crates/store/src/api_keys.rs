@@ -133,6 +133,18 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principa
     }))
 }
 
+/// Whether the key is still good (neither revoked nor expired): what long-lived requests
+/// (the task event stream) check again while they run.
+pub async fn is_live(pool: &PgPool, key_id: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM api_keys
+                        WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now()))",
+    )
+    .bind(key_id)
+    .fetch_one(pool)
+    .await?)
+}
+
 pub async fn revoke(pool: &PgPool, prefix: &str) -> Result<u64> {
     let done = sqlx::query("UPDATE api_keys SET revoked_at = now() WHERE prefix = $1 AND revoked_at IS NULL")
         .bind(prefix)

@@ -185,3 +185,33 @@ async fn the_task_stream_resumes_after_last_event_id(pool: PgPool) {
     let (status, body) = TestApp::send(app.request(reqwest::Method::GET, &path).header("Last-Event-ID", "soon")).await;
     assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, serde_json::json!("BadUserInput")));
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_stream_ends_once_its_key_is_revoked(pool: PgPool) {
+    let check = std::time::Duration::from_millis(300);
+    let settings = api::ApiSettings { stream_key_check: check, ..api::ApiSettings::default() };
+    let app = TestApp::spawn_with(pool.clone(), settings).await;
+    app.draft_plan("plan-k").await;
+    let task = app.publish_ok("plan-k").await;
+    let key = store::api_keys::create_key(&pool, crate::harness::ENV_A, store::api_keys::Scope::ReadOnly, None)
+        .await
+        .unwrap();
+    let watcher = app.with_key(key.secret);
+    let stream = watcher.request(reqwest::Method::GET, &format!("/api/v1/tasks/{task}/events")).send().await.unwrap();
+    assert_eq!(stream.status(), StatusCode::OK);
+
+    // the task stays PENDING (no worker runs): only the revocation can end the stream
+    let revoker = tokio::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        assert_eq!(store::api_keys::revoke(&pool, &key.prefix).await.unwrap(), 1);
+        std::time::Instant::now()
+    });
+    let events = read_events(stream, std::time::Duration::from_secs(10)).await;
+    let ended = std::time::Instant::now();
+    let revoked_at = revoker.await.unwrap();
+    let (last, body) = events.last().unwrap();
+    assert_eq!(last, "revoked", "{events:?}");
+    assert_eq!(body["code"], "Unauthenticated");
+    assert!(ended - revoked_at < check + std::time::Duration::from_secs(2), "ended {:?} after", ended - revoked_at);
+    assert_eq!(events.iter().filter(|(n, _)| n == "end").count(), 0, "{events:?}");
+}

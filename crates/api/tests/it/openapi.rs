@@ -351,12 +351,12 @@ async fn the_task_stream_is_described_event_by_event(pool: PgPool) {
             .find(|v| v["properties"]["event"]["enum"] == serde_json::json!([name]))
             .unwrap_or_else(|| panic!("event `{name}` is not described"))
     };
-    for name in ["task", "event", "end"] {
+    for name in ["task", "event", "end", "revoked"] {
         let data = &described(name)["properties"]["data"];
         assert_eq!(data["type"], "string", "{name}");
         assert_eq!(data["contentMediaType"], "application/json", "{name}");
     }
-    assert_eq!(variants.len(), 3);
+    assert_eq!(variants.len(), 4);
 
     // a task that ends at once: its whole stream, start to end
     app.draft_plan("plan-s").await;
