@@ -49,8 +49,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/tasks/{id}/cancel", post(crate::tasks::cancel))
         .route("/dashboard/api/tasks/{id}/pause", post(crate::tasks::pause))
         .route("/dashboard/api/tasks/{id}/resume", post(crate::tasks::resume))
+        .route("/dashboard/api/tasks/{id}/rollback", post(crate::tasks::rollback))
         .route("/dashboard/api/tasks/bulk", post(bulk::bulk))
         .route("/dashboard/api/plans", get(plans))
+        .route("/dashboard/api/plans/{id}/publish/preview", post(crate::stigg::plans::publish_preview))
         .route("/dashboard/api/dead-letters", get(dead_letters::list))
         .route("/dashboard/api/dead-letters/{id}", get(dead_letters::get))
         .route("/dashboard/api/dead-letters/{id}/replay", post(dead_letters::replay))
@@ -282,6 +284,7 @@ pub async fn task(
     drop(conn);
     let failures = store::dashboard::item_failures(&state.pool, task_id).await?;
     let events = store::dashboard::events_after(&state.pool, caller.environment_id, task_id, 0).await?;
+    let moved = store::rollbacks::history_counts(&state.pool, caller.environment_id, task_id).await?;
     let end = task.finished_at.unwrap_or_else(chrono::Utc::now);
     let elapsed = task.started_at.map(|s| (end - s).num_milliseconds() as f64 / 1000.0).filter(|s| *s > 0.0);
     let rate = elapsed.map(|s| task.processed as f64 / s);
@@ -300,6 +303,7 @@ pub async fn task(
         })).collect::<Vec<_>>(),
         "failures": failures.iter().map(|(s, c, m)| json!({"subscriptionId": s, "code": c, "message": m})).collect::<Vec<_>>(),
         "events": events.iter().map(event_view).collect::<Vec<_>>(),
+        "movedFrom": moved.iter().map(|(v, n)| json!({"version": v, "count": n})).collect::<Vec<_>>(),
     }})))
 }
 

@@ -193,3 +193,18 @@ pub(crate) async fn move_back(conn: &mut PgConnection, task: &tasks::Task, lo: i
     .await?
     .rows_affected() as i64)
 }
+
+/// What a rollback of `task` would move, from the task's history: per version the
+/// subscriptions came from, its number and how many went forward from it.
+pub async fn history_counts(pool: &sqlx::PgPool, env: EnvironmentId, task: TaskId) -> Result<Vec<(i32, i64)>> {
+    Ok(sqlx::query_as(
+        "SELECT v.version_number, count(*)
+         FROM subscription_version_history h JOIN plan_versions v ON v.id = h.from_version_id
+         WHERE h.environment_id = $1 AND h.task_id = $2
+         GROUP BY v.version_number ORDER BY v.version_number",
+    )
+    .bind(env.0)
+    .bind(task.0)
+    .fetch_all(pool)
+    .await?)
+}

@@ -111,6 +111,27 @@ function actions(t) {
   return out;
 }
 
+// A finished task that moved subscriptions and was not rolled back yet can be, from its page.
+function rollbackAction(t, movedFrom) {
+  const finished = ['COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'].includes(t.status);
+  if (!me.canWrite || !finished || t.rolledBackBy || t.taskType === 'ROLLBACK_MIGRATION' || !movedFrom || !movedFrom.length) return '';
+  return ` <button class="danger" id="rollback" data-id="${esc(t.id)}">Rollback</button>`;
+}
+
+async function rollback(button, t, movedFrom) {
+  const back = movedFrom.map((m) => `${m.count} subscription(s) back to v${m.version}`).join(', ');
+  if (!confirm(`Roll back task ${t.id}? This moves ${back} of plan ${t.initiatedPackageId || ''}, `
+    + 'those still on the version the task moved them to; the others are skipped.')) return;
+  button.disabled = true;
+  try {
+    const r = await api(`/tasks/${encodeURIComponent(t.id)}/rollback`, { method: 'POST' });
+    location.hash = '#/task/' + r.taskId;
+  } catch (e) {
+    button.disabled = false;
+    alert(e.message);
+  }
+}
+
 async function act(button) {
   const verb = button.dataset.act, id = button.dataset.id;
   if (!confirm(`${verb[0].toUpperCase() + verb.slice(1)} task ${id}?`)) return;
@@ -203,8 +224,12 @@ function renderTask(d) {
   const t = d.task;
   $('#task-status').innerHTML = status(t.status);
   $('#task-progress').innerHTML = `${bar(t, true)}<div><span id="progress-value">${t.progress}</span>% · ${t.counts.processed} of ${t.counts.total} processed, ${t.counts.failed} failed · affected customers ${t.affectedCustomersCount}</div>`;
-  $('#task-actions').innerHTML = actions(t);
+  $('#task-actions').innerHTML = actions(t) + rollbackAction(t, d.movedFrom);
+  if ($('#rollback')) $('#rollback').onclick = (e) => rollback(e.target, t, d.movedFrom);
+  const link = (label, id, other) => other ? `<tr><th>${label}</th><td><a id="${id}" href="#/task/${esc(other)}"><code>${esc(other)}</code></a></td></tr>` : '';
   $('#task-facts').innerHTML = `<tr><th>type</th><td>${esc(t.taskType)}</td></tr>
+    ${link('rollback of', 'rollback-of', t.rollbackOf)}${link('rolled back by', 'rolled-back-by', t.rolledBackBy)}
+    ${t.taskType === 'ROLLBACK_MIGRATION' ? `<tr><th>skipped</th><td id="skipped-count">${t.skippedCount ?? 0}</td></tr>` : ''}
     <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>
     <tr><th>attempts</th><td>${t.attempts}</td></tr>${rolloutFacts(t.rollout)}
     <tr><th>error</th><td>${t.error ? `<code>${esc(t.error.code)}</code> ${esc(t.error.message)}` : '—'}</td></tr>
@@ -263,9 +288,31 @@ async function taskPage(id, rid) {
 async function plans(id) {
   const rows = await api('/plans');
   if (!current(id)) return;
-  $('#view').innerHTML = `<h1>Plans</h1><table><thead><tr><th>plan</th><th>version</th><th>status</th><th>name</th><th>published</th><th>subscriptions</th></tr></thead><tbody>
-    ${rows.map((r) => `<tr><td><a href="#/tasks?plan=${encodeURIComponent(r.planId)}">${esc(r.planId)}</a></td><td>v${r.version}</td><td>${esc(r.status)}</td><td>${esc(r.displayName)}</td>
-      <td>${r.publishedAt ? new Date(r.publishedAt).toLocaleString() : '—'}</td><td>${r.subscriptions}</td></tr>`).join('') || '<tr><td colspan="6" class="muted">no plans</td></tr>'}</tbody></table>`;
+  // a draft can be previewed: what publishing it would move, and whether it would fail
+  const preview = (r) => me.canWrite && r.status === 'DRAFT' ? `<select class="preview-type" aria-label="migration type">
+      <option>NEW_CUSTOMERS</option><option>ALL_CUSTOMERS</option></select>
+      <button class="preview" data-plan="${esc(r.planId)}">Preview publish</button>` : '';
+  $('#view').innerHTML = `<h1>Plans</h1><table><thead><tr><th>plan</th><th>version</th><th>status</th><th>name</th><th>published</th><th>subscriptions</th><th></th></tr></thead><tbody>
+    ${rows.map((r) => `<tr data-plan="${esc(r.planId)}" data-version="${r.version}"><td><a href="#/tasks?plan=${encodeURIComponent(r.planId)}">${esc(r.planId)}</a></td><td>v${r.version}</td><td>${esc(r.status)}</td><td>${esc(r.displayName)}</td>
+      <td>${r.publishedAt ? new Date(r.publishedAt).toLocaleString() : '—'}</td><td>${r.subscriptions}</td><td>${preview(r)}</td></tr>`).join('') || '<tr><td colspan="7" class="muted">no plans</td></tr>'}</tbody></table>
+    <div id="preview"></div>`;
+  document.querySelectorAll('button.preview').forEach((b) => { b.onclick = () => previewPublish(b); });
+}
+
+async function previewPublish(button) {
+  const plan = button.dataset.plan, migrationType = button.parentElement.querySelector('.preview-type').value;
+  try {
+    const p = await api(`/plans/${encodeURIComponent(plan)}/publish/preview`, { method: 'POST', body: JSON.stringify({ migrationType }) });
+    const from = p.byFromVersion.map((f) => `${f.count} from v${f.version}`).join(', ') || 'none';
+    $('#preview').innerHTML = `<h2>Publishing ${esc(plan)} v${p.targetVersion} (${esc(migrationType)}) would</h2><table><tbody>
+      <tr><th>move</th><td id="preview-subscriptions">${p.affectedSubscriptionsCount}</td></tr>
+      <tr><th>customers</th><td id="preview-customers">${p.affectedCustomersCount}</td></tr>
+      <tr><th>from</th><td>${esc(from)}</td></tr>
+      <tr><th>would fail</th><td id="preview-would-fail">${p.wouldFail ? `<span class="error"><code>${esc(p.wouldFail.code)}</code> ${esc(p.wouldFail.message)}</span>` : 'no'}</td></tr>
+      </tbody></table><p class="muted">nothing was changed</p>`;
+  } catch (e) {
+    $('#preview').innerHTML = `<p class="error">${esc(e.message)}</p>`;
+  }
 }
 
 async function route() {

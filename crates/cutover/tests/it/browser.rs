@@ -160,6 +160,19 @@ impl Browser {
         self.command(reqwest::Method::POST, &format!("/element/{id}/value"), Some(json!({"text": text}))).await;
     }
 
+    /// The text of the `confirm()` that is open, waiting up to 5 s for one.
+    pub async fn alert_text(&self) -> String {
+        let started = Instant::now();
+        loop {
+            let v = self.command(reqwest::Method::GET, "/alert/text", None).await;
+            if let Some(text) = v.as_str() {
+                return text.to_owned();
+            }
+            assert!(started.elapsed() < Duration::from_secs(5), "no dialog open: {v}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Accepts the `confirm()` that is open.
     pub async fn accept_alert(&self) {
         let started = Instant::now();

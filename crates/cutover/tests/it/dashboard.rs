@@ -141,6 +141,23 @@ async fn a_read_only_session_has_no_actions_and_forged_ones_are_refused() {
         .scalar(&format!("SELECT count(*) FROM task_events WHERE kind = 'retried' AND task_id = '{task}'"))
         .await;
     assert_eq!(retried, 0);
+    // nor a rollback or a publish preview: the buttons are not drawn and the server refuses
+    browser.goto(&format!("{}/dashboard#/plans", api.base)).await;
+    browser.wait("#view h1", Duration::from_secs(10)).await;
+    assert_eq!(browser.count("#rollback, button.preview").await, 0);
+    for path in [format!("tasks/{task}/rollback"), "plans/main/publish/preview".to_owned()] {
+        let forged = browser
+            .eval_async(
+                "const done = arguments[arguments.length - 1];
+                 fetch('/dashboard/api/' + arguments[0], {method: 'POST', credentials: 'same-origin',
+                       headers: {'X-Cutover-Dashboard': '1', 'Content-Type': 'application/json'},
+                       body: JSON.stringify({migrationType: 'ALL_CUSTOMERS'})})
+                   .then(r => r.json().then(b => done({status: r.status, body: b})));",
+                json!([path]),
+            )
+            .await;
+        assert_eq!(forged["status"], 403, "{path}: {forged}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -300,4 +317,100 @@ async fn progress_bars_draw_what_the_tasks_say_and_no_page_breaks_the_csp() {
         !csp_violations(&browser).await.is_empty()
     })
     .await;
+}
+
+/// The ids of the task list's rows, in order.
+async fn listed(browser: &Browser) -> Vec<String> {
+    let ids = browser
+        .eval(
+            "return [...document.querySelectorAll('#task-table tr[data-task]')].map((r) => r.dataset.task)",
+            json!([]),
+        )
+        .await;
+    ids.as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+}
+
+#[tokio::test]
+async fn dashboard_rolls_back_a_migration_after_saying_what_moves_and_pages_the_task_list() {
+    let mut deployment = Deployment::new().await;
+    let api = deployment.api().await;
+    deployment.start_worker("w1");
+    let admin = key(&deployment, "admin").await;
+    api.plan_with_subscriptions("rb", 6).await;
+    api.draft("rb", json!({"displayName": "v2"})).await;
+    let original = api.publish("rb", "ALL_CUSTOMERS").await;
+    assert_eq!(api.wait_task(&original).await["status"], "COMPLETED");
+    // one of them moves on to version 3, so the rollback leaves it alone and counts it skipped
+    api.draft("rb", json!({"displayName": "v3"})).await;
+    let v3 = api.publish("rb", "NEW_CUSTOMERS").await;
+    assert_eq!(api.wait_task(&v3).await["status"], "COMPLETED");
+    api.post("/api/v1/subscriptions/rb-s1/migrate", json!({"subscriptionMigrationTime": "IMMEDIATE"})).await;
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api.base, &admin).await;
+    browser.goto(&format!("{}/dashboard#/task/{original}", api.base)).await;
+    browser.click("#rollback").await;
+    let said = browser.alert_text().await;
+    assert!(said.contains("6 subscription(s) back to v1"), "{said}");
+    browser.accept_alert().await;
+
+    // the page moves to the rollback, which links back to the task it undoes
+    browser.wait("#rollback-of", Duration::from_secs(10)).await;
+    browser.wait_text("#task-status", Duration::from_secs(30), |t| t == "COMPLETED").await;
+    assert_eq!(browser.text("#rollback-of").await, original);
+    browser.wait_text("#skipped-count", Duration::from_secs(10), |t| t == "1").await;
+    let rollback_id =
+        browser.eval("return location.hash.split('/').pop()", json!([])).await.as_str().unwrap().to_owned();
+    assert_eq!(api.task(&rollback_id).await["rollbackOf"], original.as_str());
+    browser.screenshot("rollback").await;
+    browser.goto(&format!("{}/dashboard#/task/{original}", api.base)).await;
+    browser.wait_text("#rolled-back-by", Duration::from_secs(10), |t| t == rollback_id).await;
+    assert_eq!(browser.count("#rollback").await, 0, "a rolled-back task offers another rollback");
+
+    // the list in pages of two: older, older, then newer again; every task once, newest first
+    let (_, listing) = api.call(reqwest::Method::GET, "/api/v1/tasks?limit=100", None).await;
+    let all: Vec<String> =
+        listing["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+    assert!(all.len() > 2, "{all:?}");
+    browser.goto(&format!("{}/dashboard#/tasks?limit=2", api.base)).await;
+    browser.wait("#task-table tr[data-task]", Duration::from_secs(10)).await;
+    let first = listed(&browser).await;
+    let mut seen = first.clone();
+    while browser.count("#page-older").await == 1 {
+        let before = listed(&browser).await;
+        browser.click("#page-older").await;
+        crate::harness::wait_for("the older page", Duration::from_secs(10), || async {
+            listed(&browser).await != before
+        })
+        .await;
+        seen.extend(listed(&browser).await);
+    }
+    assert_eq!(seen, all);
+    browser.click("#page-newer").await;
+    browser.wait("#task-table tr[data-task]", Duration::from_secs(10)).await;
+    // the type filter offers every type, ROLLBACK_MIGRATION among them
+    let types = browser.text("select[name='type']").await;
+    assert!(types.contains("ROLLBACK_MIGRATION"), "{types}");
+
+    // the overview's cards open the lists they count
+    browser.goto(&format!("{}/dashboard#/overview", api.base)).await;
+    browser.click("#count-COMPLETED a").await;
+    browser.wait("#nav a.active[data-page='tasks']", Duration::from_secs(10)).await;
+    browser.wait("#task-table tr[data-task]", Duration::from_secs(10)).await;
+    let shown = browser.eval("return location.hash", json!([])).await;
+    assert_eq!(shown, "#/tasks?status=COMPLETED");
+
+    // a draft's publish, previewed: what would move and that it would go through
+    api.draft("rb", json!({"displayName": "v4"})).await;
+    browser.goto(&format!("{}/dashboard#/plans", api.base)).await;
+    let row = "tr[data-plan='rb'][data-version='4']";
+    browser.wait(&format!("{row} button.preview"), Duration::from_secs(10)).await;
+    browser.eval(&format!("document.querySelector(\"{row} .preview-type\").value = 'ALL_CUSTOMERS'"), json!([])).await;
+    browser.click(&format!("{row} button.preview")).await;
+    browser.wait_text("#preview-subscriptions", Duration::from_secs(10), |t| t == "6").await;
+    assert_eq!(browser.text("#preview-would-fail").await, "no");
+    browser.screenshot("publish-preview").await;
+
+    let violations = csp_violations(&browser).await;
+    assert!(violations.is_empty(), "{violations:#?}");
 }
