@@ -179,3 +179,30 @@ async fn the_session_cookie_is_secure_when_served_over_https(pool: PgPool) {
     let https = TestApp::spawn_with(pool, api::ApiSettings { https: true, ..api::ApiSettings::default() }).await;
     assert!(session_cookie(&https, None).await.contains("; Secure"));
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_task_list_pages_by_cursor_and_names_every_task_type(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let mut published = Vec::new();
+    for plan in ["plan-a", "plan-b", "plan-c"] {
+        app.draft_plan(plan).await;
+        published.push(app.publish_ok(plan).await.to_string());
+    }
+    let (cookie, _) = session(&app, Scope::ReadOnly).await;
+    let mut seen = Vec::new();
+    let mut path = "/dashboard/api/tasks?limit=2".to_owned();
+    loop {
+        let (status, page) = call(&app, &cookie, Method::GET, &path, false).await;
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let types: Vec<&str> = page["taskTypes"].as_array().unwrap().iter().map(|t| t.as_str().unwrap()).collect();
+        assert_eq!(types, domain::TaskType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>());
+        assert!(types.contains(&"ROLLBACK_MIGRATION"));
+        seen.extend(page["data"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()));
+        match page["next"].as_str() {
+            Some(next) => path = format!("/dashboard/api/tasks?limit=2&after={next}"),
+            None => break,
+        }
+    }
+    published.reverse();
+    assert_eq!(seen, published, "every task once, newest first");
+}
