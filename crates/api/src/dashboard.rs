@@ -209,7 +209,8 @@ pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> 
     let workers = store::dashboard::workers(&state.pool).await?;
     let (unsent, oldest) = store::outbox::backlog(&state.pool).await?;
     let queues = store::queues::observed(&state.pool, &state.settings.queue_prefix).await?;
-    let dead_letters = store::dead_letters::count_dead(&state.pool, env).await?;
+    let operator = dead_letters::is_operator(&state, env).await?;
+    let dead_letters = store::dead_letters::count_dead(&state.pool, env, operator).await?;
     let audit = store::dashboard::audit(&state.pool, env, 20).await?;
     Ok(axum::Json(json!({ "data": {
         "tasksByStatus": by_status,

@@ -42,6 +42,9 @@ pub struct ApiSettings {
     /// How often an open task event stream checks that its key is still good; a revoked or
     /// expired key ends the stream with a `revoked` event.
     pub stream_key_check: std::time::Duration,
+    /// The environment (by name) whose keys see and resolve the dead letters that belong to no
+    /// environment (`CUTOVER_OPERATOR_ENVIRONMENT`); unset, nobody's dashboard shows them.
+    pub operator_environment: Option<String>,
 }
 
 impl Default for ApiSettings {
@@ -53,6 +56,7 @@ impl Default for ApiSettings {
             webhook_policy: domain::webhook::AddressPolicy::default(),
             https: false,
             stream_key_check: std::time::Duration::from_secs(30),
+            operator_environment: None,
         }
     }
 }

@@ -125,6 +125,10 @@ pub struct Settings {
     /// cookie `Secure`.
     #[arg(long, env = "CUTOVER_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// The environment whose dashboard sees and resolves dead letters that belong to no
+    /// environment (a message naming no known task).
+    #[arg(long, env = "CUTOVER_OPERATOR_ENVIRONMENT", global = true)]
+    pub operator_environment: Option<String>,
 }
 
 impl Settings {
@@ -179,6 +183,7 @@ impl Settings {
             queue_prefix: self.queue_prefix.clone(),
             webhook_policy: self.webhook_allow_hosts.clone(),
             https: self.public_url.as_deref().is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
+            operator_environment: self.operator_environment.clone().filter(|name| !name.trim().is_empty()),
             ..api::ApiSettings::default()
         }
     }

@@ -133,6 +133,13 @@ pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principa
     }))
 }
 
+/// The environment called `name`, when there is one (never created here).
+pub async fn environment_named(pool: &PgPool, name: &str) -> Result<Option<EnvironmentId>> {
+    let id: Option<Uuid> =
+        sqlx::query_scalar("SELECT id FROM environments WHERE name = $1").bind(name).fetch_optional(pool).await?;
+    Ok(id.map(EnvironmentId))
+}
+
 /// Whether the key is still good (neither revoked nor expired): what long-lived requests
 /// (the task event stream) check again while they run.
 pub async fn is_live(pool: &PgPool, key_id: Uuid) -> Result<bool> {

@@ -3,9 +3,10 @@
 //! workers talking to the broker. A replay goes out through the outbox like any other job.
 //!
 //! A dead letter belongs to the environment of the task its body names. One whose body names
-//! no known task (a malformed message, say) belongs to none, and every environment's
-//! operators see it: Cutover's own messages carry only ids, so such a message holds no
-//! tenant's data.
+//! no known task (a malformed message, say) belongs to none: only the operator environment
+//! (`CUTOVER_OPERATOR_ENVIRONMENT`) sees and resolves it, so that no tenant can discard what
+//! may be another tenant's message. Every function here takes `operator`, whether the caller
+//! is of that environment.
 
 use crate::work::Work;
 use crate::{actions, events, tasks, Result, StoreError};
@@ -157,46 +158,66 @@ const COLUMNS: &str = "id, environment_id, task_id, job_kind, batch_seq, body, h
     original_queue, routing_key, dead_at, cause_code, cause, received_at, status, resolved_by, resolved_at";
 
 /// Newest first, up to `limit`; `status` narrows to DEAD, REPLAYED or DISCARDED.
-pub async fn list(pool: &PgPool, env: EnvironmentId, status: Option<&str>, limit: i64) -> Result<Vec<DeadLetter>> {
+pub async fn list(
+    pool: &PgPool,
+    env: EnvironmentId,
+    operator: bool,
+    status: Option<&str>,
+    limit: i64,
+) -> Result<Vec<DeadLetter>> {
     Ok(sqlx::query_as::<_, DeadLetter>(&format!(
         "SELECT {COLUMNS} FROM dead_letters
-         WHERE (environment_id = $1 OR environment_id IS NULL) AND ($2::text IS NULL OR status = $2)
+         WHERE (environment_id = $1 OR ($4 AND environment_id IS NULL)) AND ($2::text IS NULL OR status = $2)
          ORDER BY id DESC LIMIT $3"
     ))
     .bind(env.0)
     .bind(status)
     .bind(limit)
+    .bind(operator)
     .fetch_all(pool)
     .await?)
 }
 
-/// Dead letters still waiting for an operator, in this environment (and in none).
-pub async fn count_dead(pool: &PgPool, env: EnvironmentId) -> Result<i64> {
+/// Dead letters still waiting for an operator, in this environment (and in none, for the
+/// operator environment).
+pub async fn count_dead(pool: &PgPool, env: EnvironmentId, operator: bool) -> Result<i64> {
     Ok(sqlx::query_scalar(
-        "SELECT count(*) FROM dead_letters WHERE (environment_id = $1 OR environment_id IS NULL) AND status = 'DEAD'",
+        "SELECT count(*) FROM dead_letters
+         WHERE (environment_id = $1 OR ($2 AND environment_id IS NULL)) AND status = 'DEAD'",
     )
     .bind(env.0)
+    .bind(operator)
     .fetch_one(pool)
     .await?)
 }
 
-pub async fn get(pool: &PgPool, env: EnvironmentId, id: i64) -> Result<Option<DeadLetter>> {
+pub async fn get(pool: &PgPool, env: EnvironmentId, operator: bool, id: i64) -> Result<Option<DeadLetter>> {
     Ok(sqlx::query_as::<_, DeadLetter>(&format!(
-        "SELECT {COLUMNS} FROM dead_letters WHERE id = $1 AND (environment_id = $2 OR environment_id IS NULL)"
+        "SELECT {COLUMNS} FROM dead_letters
+         WHERE id = $1 AND (environment_id = $2 OR ($3 AND environment_id IS NULL))"
     ))
     .bind(id)
     .bind(env.0)
+    .bind(operator)
     .fetch_optional(pool)
     .await?)
 }
 
-async fn lock_dead(conn: &mut PgConnection, env: EnvironmentId, id: i64, verb: &str) -> Result<DeadLetter> {
+async fn lock_dead(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    operator: bool,
+    id: i64,
+    verb: &str,
+) -> Result<DeadLetter> {
     let letter = sqlx::query_as::<_, DeadLetter>(&format!(
-        "SELECT {COLUMNS} FROM dead_letters WHERE id = $1 AND (environment_id = $2 OR environment_id IS NULL)
+        "SELECT {COLUMNS} FROM dead_letters
+         WHERE id = $1 AND (environment_id = $2 OR ($3 AND environment_id IS NULL))
          FOR UPDATE"
     ))
     .bind(id)
     .bind(env.0)
+    .bind(operator)
     .fetch_optional(&mut *conn)
     .await?
     .ok_or_else(|| StoreError::rejected(ErrorCode::NotFound, format!("dead letter {id} not found")))?;
@@ -235,8 +256,8 @@ pub struct Replayed {
 /// PARTIALLY_FAILED is re-opened the way a retry re-opens it, so the replayed work can run;
 /// that re-opening announces the task's open work itself. Only a message that is a job of a
 /// task of this environment can be replayed.
-pub async fn replay(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -> Result<Replayed> {
-    let letter = lock_dead(conn, env, id, "replayed").await?;
+pub async fn replay(conn: &mut Work, env: EnvironmentId, operator: bool, id: i64, actor: &str) -> Result<Replayed> {
+    let letter = lock_dead(conn, env, operator, id, "replayed").await?;
     let job = parse(&letter.body).map_err(|e| {
         StoreError::rejected(
             ErrorCode::BadUserInput,
@@ -282,8 +303,8 @@ pub async fn replay(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -
 
 /// Marks the message discarded: it stays for the record and is never sent again. Recorded on
 /// its task's timeline, when it names a task of this environment, with `actor`.
-pub async fn discard(conn: &mut Work, env: EnvironmentId, id: i64, actor: &str) -> Result<DeadLetter> {
-    lock_dead(conn, env, id, "discarded").await?;
+pub async fn discard(conn: &mut Work, env: EnvironmentId, operator: bool, id: i64, actor: &str) -> Result<DeadLetter> {
+    lock_dead(conn, env, operator, id, "discarded").await?;
     let letter = resolve(conn, id, "DISCARDED", actor).await?;
     if let (Some(task), Some(owner)) = (letter.task_id, letter.environment_id) {
         if owner == env.0 {

@@ -38,6 +38,14 @@ fn detail(d: &DeadLetter) -> Value {
     out
 }
 
+/// Whether the caller is of the operator environment, the only one that sees and resolves the
+/// dead letters that belong to no environment; others get 404 for them, as for any letter
+/// that is not theirs.
+pub(crate) async fn is_operator(state: &AppState, env: domain::EnvironmentId) -> Result<bool, ApiError> {
+    let Some(name) = state.settings.operator_environment.as_deref() else { return Ok(false) };
+    Ok(store::api_keys::environment_named(&state.pool, name).await? == Some(env))
+}
+
 fn parse_id(id: &str) -> Result<i64, ApiError> {
     id.parse::<i64>().map_err(|_| ApiError::new(ErrorCode::BadUserInput, format!("`{id}` is not a dead letter id")))
 }
@@ -62,7 +70,8 @@ pub async fn list(
             ));
         }
     }
-    let rows = store::dead_letters::list(&state.pool, caller.environment_id, status, 200).await?;
+    let operator = is_operator(&state, caller.environment_id).await?;
+    let rows = store::dead_letters::list(&state.pool, caller.environment_id, operator, status, 200).await?;
     Ok(Json(json!({ "data": rows.iter().map(summary).collect::<Vec<_>>() })))
 }
 
@@ -72,7 +81,8 @@ pub async fn get(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let letter = store::dead_letters::get(&state.pool, caller.environment_id, parse_id(&id)?)
+    let operator = is_operator(&state, caller.environment_id).await?;
+    let letter = store::dead_letters::get(&state.pool, caller.environment_id, operator, parse_id(&id)?)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("dead letter {id} not found")))?;
     Ok(Json(json!({ "data": detail(&letter) })))
@@ -85,8 +95,9 @@ pub async fn replay(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
+    let operator = is_operator(&state, caller.environment_id).await?;
     let mut tx = state.begin().await?;
-    let done = store::dead_letters::replay(&mut tx, caller.environment_id, id, &caller.key_prefix).await?;
+    let done = store::dead_letters::replay(&mut tx, caller.environment_id, operator, id, &caller.key_prefix).await?;
     tx.commit(&state.hooks()).await?;
     tracing::info!(dead_letter = id, task_id = %done.task.id, reopened = done.reopened, "dead letter replayed");
     Ok(Json(
@@ -101,8 +112,9 @@ pub async fn discard(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id)?;
+    let operator = is_operator(&state, caller.environment_id).await?;
     let mut tx = state.begin().await?;
-    let letter = store::dead_letters::discard(&mut tx, caller.environment_id, id, &caller.key_prefix).await?;
+    let letter = store::dead_letters::discard(&mut tx, caller.environment_id, operator, id, &caller.key_prefix).await?;
     tx.commit(&state.hooks()).await?;
     tracing::info!(dead_letter = id, "dead letter discarded");
     Ok(Json(json!({ "data": detail(&letter) })))

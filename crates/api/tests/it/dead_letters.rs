@@ -27,6 +27,25 @@ fn parked(task: &uuid::Uuid, message_id: Option<&str>) -> Incoming {
     }
 }
 
+/// Settings that make `ENV_A` the operator environment.
+fn operator_settings() -> api::ApiSettings {
+    api::ApiSettings { operator_environment: Some(crate::harness::ENV_A.into()), ..api::ApiSettings::default() }
+}
+
+/// A dashboard session of an admin key of `environment`.
+async fn admin_session(app: &TestApp, environment: &str) -> String {
+    let key = store::api_keys::create_key(&app.pool, environment, Scope::Admin, None).await.unwrap();
+    let response = app
+        .anonymous(Method::POST, "/dashboard/api/sign-in")
+        .header("X-Cutover-Dashboard", "1")
+        .json(&json!({ "key": key.secret }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    response.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_owned()
+}
+
 async fn outbox_rows_for(pool: &PgPool, task: &uuid::Uuid) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM outbox WHERE payload ->> 'taskId' = $1")
         .bind(task.to_string())
@@ -37,7 +56,7 @@ async fn outbox_rows_for(pool: &PgPool, task: &uuid::Uuid) -> i64 {
 
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn dead_letters_are_stored_once_listed_replayed_and_discarded_with_who_did_it(pool: PgPool) {
-    let app = TestApp::spawn(pool.clone()).await;
+    let app = TestApp::spawn_with(pool.clone(), operator_settings()).await;
     app.draft_plan("plan-dl").await;
     let task = app.publish_ok("plan-dl").await;
     store::tasks::fail(
@@ -68,7 +87,7 @@ async fn dead_letters_are_stored_once_listed_replayed_and_discarded_with_who_did
     let (status, list) = call(&app, &admin, Method::GET, "/dashboard/api/dead-letters", false).await;
     assert_eq!(status, StatusCode::OK, "{list}");
     let rows = list["data"].as_array().unwrap();
-    assert_eq!(rows.len(), 2, "env-a sees its own and the one of no environment: {list}");
+    assert_eq!(rows.len(), 2, "env-a, the operator environment, sees its own and the one of no environment: {list}");
     let ours = rows.iter().find(|r| r["taskId"] == task.to_string()).unwrap().clone();
     assert_eq!(ours["causeCode"], "MaxAttemptsExceeded");
     assert_eq!(ours["cause"], "gave up after 1 attempts: lock timeout");
@@ -177,4 +196,39 @@ async fn the_overview_shows_what_the_workers_read_of_the_queues(pool: PgPool) {
     let age = overview["data"]["queues"][0]["ageSecs"].as_f64().unwrap();
     assert!((0.0..30.0).contains(&age), "{age}");
     assert_eq!(overview["data"]["deadLetters"], 0);
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn dead_letters_of_no_environment_are_the_operator_environments_alone(pool: PgPool) {
+    let app = TestApp::spawn_with(pool.clone(), operator_settings()).await;
+    let malformed = Incoming { message_id: None, body: b"{not json".to_vec(), ..parked(&uuid::Uuid::new_v4(), None) };
+    assert!(store::dead_letters::ingest(&pool, &malformed).await.unwrap());
+    let id: i64 =
+        sqlx::query_scalar("SELECT id FROM dead_letters WHERE environment_id IS NULL").fetch_one(&pool).await.unwrap();
+    let path = format!("/dashboard/api/dead-letters/{id}");
+
+    // another environment's admin neither sees it nor can act on it: 404, as for any letter not its own
+    let other = admin_session(&app, crate::harness::ENV_B).await;
+    let (_, list) = call(&app, &other, Method::GET, "/dashboard/api/dead-letters", false).await;
+    assert_eq!(list["data"], json!([]));
+    let (_, overview) = call(&app, &other, Method::GET, "/dashboard/api/overview", false).await;
+    assert_eq!(overview["data"]["deadLetters"], 0, "{overview}");
+    for action in ["", "/discard", "/replay"] {
+        let method = if action.is_empty() { Method::GET } else { Method::POST };
+        let (status, body) = call(&app, &other, method, &format!("{path}{action}"), true).await;
+        assert_eq!((status, body["code"].clone()), (StatusCode::NOT_FOUND, json!("NotFound")), "{action}");
+    }
+
+    // with no operator environment set, nobody sees it
+    let unset = TestApp::spawn(pool.clone()).await;
+    let env_a = admin_session(&unset, crate::harness::ENV_A).await;
+    let (status, _) = call(&unset, &env_a, Method::POST, &format!("{path}/discard"), true).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // the operator environment's admin sees and discards it
+    let operator = admin_session(&app, crate::harness::ENV_A).await;
+    let (_, overview) = call(&app, &operator, Method::GET, "/dashboard/api/overview", false).await;
+    assert_eq!(overview["data"]["deadLetters"], 1, "{overview}");
+    let (status, body) = call(&app, &operator, Method::POST, &format!("{path}/discard"), true).await;
+    assert_eq!((status, body["data"]["status"].clone()), (StatusCode::OK, json!("DISCARDED")), "{body}");
 }
