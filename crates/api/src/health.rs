@@ -1,6 +1,9 @@
-//! Probes: `/healthz` says the process is up; `/readyz` says its database answers and its
-//! outbox relay holds a channel to the broker (without a relay, as in the api tests, the broker
-//! is not part of readiness).
+//! Probes: `/healthz` says the process is up; `/readyz` says its database answers (ready) and
+//! reports its outbox relay's broker link without requiring it: the api accepts work with the
+//! broker away, and the outbox keeps it until a relay can send it. `brokerState` is
+//! `connected`, `blocked` (a disk or memory alarm), `stalled` (a publish went unconfirmed past
+//! `CUTOVER_PUBLISH_TIMEOUT_MS`) or `disconnected`; without a relay, as in the api tests,
+//! `broker` is `true` and there is no state.
 
 use crate::AppState;
 use axum::extract::State;
@@ -19,10 +22,18 @@ pub async fn healthz() -> Json<Value> {
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let database = matches!(tokio::time::timeout(PROBE_DATABASE_TIMEOUT, store::ping(&state.pool)).await, Ok(Ok(_)));
-    let broker = state.broker.as_ref().map(|up| up()).unwrap_or(true);
+    let broker_state = state.broker_state.as_ref().map(|state| state());
+    let broker = match broker_state {
+        Some(name) => name == "connected",
+        None => state.broker.as_ref().map(|up| up()).unwrap_or(true),
+    };
     log_change(database, broker);
-    let status = if database && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({ "database": database, "broker": broker })))
+    let status = if database { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let mut body = json!({ "database": database, "broker": broker });
+    if let Some(name) = broker_state {
+        body["brokerState"] = json!(name);
+    }
+    (status, Json(body))
 }
 
 /// What the last probe found: `SEEN` once there was one, plus a bit per part that was down.
@@ -43,7 +54,13 @@ fn log_change(database: bool, broker: bool) {
         if before != 0 {
             tracing::info!("ready again: the database and the broker answer");
         }
+    } else if database {
+        tracing::warn!(
+            database,
+            broker,
+            "broker not connected: /readyz still answers 200, the outbox keeps what is accepted"
+        );
     } else {
-        tracing::warn!(database, broker, "not ready: /readyz answers 503 until both answer");
+        tracing::warn!(database, broker, "not ready: /readyz answers 503 until the database answers");
     }
 }

@@ -71,6 +71,9 @@ pub struct AppState {
     pub relay: Option<store::RelayWaker>,
     /// Whether the broker answered lately; `/readyz` reports it.
     pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
+    /// The relay's broker link as `/readyz` names it: `connected`, `blocked`, `stalled` or
+    /// `disconnected`.
+    pub broker_state: Option<Arc<dyn Fn() -> &'static str + Send + Sync>>,
     /// This router's Prometheus series (see `metrics`).
     pub metrics: Arc<metrics::ApiMetrics>,
     /// Per-key token buckets; `None` turns rate limiting off.
@@ -84,6 +87,7 @@ impl AppState {
             settings: ApiSettings::default(),
             relay: None,
             broker: None,
+            broker_state: None,
             metrics: Arc::default(),
             limiter: None,
         }

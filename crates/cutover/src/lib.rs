@@ -204,9 +204,11 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
     let mut tasks = Subsystems::default();
 
     // every process relays the outbox, so nothing accepted waits for a particular process
-    let relay = worker::Relay::new(pool.clone(), settings.amqp_url.expose().to_owned(), topology.clone());
+    let relay = worker::Relay::new(pool.clone(), settings.amqp_url.expose().to_owned(), topology.clone())
+        .with_publish_timeout(Duration::from_millis(settings.publish_timeout_ms.max(1)));
     let relay_waker = relay.waker();
     let broker_up = relay.broker_up();
+    let broker_state = relay.broker_state();
     tasks.spawn("outbox relay", relay.run(cancel.child_token()));
 
     if worker {
@@ -240,6 +242,9 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
             api::auth::RateLimiter::new(settings.rate_limit_per_sec, settings.rate_limit_burst).map(Arc::new);
         state.relay = Some(relay_waker);
         state.broker = Some(Arc::new(move || broker_up.load(std::sync::atomic::Ordering::Relaxed)));
+        state.broker_state = Some(Arc::new(move || {
+            worker::relay::broker_state_name(broker_state.load(std::sync::atomic::Ordering::Relaxed))
+        }));
         let app = api::router(state);
         let shutdown = cancel.clone();
         tracing::info!(%address, "api listening");

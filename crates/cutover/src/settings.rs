@@ -115,6 +115,10 @@ pub struct Settings {
     /// refused otherwise.
     #[arg(long, env = "CUTOVER_WEBHOOK_ALLOW_HOSTS", default_value = "", value_parser = domain::webhook::AddressPolicy::parse, global = true)]
     pub webhook_allow_hosts: domain::webhook::AddressPolicy,
+    /// How long the outbox relay waits for the broker's confirms of a batch before it drops
+    /// the connection, releases the rows and reconnects.
+    #[arg(long, env = "CUTOVER_PUBLISH_TIMEOUT_MS", default_value = "10000", global = true)]
+    pub publish_timeout_ms: u64,
     /// `text` or `json`.
     #[arg(long, env = "CUTOVER_LOG_FORMAT", default_value = "text", global = true)]
     pub log_format: String,

@@ -6,7 +6,7 @@
 use queue::publisher::Outgoing;
 use queue::{Publisher, Topology};
 use sqlx::PgPool;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -20,12 +20,37 @@ pub struct Relay {
     poll: Duration,
     batch: i64,
     up: Arc<AtomicBool>,
+    state: Arc<AtomicU8>,
+    publish_timeout: Duration,
+}
+
+/// What the relay knows of its broker link, as `/readyz` reports it (`broker_state_name`).
+pub const BROKER_DISCONNECTED: u8 = 0;
+pub const BROKER_CONNECTED: u8 = 1;
+/// The broker sent `connection.blocked`: a disk or memory alarm holds every publish.
+pub const BROKER_BLOCKED: u8 = 2;
+/// A publish went unconfirmed past the bound; the relay dropped the link and has not got a
+/// new one yet (a silent partition: the broker stopped answering without a reset).
+pub const BROKER_STALLED: u8 = 3;
+
+/// The default bound on a publish's confirms (`CUTOVER_PUBLISH_TIMEOUT_MS`).
+pub const DEFAULT_PUBLISH_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub fn broker_state_name(state: u8) -> &'static str {
+    match state {
+        BROKER_CONNECTED => "connected",
+        BROKER_BLOCKED => "blocked",
+        BROKER_STALLED => "stalled",
+        _ => "disconnected",
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
 enum RelayError {
     #[error(transparent)]
     Queue(#[from] queue::QueueError),
+    #[error("the broker confirmed no publish within {0:?}")]
+    Unconfirmed(Duration),
     #[error(transparent)]
     Store(#[from] store::StoreError),
     #[error(transparent)]
@@ -42,7 +67,21 @@ impl Relay {
             poll: Duration::from_millis(250),
             batch: 500,
             up: Arc::default(),
+            state: Arc::default(),
+            publish_timeout: DEFAULT_PUBLISH_TIMEOUT,
         }
+    }
+
+    /// How long a batch's confirms may take; past it the relay drops its connection, so the
+    /// batch's transaction rolls back and its rows go to whichever relay asks next.
+    pub fn with_publish_timeout(mut self, timeout: Duration) -> Self {
+        self.publish_timeout = timeout;
+        self
+    }
+
+    /// The broker link's state (`BROKER_*`), for `/readyz`.
+    pub fn broker_state(&self) -> Arc<AtomicU8> {
+        self.state.clone()
     }
 
     /// Handed to request handlers: waking the relay after a commit sends the message at once
@@ -59,6 +98,11 @@ impl Relay {
 
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
+        let state = if up { BROKER_CONNECTED } else { BROKER_DISCONNECTED };
+        // a stalled link stays reported as stalled until a new one is up
+        if up || self.state.load(Ordering::Relaxed) != BROKER_STALLED {
+            self.state.store(state, Ordering::Relaxed);
+        }
         if let Some(metrics) = crate::metrics::get() {
             metrics.broker_up.set(i64::from(up));
         }
@@ -96,6 +140,13 @@ impl Relay {
                         tracing::warn!(error = %e, "relay lost the broker; reconnecting");
                         break;
                     }
+                    Err(e @ RelayError::Unconfirmed(_)) => {
+                        let blocked = connection.status().blocked();
+                        tracing::warn!(error = %e, blocked, "relay gave up on the broker's confirms; reconnecting");
+                        self.set_up(false);
+                        self.state.store(if blocked { BROKER_BLOCKED } else { BROKER_STALLED }, Ordering::Relaxed);
+                        break;
+                    }
                     Err(e) => {
                         failures = failures.saturating_add(1);
                         tracing::warn!(error = %e, "relay could not read the outbox; retrying");
@@ -109,6 +160,8 @@ impl Relay {
                 if !publisher.is_open() {
                     break;
                 }
+                let state = if connection.status().blocked() { BROKER_BLOCKED } else { BROKER_CONNECTED };
+                self.state.store(state, Ordering::Relaxed);
                 tokio::select! {
                     () = self.wake.notified() => {}
                     () = tokio::time::sleep(self.poll) => {}
@@ -122,7 +175,8 @@ impl Relay {
                 }
             }
             self.set_up(false);
-            let _ = connection.close(320, "reconnecting").await;
+            // a broker that stopped answering never answers the close either
+            let _ = tokio::time::timeout(Duration::from_secs(1), connection.close(320, "reconnecting")).await;
             tokio::select! {
                 () = tokio::time::sleep(Duration::from_millis(200)) => {}
                 () = cancel.cancelled() => return,
@@ -144,7 +198,11 @@ impl Relay {
             .zip(&payloads)
             .map(|(row, payload)| Outgoing { exchange: &exchange, routing_key: &row.routing_key, payload, attempt: 1 })
             .collect();
-        publisher.publish_all(&messages).await?;
+        // unbounded, a silent partition would hold these rows locked until heartbeats fail
+        match tokio::time::timeout(self.publish_timeout, publisher.publish_all(&messages)).await {
+            Ok(sent) => sent?,
+            Err(_) => return Err(RelayError::Unconfirmed(self.publish_timeout)),
+        }
         let ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
         store::outbox::mark_sent(&mut tx, &ids).await?;
         tx.commit().await?;

@@ -84,16 +84,21 @@ async fn logs_are_plain_text_and_quiet_when_all_is_well() {
         assert!(!log.contains("ERROR"), "{log}");
     }
 
-    // an api whose broker cannot be reached: every probe answers 503, the log says so once
+    // an api whose broker cannot be reached: still ready (the outbox keeps what it accepts),
+    // every probe reports the broker, the log says so once
     let mut d = Deployment::new().await;
     let base = d.start_api_with(&[("CUTOVER_AMQP_URL", "amqp://guest:guest@127.0.0.1:9/%2f".to_owned())]).await;
     for _ in 0..5 {
         let answer = reqwest::get(format!("{base}/readyz")).await.unwrap();
-        assert_eq!(answer.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(answer.status(), reqwest::StatusCode::OK);
+        assert_eq!(
+            answer.json::<serde_json::Value>().await.unwrap(),
+            json!({"database": true, "broker": false, "brokerState": "disconnected"})
+        );
     }
     d.terminate("api", Duration::from_secs(30)).await;
     let log = process_log(&d, "api");
-    let not_ready: Vec<&str> = log.lines().filter(|l| l.contains("not ready")).collect();
+    let not_ready: Vec<&str> = log.lines().filter(|l| l.contains("broker not connected")).collect();
     assert_eq!(not_ready.len(), 1, "{log}");
     assert!(not_ready[0].contains(" WARN ") && not_ready[0].contains("broker=false"), "{log}");
     assert!(!log.contains("ERROR"), "{log}");
