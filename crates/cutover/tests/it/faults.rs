@@ -520,3 +520,48 @@ async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answe
         .await;
     eprintln!("answering 200 again {:?} after the database came back", restored.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_publish_accepted_during_a_silent_partition_of_the_relay_completes_within_seconds() {
+    let proxy = Proxy::start("127.0.0.1:5672").await;
+    let mut d = Deployment::new().await;
+    let base = d
+        .start_api_with(&[
+            ("CUTOVER_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{}/%2f", proxy.port)),
+            ("CUTOVER_PUBLISH_TIMEOUT_MS", "3000".to_owned()),
+        ])
+        .await;
+    let api = crate::client::ApiClient::new(base.clone(), d.key.clone());
+    let readyz = || async {
+        let answer = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        assert_eq!(answer.status(), reqwest::StatusCode::OK, "the api stays ready while its database answers");
+        answer.json::<serde_json::Value>().await.unwrap()
+    };
+    d.start_worker("w");
+    api.plan_with_subscriptions("quiet", 200).await;
+    api.draft("quiet", json!({"displayName": "v2"})).await;
+    assert_eq!(readyz().await, json!({"database": true, "broker": true, "brokerState": "connected"}));
+    // the only relay left is the api's, and its broker stops answering: no reset, no refusal
+    d.terminate("w", Duration::from_secs(30)).await;
+    proxy.stall();
+
+    let accepted = Instant::now();
+    let id = api.publish("quiet", "ALL_CUSTOMERS").await;
+    wait_for("/readyz to say the broker link stalled", Duration::from_secs(10), || async {
+        readyz().await == json!({"database": true, "broker": false, "brokerState": "stalled"})
+    })
+    .await;
+    let stalled = accepted.elapsed();
+    // the api's relay released the publish's rows: another process's relay sends them
+    d.start_worker("w2");
+    let task = api.wait_task_within(&id, Duration::from_secs(20)).await;
+    let completed = accepted.elapsed();
+    eprintln!(
+        "silent partition: /readyz stalled {stalled:?} and the publish completed {completed:?} after it was accepted"
+    );
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 200, "processed": 200, "failed": 0}));
+    assert!(completed < Duration::from_secs(20), "{completed:?}");
+    assert_moved_exactly_once(&d, &id, "quiet", 200).await;
+    assert_eq!(d.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+}

@@ -1,5 +1,6 @@
 //! A TCP proxy between Cutover and a service, for fault injection: `cut` drops every open
-//! connection and refuses new ones until `restore`.
+//! connection and refuses new ones until `restore`; `stall` stops forwarding without closing
+//! anything, as a silent partition does.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,6 +11,7 @@ pub struct Proxy {
     pub port: u16,
     up: Arc<AtomicBool>,
     cuts: watch::Sender<u64>,
+    stalled: watch::Sender<bool>,
 }
 
 impl Proxy {
@@ -18,8 +20,10 @@ impl Proxy {
         let port = listener.local_addr().unwrap().port();
         let up = Arc::new(AtomicBool::new(true));
         let (cuts, _) = watch::channel(0u64);
+        let (stalled, _) = watch::channel(false);
         let accept_up = up.clone();
         let accept_cuts = cuts.subscribe();
+        let accept_stalled = stalled.subscribe();
         tokio::spawn(async move {
             loop {
                 let Ok((mut inbound, _)) = listener.accept().await else { return };
@@ -27,18 +31,33 @@ impl Proxy {
                     drop(inbound);
                     continue;
                 }
+                if *accept_stalled.borrow() {
+                    // accepted, and never answered
+                    tokio::spawn(async move {
+                        let _held = inbound;
+                        std::future::pending::<()>().await
+                    });
+                    continue;
+                }
                 let mut cut = accept_cuts.clone();
                 cut.mark_unchanged();
+                let mut stall = accept_stalled.clone();
                 tokio::spawn(async move {
                     let Ok(mut outbound) = TcpStream::connect(target).await else { return };
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = cut.changed() => {}
+                    let stalled = tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => false,
+                        _ = cut.changed() => false,
+                        _ = stall.wait_for(|stalled| *stalled) => true,
+                    };
+                    if stalled {
+                        // both ends stay open, and nothing passes any more
+                        let _held = (inbound, outbound);
+                        std::future::pending::<()>().await
                     }
                 });
             }
         });
-        Proxy { port, up, cuts }
+        Proxy { port, up, cuts, stalled }
     }
 
     /// Drops every connection through the proxy and refuses new ones.
@@ -49,6 +68,12 @@ impl Proxy {
 
     pub fn restore(&self) {
         self.up.store(true, Ordering::SeqCst);
+        self.stalled.send_replace(false);
+    }
+
+    /// Stops forwarding on every connection, open or new, without closing or refusing any.
+    pub fn stall(&self) {
+        self.stalled.send_replace(true);
     }
 }
 
