@@ -18,6 +18,17 @@ pub async fn connect(url: &str) -> Result<Connection, QueueError> {
 /// Connects, retrying with exponential backoff and jitter (capped at 10 s between tries)
 /// until it succeeds or `cancel` fires.
 pub async fn connect_with_backoff(url: &str, cancel: &CancellationToken) -> Result<Connection, QueueError> {
+    connect_with_backoff_within(url, cancel, None).await
+}
+
+/// Like `connect_with_backoff`, each attempt given at most `attempt`: a broker that accepts the
+/// TCP connection and then never answers (a silent partition) is tried again rather than
+/// waited on for good.
+pub async fn connect_with_backoff_within(
+    url: &str,
+    cancel: &CancellationToken,
+    attempt: Option<Duration>,
+) -> Result<Connection, QueueError> {
     let policy = ExponentialBackoff {
         initial_interval: Duration::from_millis(100),
         max_interval: Duration::from_secs(10),
@@ -25,7 +36,11 @@ pub async fn connect_with_backoff(url: &str, cancel: &CancellationToken) -> Resu
         ..ExponentialBackoff::default()
     };
     let attempt = || async {
-        connect(url).await.map_err(|e| {
+        let connected = match attempt {
+            Some(bound) => tokio::time::timeout(bound, connect(url)).await.unwrap_or(Err(QueueError::TimedOut(bound))),
+            None => connect(url).await,
+        };
+        connected.map_err(|e| {
             tracing::warn!(error = %e, "cannot reach RabbitMQ; retrying");
             backoff::Error::transient(e)
         })

@@ -7,7 +7,7 @@ pub mod connection;
 pub mod publisher;
 pub mod topology;
 
-pub use connection::{connect, connect_with_backoff};
+pub use connection::{connect, connect_with_backoff, connect_with_backoff_within};
 pub use lapin;
 pub use publisher::Publisher;
 pub use topology::{Topology, DELAY_TIERS};
@@ -22,6 +22,8 @@ pub enum QueueError {
     Unroutable(String),
     #[error("gave up connecting: {0}")]
     Cancelled(String),
+    #[error("the broker did not answer within {0:?}")]
+    TimedOut(std::time::Duration),
 }
 
 /// The attempt counter travels in this header; delay queues preserve it.

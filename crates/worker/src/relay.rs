@@ -111,18 +111,25 @@ impl Relay {
     pub async fn run(self, cancel: CancellationToken) {
         self.set_up(false);
         loop {
-            let connection = match queue::connect_with_backoff(&self.amqp_url, &cancel).await {
+            // every step on the broker is bounded, so a silent partition is retried, not waited on
+            let bound = self.publish_timeout;
+            let connection = match queue::connect_with_backoff_within(&self.amqp_url, &cancel, Some(bound)).await {
                 Ok(connection) => connection,
                 Err(_) => return,
             };
-            let publisher = match Publisher::open(&connection).await {
+            let opened = tokio::time::timeout(bound, Publisher::open(&connection)).await;
+            let publisher = match opened.unwrap_or(Err(queue::QueueError::TimedOut(bound))) {
                 Ok(publisher) => publisher,
                 Err(e) => {
                     tracing::warn!(error = %e, "relay could not open a channel");
                     continue;
                 }
             };
-            if let Err(e) = self.topology.declare(publisher.channel()).await {
+            let declared = match tokio::time::timeout(bound, self.topology.declare(publisher.channel())).await {
+                Ok(declared) => declared.map_err(queue::QueueError::from),
+                Err(_) => Err(queue::QueueError::TimedOut(bound)),
+            };
+            if let Err(e) = declared {
                 tracing::warn!(error = %e, "relay could not declare the topology");
                 continue;
             }

@@ -564,4 +564,15 @@ async fn a_publish_accepted_during_a_silent_partition_of_the_relay_completes_wit
     assert!(completed < Duration::from_secs(20), "{completed:?}");
     assert_moved_exactly_once(&d, &id, "quiet", 200).await;
     assert_eq!(d.scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL").await, 0);
+
+    // the api's relay kept trying (each connection attempt bounded too): it is back once the
+    // link forwards again
+    assert_eq!(readyz().await["brokerState"], "stalled");
+    proxy.restore();
+    let restored = Instant::now();
+    wait_for("the api's relay to connect again", Duration::from_secs(15), || async {
+        readyz().await == json!({"database": true, "broker": true, "brokerState": "connected"})
+    })
+    .await;
+    eprintln!("silent partition: the api's relay connected again {:?} after the link healed", restored.elapsed());
 }
