@@ -99,8 +99,8 @@ impl Relay {
     fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::Relaxed);
         let state = if up { BROKER_CONNECTED } else { BROKER_DISCONNECTED };
-        // a stalled link stays reported as stalled until a new one is up
-        if up || self.state.load(Ordering::Relaxed) != BROKER_STALLED {
+        // a stalled or blocked link stays reported as such until a new one is up
+        if up || !matches!(self.state.load(Ordering::Relaxed), BROKER_STALLED | BROKER_BLOCKED) {
             self.state.store(state, Ordering::Relaxed);
         }
         if let Some(metrics) = crate::metrics::get() {
