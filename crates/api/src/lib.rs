@@ -69,6 +69,8 @@ pub struct AppState {
     /// The outbox relay's waker, handed to every unit of work (`store::Work`), whose commit
     /// wakes the relay so the message leaves at once.
     pub relay: Option<store::RelayWaker>,
+    /// How this process's webhook events are rendered: with the views the API answers with.
+    pub announcer: Arc<dyn store::Announcer>,
     /// Whether the broker answered lately; `/readyz` reports it.
     pub broker: Option<Arc<dyn Fn() -> bool + Send + Sync>>,
     /// The relay's broker link as `/readyz` names it: `connected`, `blocked`, `stalled` or
@@ -86,6 +88,7 @@ impl AppState {
             pool,
             settings: ApiSettings::default(),
             relay: None,
+            announcer: Arc::new(views::Webhooks),
             broker: None,
             broker_state: None,
             metrics: Arc::default(),
@@ -101,11 +104,7 @@ impl AppState {
     /// What this process's units of work are committed with: webhook events rendered with the
     /// views the API answers with, and this process's relay woken.
     pub(crate) fn hooks(&self) -> store::Hooks {
-        let hooks = store::Hooks::new(Arc::new(views::Webhooks));
-        match &self.relay {
-            Some(relay) => hooks.with_relay(relay.clone()),
-            None => hooks,
-        }
+        store::Hooks { relay: self.relay.clone(), announcer: self.announcer.clone() }
     }
 }
 
