@@ -185,11 +185,14 @@ pub async fn sign_out(State(state): State<AppState>, headers: HeaderMap) -> Resu
     if let Some(token) = cookie_token(&headers) {
         store::dashboard::end_session(&state.pool, &token).await?;
     }
+    // cleared with the attributes it was set with: a browser keeps a `Secure` cookie that a
+    // clearing cookie without `Secure` does not match
+    let secure = if served_over_https(&state, &headers) { "; Secure" } else { "" };
+    let cookie = format!("{COOKIE}=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0{secure}");
     let mut response = StatusCode::NO_CONTENT.into_response();
-    response.headers_mut().insert(
-        header::SET_COOKIE,
-        HeaderValue::from_static("cutover_session=; Path=/dashboard; HttpOnly; SameSite=Strict; Max-Age=0"),
-    );
+    if let Ok(value) = HeaderValue::from_str(&cookie) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     Ok(response)
 }
 

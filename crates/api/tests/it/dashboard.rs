@@ -180,6 +180,34 @@ async fn the_session_cookie_is_secure_when_served_over_https(pool: PgPool) {
     assert!(session_cookie(&https, None).await.contains("; Secure"));
 }
 
+/// The `Set-Cookie` of a sign-out of a session opened on `app`, behind `forwarded_proto`.
+async fn sign_out_cookie(app: &TestApp, forwarded_proto: Option<&str>) -> String {
+    let cookie = session_cookie(app, forwarded_proto).await;
+    let mut request = app
+        .anonymous(Method::POST, "/dashboard/api/sign-out")
+        .header("cookie", cookie.split(';').next().unwrap())
+        .header("X-Cutover-Dashboard", "1");
+    if let Some(proto) = forwarded_proto {
+        request = request.header("X-Forwarded-Proto", proto);
+    }
+    let response = request.send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    response.headers()["set-cookie"].to_str().unwrap().to_owned()
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn sign_out_clears_the_session_cookie_with_the_secure_flag_it_was_set_with(pool: PgPool) {
+    let plain = TestApp::spawn(pool.clone()).await;
+    let cleared = sign_out_cookie(&plain, None).await;
+    assert!(cleared.starts_with("cutover_session=;") && cleared.contains("Max-Age=0"), "{cleared}");
+    assert!(!cleared.contains("Secure"), "{cleared}");
+    assert!(sign_out_cookie(&plain, Some("https")).await.ends_with("; Secure"));
+
+    let https = TestApp::spawn_with(pool, api::ApiSettings { https: true, ..api::ApiSettings::default() }).await;
+    let cleared = sign_out_cookie(&https, None).await;
+    assert!(cleared.contains("Max-Age=0") && cleared.ends_with("; Secure"), "{cleared}");
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn the_task_list_pages_by_cursor_and_names_every_task_type(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
