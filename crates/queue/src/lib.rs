@@ -7,7 +7,7 @@ pub mod connection;
 pub mod publisher;
 pub mod topology;
 
-pub use connection::{connect, connect_with_backoff, connect_with_backoff_within};
+pub use connection::{broker_urls, connect, connect_with_backoff, connect_with_backoff_within};
 pub use lapin;
 pub use publisher::Publisher;
 pub use topology::{Topology, DELAY_TIERS};
