@@ -57,6 +57,44 @@ enum RelayError {
     Database(#[from] sqlx::Error),
 }
 
+/// The relay's retries of a connection the broker accepted but whose channel or topology it
+/// refused: a pause that doubles from `SETUP_PAUSE_MIN` up to `SETUP_PAUSE_MAX`, and one WARN
+/// per change of error (not one per try).
+#[derive(Default)]
+struct SetupRetry {
+    failures: u32,
+    last_error: Option<String>,
+}
+
+const SETUP_PAUSE_MIN: Duration = Duration::from_millis(200);
+const SETUP_PAUSE_MAX: Duration = Duration::from_secs(10);
+
+impl SetupRetry {
+    /// Notes a failed try; logs it when its error differs from the last one logged.
+    fn failed(&mut self, what: &str, error: &queue::QueueError) {
+        self.failures = self.failures.saturating_add(1);
+        let text = error.to_string();
+        if self.last_error.as_deref() != Some(text.as_str()) {
+            tracing::warn!(error = %text, failures = self.failures, "{what}; retrying with backoff");
+            self.last_error = Some(text);
+        }
+    }
+
+    /// How long to wait before the next try.
+    fn pause(&self) -> Duration {
+        SETUP_PAUSE_MIN
+            .saturating_mul(2u32.saturating_pow(self.failures.saturating_sub(1).min(10)))
+            .min(SETUP_PAUSE_MAX)
+    }
+
+    fn succeeded(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "relay set up its channel again");
+        }
+        *self = Self::default();
+    }
+}
+
 impl Relay {
     pub fn new(pool: PgPool, amqp_url: String, topology: Topology) -> Self {
         Self {
@@ -110,6 +148,7 @@ impl Relay {
 
     pub async fn run(self, cancel: CancellationToken) {
         self.set_up(false);
+        let mut setup = SetupRetry::default();
         loop {
             // every step on the broker is bounded, so a silent partition is retried, not waited on
             let bound = self.publish_timeout;
@@ -119,20 +158,38 @@ impl Relay {
             };
             let opened = tokio::time::timeout(bound, Publisher::open(&connection)).await;
             let publisher = match opened.unwrap_or(Err(queue::QueueError::TimedOut(bound))) {
-                Ok(publisher) => publisher,
+                Ok(publisher) => Some(publisher),
                 Err(e) => {
-                    tracing::warn!(error = %e, "relay could not open a channel");
-                    continue;
+                    setup.failed("relay could not open a channel", &e);
+                    None
                 }
             };
-            let declared = match tokio::time::timeout(bound, self.topology.declare(publisher.channel())).await {
-                Ok(declared) => declared.map_err(queue::QueueError::from),
-                Err(_) => Err(queue::QueueError::TimedOut(bound)),
+            let declared = match &publisher {
+                Some(publisher) => {
+                    match tokio::time::timeout(bound, self.topology.declare(publisher.channel())).await {
+                        Ok(Ok(())) => true,
+                        Ok(Err(e)) => {
+                            setup.failed("relay could not declare the topology", &queue::QueueError::from(e));
+                            false
+                        }
+                        Err(_) => {
+                            setup.failed("relay could not declare the topology", &queue::QueueError::TimedOut(bound));
+                            false
+                        }
+                    }
+                }
+                None => false,
             };
-            if let Err(e) = declared {
-                tracing::warn!(error = %e, "relay could not declare the topology");
-                continue;
-            }
+            let Some(publisher) = publisher.filter(|_| declared) else {
+                // the broker took the connection but refused the rest: wait before the next
+                // connection, longer each time, rather than opening one after another at once
+                let _ = tokio::time::timeout(Duration::from_secs(1), connection.close(320, "retrying")).await;
+                tokio::select! {
+                    () = tokio::time::sleep(setup.pause()) => continue,
+                    () = cancel.cancelled() => return,
+                }
+            };
+            setup.succeeded();
             tracing::info!("relay connected");
             self.set_up(true);
             let mut failures = 0u32;
@@ -215,5 +272,26 @@ impl Relay {
         tx.commit().await?;
         tracing::debug!(sent = ids.len(), "relayed outbox rows");
         Ok(ids.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_channel_is_retried_after_a_pause_that_doubles_up_to_a_bound() {
+        let mut setup = SetupRetry::default();
+        let error = queue::QueueError::TimedOut(Duration::from_secs(1));
+        let pauses: Vec<u128> = (0..10)
+            .map(|_| {
+                setup.failed("relay could not open a channel", &error);
+                setup.pause().as_millis()
+            })
+            .collect();
+        assert_eq!(pauses, [200, 400, 800, 1600, 3200, 6400, 10_000, 10_000, 10_000, 10_000]);
+        setup.succeeded();
+        setup.failed("relay could not open a channel", &error);
+        assert_eq!(setup.pause(), SETUP_PAUSE_MIN, "a success starts the pauses over");
     }
 }
