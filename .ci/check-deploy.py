@@ -124,6 +124,11 @@ def main():
         check(key not in settings, f"{key} belongs in the Secret, not the ConfigMap")
     for key, value in settings.items():
         check(isinstance(value, str), f"ConfigMap value {key} must be a string")
+    # settings an operator of a cluster must see to decide (a silent partition's bound, internal
+    # webhook receivers, https for the session cookie, who sees env-less dead letters): in the
+    # ConfigMap even when empty, so that they are set on purpose rather than left unknown
+    for key in ("CUTOVER_PUBLISH_TIMEOUT_MS", "CUTOVER_WEBHOOK_ALLOW_HOSTS", "CUTOVER_PUBLIC_URL", "CUTOVER_OPERATOR_ENVIRONMENT"):
+        check(key in settings, f"ConfigMap cutover-settings has no {key}")
     prefix = settings.get("CUTOVER_QUEUE_PREFIX", "cutover")
     grace = int(settings.get("CUTOVER_SHUTDOWN_GRACE_SECS", "30"))
 
