@@ -164,16 +164,16 @@ def main():
         f"worker terminationGracePeriodSeconds ({termination}) must exceed CUTOVER_SHUTDOWN_GRACE_SECS + 5 ({grace + 5})",
     )
 
-    # worker: /metrics on CUTOVER_METRICS_LISTEN, scraped, and probed there (the only path the
-    # worker's listener serves)
+    # worker: /metrics on CUTOVER_METRICS_LISTEN, scraped, and probed there: startup and
+    # liveness on /healthz, readiness on /readyz (database and a consumer on each queue)
     worker_container = (worker_pod.get("containers") or [{}])[0]
     metrics_listen = env_value(worker_container, "CUTOVER_METRICS_LISTEN") or ""
     worker_ports = {p.get("name"): p.get("containerPort") for p in worker_container.get("ports", []) or []}
     check(bool(metrics_listen), "the worker Deployment must set CUTOVER_METRICS_LISTEN")
     check(str(worker_ports.get("metrics")) == metrics_listen.rpartition(":")[2], f"worker port `metrics` is not CUTOVER_METRICS_LISTEN's ({metrics_listen})")
-    for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+    for probe, path in (("startupProbe", "/healthz"), ("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         get_ = worker_container.get(probe, {}).get("httpGet", {})
-        check(get_.get("path") == "/metrics" and get_.get("port") in ("metrics", worker_ports.get("metrics")), f"worker {probe}: /metrics on the metrics port")
+        check(get_.get("path") == path and get_.get("port") in ("metrics", worker_ports.get("metrics")), f"worker {probe}: {path} on the metrics port")
     for probe in ("livenessProbe", "readinessProbe"):
         check(probe in api_container, f"api {probe} missing")
     scrape = worker.get("spec", {}).get("template", {}).get("metadata", {}).get("annotations", {}) or {}

@@ -6,6 +6,7 @@
 //! `main`; the benchmark harness starts the same entry point (`run`) as separate processes.
 
 mod client;
+mod probes;
 mod settings;
 mod telemetry;
 
@@ -211,6 +212,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
     let broker_state = relay.broker_state();
     tasks.spawn("outbox relay", relay.run(cancel.child_token()));
 
+    let consuming = Arc::new(worker::Consuming::default());
     if worker {
         let ctx = Arc::new(worker::WorkerContext {
             pool: pool.clone(),
@@ -221,7 +223,7 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         });
         tasks.spawn("scheduler", worker::run_scheduler(ctx.clone(), ctx.settings.scheduler_tick, cancel.child_token()));
         // also drains the dead-letter queue
-        tasks.spawn("consumer", worker::run_consumer(ctx, cancel.child_token()));
+        tasks.spawn("consumer", worker::run_consumer_reporting(ctx, cancel.child_token(), consuming.clone()));
         let deliverer =
             worker::Deliverer::new(pool.clone(), settings.deliverer()).context("building the webhook client")?;
         tasks.spawn("webhook deliverer", deliverer.run(cancel.child_token()));
@@ -258,16 +260,17 @@ async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()
         });
     }
 
-    // a process without the api serves its own series (batch durations, queue depth) here
+    // a process without the api serves its own series (batch durations, queue depth) and its
+    // probes here
     if let (false, Some(listen)) = (api, &settings.metrics_listen) {
         let listener =
             tokio::net::TcpListener::bind(listen).await.with_context(|| format!("binding metrics on {listen}"))?;
         tracing::info!(address = %listener.local_addr()?, "metrics listening");
         let shutdown = cancel.clone();
+        let router = probes::worker_router(pool.clone(), consuming);
         tasks.spawn("metrics server", async move {
-            let served = axum::serve(listener, api::metrics::process_router())
-                .with_graceful_shutdown(async move { shutdown.cancelled().await })
-                .await;
+            let served =
+                axum::serve(listener, router).with_graceful_shutdown(async move { shutdown.cancelled().await }).await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "metrics server failed");
             }

@@ -24,7 +24,7 @@ use serde_json::json;
 use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinSet;
@@ -120,6 +120,35 @@ impl Drop for Slot {
     }
 }
 
+/// The queues this worker holds a consumer on right now, for its `/readyz`: each is set once
+/// the broker accepted its `basic.consume`, and cleared when that consumer ends (its queue
+/// deleted, the connection lost, a shutdown).
+#[derive(Default)]
+pub struct Consuming([AtomicBool; HeldQueue::ALL.len()]);
+
+impl Consuming {
+    /// Each queue by its name in the heartbeat ("task", "batch", "dead") and whether it has
+    /// this worker's consumer.
+    pub fn queues(&self) -> Vec<(&'static str, bool)> {
+        HeldQueue::ALL.into_iter().map(|q| (q.as_str(), self.0[q.index()].load(Ordering::Relaxed))).collect()
+    }
+
+    /// True when every queue has this worker's consumer.
+    pub fn all(&self) -> bool {
+        self.0.iter().all(|on| on.load(Ordering::Relaxed))
+    }
+
+    fn set(&self, queue: HeldQueue, on: bool) {
+        self.0[queue.index()].store(on, Ordering::Relaxed);
+    }
+
+    fn clear(&self) {
+        for queue in HeldQueue::ALL {
+            self.set(queue, false);
+        }
+    }
+}
+
 /// Runs one job. The consumer runs the handlers (`run_handlers`); tests give it jobs of
 /// their own.
 type Runner = for<'a> fn(&'a Context, Job) -> BoxFuture<'a, Result<(), JobError>>;
@@ -130,11 +159,23 @@ fn run_handlers(ctx: &Context, job: Job) -> BoxFuture<'_, Result<(), JobError>> 
 
 /// Consumes until `cancel` fires, reconnecting as often as needed.
 pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
-    consume_until_cancelled(ctx, cancel, Arc::new(Held::default()), run_handlers).await;
+    run_consumer_reporting(ctx, cancel, Arc::default()).await;
 }
 
-/// `run_consumer`, with the held deliveries counted in `in_flight` and each job run by `run`.
-async fn consume_until_cancelled(ctx: Context, cancel: CancellationToken, in_flight: Arc<Held>, run: Runner) {
+/// `run_consumer`, saying in `consuming` which queues it holds a consumer on.
+pub async fn run_consumer_reporting(ctx: Context, cancel: CancellationToken, consuming: Arc<Consuming>) {
+    consume_until_cancelled(ctx, cancel, Arc::new(Held::default()), consuming, run_handlers).await;
+}
+
+/// `run_consumer`, with the held deliveries counted in `in_flight`, its consumers reported in
+/// `consuming`, and each job run by `run`.
+async fn consume_until_cancelled(
+    ctx: Context,
+    cancel: CancellationToken,
+    in_flight: Arc<Held>,
+    consuming: Arc<Consuming>,
+    run: Runner,
+) {
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), in_flight.clone(), cancel.clone()));
     loop {
         if cancel.is_cancelled() {
@@ -145,7 +186,9 @@ async fn consume_until_cancelled(ctx: Context, cancel: CancellationToken, in_fli
             Err(_) => break,
         };
         tracing::info!(worker = %ctx.settings.worker_id, "consumer connected");
-        match consume(&ctx, &connection, &cancel, &in_flight, run).await {
+        let consumed = consume(&ctx, &connection, &cancel, &in_flight, &consuming, run).await;
+        consuming.clear();
+        match consumed {
             Ok(()) => {
                 let _ = connection.close(200, "shutting down").await;
                 break;
@@ -193,6 +236,7 @@ async fn consume(
     connection: &Connection,
     cancel: &CancellationToken,
     in_flight: &Arc<Held>,
+    consuming: &Consuming,
     run: Runner,
 ) -> Result<(), QueueError> {
     let publisher = Arc::new(Publisher::open(connection).await?);
@@ -213,6 +257,7 @@ async fn consume(
             )
             .await?;
         channels.push((channel, tag));
+        consuming.set(queue, true);
         // each stream ends with a `None` of its own, so that one queue's consumer cancelled by
         // the broker (its queue deleted, say) is seen, not silently dropped from the merge
         let ended = futures::stream::once(async move { (queue, None) });
@@ -245,6 +290,7 @@ async fn consume(
                 // the broker cancelled this queue's consumer: reconnecting declares the
                 // topology again (re-creating a deleted queue) and subscribes every queue anew
                 Some((queue, None)) => {
+                    consuming.set(queue, false);
                     tracing::warn!(
                         queue = %queue.queue_name(&ctx.topology),
                         "the broker cancelled the consumer of a queue; declaring and subscribing again"
@@ -259,6 +305,7 @@ async fn consume(
     };
 
     // Stop taking deliveries, then give in-flight jobs the grace period to finish.
+    consuming.clear();
     for (channel, tag) in &channels {
         let _ = channel.basic_cancel(tag, BasicCancelOptions::default()).await;
     }
@@ -669,7 +716,8 @@ mod tests {
         });
         let held = Arc::new(Held::default());
         let cancel = CancellationToken::new();
-        let consumer = tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), refused));
+        let consumer =
+            tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), Arc::default(), refused));
 
         let job = job();
         let payload = serde_json::to_vec(&job).unwrap();
@@ -727,7 +775,8 @@ mod tests {
         });
         let held = Arc::new(Held::default());
         let cancel = CancellationToken::new();
-        let consumer = tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), panicking));
+        let consumer =
+            tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), Arc::default(), panicking));
 
         // no task row: five attempts allowed, as for any task that says nothing else
         let (fresh, last) = (job(), job());

@@ -16,7 +16,7 @@ pub mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use consumer::run_consumer;
+pub use consumer::{run_consumer, run_consumer_reporting, Consuming};
 pub use deliverer::{Deliverer, DelivererSettings};
 pub use relay::Relay;
 pub use rescuer::run_rescuer;

@@ -576,3 +576,67 @@ async fn a_publish_accepted_during_a_silent_partition_of_the_relay_completes_wit
     .await;
     eprintln!("silent partition: the api's relay connected again {:?} after the link healed", restored.elapsed());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_is_ready_only_with_its_database_and_a_consumer_on_each_queue() {
+    let mut broker = crate::proxy::Port::start("127.0.0.1:5672").await;
+    let mut database = crate::proxy::Port::start("127.0.0.1:5432").await;
+    let d = &mut Deployment::new().await;
+    let metrics = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    d.start_worker_with(
+        "w",
+        &[
+            ("CUTOVER_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port)),
+            ("CUTOVER_DATABASE_URL", d.database_url.replace(":5432/", &format!(":{}/", database.port))),
+            ("CUTOVER_METRICS_LISTEN", format!("127.0.0.1:{metrics}")),
+        ],
+    );
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(5)).build().unwrap();
+    let probe = |path: &'static str| {
+        let http = http.clone();
+        async move {
+            let started = Instant::now();
+            let Ok(answer) = http.get(format!("http://127.0.0.1:{metrics}{path}")).send().await else {
+                return (0, json!(null));
+            };
+            let took = started.elapsed();
+            assert!(took < Duration::from_secs(1), "{path} took {took:?}");
+            (answer.status().as_u16(), answer.json::<serde_json::Value>().await.unwrap_or(json!(null)))
+        }
+    };
+    let all = json!({"task": true, "batch": true, "dead": true});
+    let none = json!({"task": false, "batch": false, "dead": false});
+    wait_for("the worker's /readyz to answer 200", Duration::from_secs(30), || async {
+        probe("/readyz").await == (200, json!({"database": true, "consumers": all}))
+    })
+    .await;
+    assert_eq!(probe("/healthz").await, (200, json!({"status": "ok"})));
+
+    // the broker goes away: its consumers are gone, so is readiness; the process lives on
+    broker.stop();
+    let stopped = Instant::now();
+    wait_for("/readyz to answer 503 without consumers", Duration::from_secs(10), || async {
+        probe("/readyz").await == (503, json!({"database": true, "consumers": none}))
+    })
+    .await;
+    let unready = stopped.elapsed();
+    assert_eq!(probe("/healthz").await.0, 200);
+    broker.restart().await;
+    let restarted = Instant::now();
+    wait_for("/readyz to answer 200 once the consumers are back", Duration::from_secs(30), || async {
+        probe("/readyz").await == (200, json!({"database": true, "consumers": all}))
+    })
+    .await;
+    let ready = restarted.elapsed();
+
+    // the database goes away: not ready, answered within a second all the same
+    database.stop();
+    let (status, body) = probe("/readyz").await;
+    assert_eq!((status, &body["database"]), (503, &json!(false)), "{body}");
+    database.restart().await;
+    wait_for("/readyz to answer 200 once the database is back", Duration::from_secs(30), || async {
+        probe("/readyz").await.0 == 200
+    })
+    .await;
+    eprintln!("worker readiness: 503 {unready:?} after the broker went away, 200 {ready:?} after it came back");
+}
