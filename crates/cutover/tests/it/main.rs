@@ -7,6 +7,7 @@ mod browser;
 mod cancellation;
 mod cli;
 mod client;
+mod clock;
 mod coherence;
 mod dashboard;
 mod faults;
