@@ -19,6 +19,8 @@ pub struct Deployment {
     pub key: String,
     processes: Vec<(String, Child)>,
     database: String,
+    /// The server's maintenance database, where the test's database is dropped at the end.
+    admin: PgConnectOptions,
     env: Vec<(String, String)>,
 }
 
@@ -49,9 +51,14 @@ impl Deployment {
 
     /// Like `new`, with settings (environment variables) given to every process it starts.
     pub async fn with_env(env: &[(&str, &str)]) -> Self {
+        Self::on_server(admin_options(), env).await
+    }
+
+    /// Like `with_env`, on the Postgres server `admin` names (one a test started, say).
+    pub async fn on_server(admin: PgConnectOptions, env: &[(&str, &str)]) -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string()[..12].to_owned();
         let database = format!("cutover_it_{id}");
-        let options = admin_options();
+        let options = admin.clone();
         let database_url =
             format!("postgres://{}@{}:{}/{}", options.get_username(), options.get_host(), options.get_port(), database);
         let prefix = format!("it.{id}");
@@ -68,7 +75,7 @@ impl Deployment {
             .await
             .unwrap();
         let env = env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
-        Self { id, database_url, pool, prefix, key, processes: Vec::new(), database, env }
+        Self { id, database_url, pool, prefix, key, processes: Vec::new(), database, admin, env }
     }
 
     /// Creates another API key of the deployment's environment with `scope` (`server`,
@@ -196,12 +203,13 @@ impl Drop for Deployment {
             let _ = child.start_kill();
         }
         let database = self.database.clone();
+        let admin = self.admin.clone();
         // the pool and the children are gone with this value; drop the database from a
         // thread of its own, since Drop cannot await
         let _ = std::thread::spawn(move || {
             let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else { return };
             runtime.block_on(async move {
-                if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin_options()).await {
+                if let Ok(mut conn) = sqlx::PgConnection::connect_with(&admin).await {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{database}\" WITH (FORCE)"))
                         .execute(&mut conn)
                         .await;
