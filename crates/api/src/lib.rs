@@ -11,6 +11,7 @@ pub mod extract;
 pub mod health;
 pub mod metrics;
 pub mod openapi;
+pub mod policies;
 pub mod preview;
 pub mod rollouts;
 pub mod sequence;
@@ -132,6 +133,7 @@ pub fn router(state: AppState) -> Router {
         .routes(utoipa_axum::routes!(rollouts::create))
         .merge(sequence::routes())
         .merge(webhooks::routes())
+        .merge(policies::routes())
         .layer(axum::middleware::from_fn_with_state(state.clone(), auth::require_key))
         .split_for_parts();
     Router::new()

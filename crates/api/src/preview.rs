@@ -82,6 +82,16 @@ pub struct Moves {
     /// when the task would go through.
     #[schema(required = true)]
     pub would_fail: Option<WouldFail>,
+    /// How many live subscriptions on an older version the migration policy in force would
+    /// leave where they are (not counted above).
+    pub excluded_count: i64,
+    /// The same, by reason: `status`, `customer`, `metadata`, `renewingWithin` (0 where none).
+    pub excluded_by_reason: BTreeMap<String, i64>,
+    /// The policy's notice period: nobody moves before acceptance + this (moves become
+    /// scheduled at a billing date, `versionChangeBehaviour` NEXT_BILLING_DATE). Null without one.
+    pub notice_period: Option<String>,
+    /// Whether the task would wait for an admin other than the requester to approve it.
+    pub requires_approval: bool,
 }
 
 /// `POST /api/v1/plans/{id}/publish/preview`'s answer (in `{"data"}`).
@@ -167,5 +177,26 @@ pub fn moves(scope: &Scope, p: &Preview, would_fail: Option<WouldFail>) -> Moves
         by_from_version: p.by_version.iter().map(|b| FromVersion { version: b.key, count: b.count }).collect(),
         pagination: Pagination { next: p.ids.next.clone(), prev: None },
         would_fail,
+        excluded_count: p.excluded,
+        excluded_by_reason: domain::policy::EXCLUSION_REASONS
+            .iter()
+            .map(|reason| {
+                let n = p.excluded_by_reason.iter().find(|b| b.key == *reason).map_or(0, |b| b.count);
+                ((*reason).to_owned(), n)
+            })
+            .collect(),
+        notice_period: scope.policy.as_ref().and_then(|p| p.notice_period.clone()),
+        requires_approval: scope.policy.as_ref().is_some_and(|p| p.require_approval),
     }
+}
+
+/// The scope under the migration policy a task accepted now would pin (the plan's, else the
+/// environment's default), read at the database's now, as the task would read it.
+pub async fn under_policy(conn: &mut PgConnection, scope: Scope) -> Result<Scope, ApiError> {
+    if scope.behaviour == VersionChangeBehaviour::Never {
+        return Ok(scope);
+    }
+    let policy = store::policies::in_force(conn, scope.environment, &scope.plan_id).await?;
+    let now = store::db_now(conn).await?;
+    Ok(scope.under_policy(policy, now))
 }

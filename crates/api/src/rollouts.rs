@@ -12,9 +12,10 @@ use crate::stigg::plans::{accept_publish, idempotency_key, Accepted, PublishRequ
 use crate::AppState;
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{RolloutSpec, TaskId, TaskSpec};
+use domain::{MigrationPolicy, RolloutSpec, TaskId, TaskSpec};
 use serde::Deserialize;
 use serde_json::json;
+use store::tasks;
 use utoipa::ToSchema;
 
 /// The rollout body: `cohorts` (cumulative percentages) with `interval` (an ISO-8601
@@ -28,6 +29,10 @@ pub struct CreateRollout {
     interval: Option<String>,
     /// Customers that move first, as a cohort of their own.
     customer_ids: Option<Vec<String>>,
+    /// A migration policy that narrows the plan's (or the environment's default) for this
+    /// rollout only: more exclusions, a longer notice, approval.
+    #[schema(value_type = Option<Object>)]
+    policy: Option<serde_json::Value>,
 }
 
 /// `POST /api/v1/plans/{id}/rollouts` → `{"data": {"taskId"}}`; honours `Idempotency-Key`.
@@ -62,9 +67,28 @@ pub async fn create(
         interval: spec.interval_text.clone(),
         customer_ids: spec.customer_ids.clone(),
     };
-    let request = PublishRequest { spec: task_spec, describe, data: summary };
+    let narrowing = body
+        .policy
+        .as_ref()
+        .map(|p| MigrationPolicy::from_json(p).map_err(|why| ApiError::bad_input(format!("policy: {why}"))))
+        .transpose()?;
     let env = caller.environment_id;
     let mut tx = state.begin().await?;
+    let in_force = store::policies::in_force(&mut tx, env, plan_id.as_str()).await?.unwrap_or_default();
+    let pinned = match &narrowing {
+        Some(narrowing) => in_force.narrowed_by(narrowing),
+        None => in_force,
+    };
+    // cohorts pace moves over hours; a notice period makes every move wait for a billing date
+    // weeks away, which no cohort could pace: refused rather than ignored
+    if let Some(notice) = &pinned.notice_period {
+        return Err(ApiError::bad_input(format!(
+            "the migration policy in force has a noticePeriod ({notice}): a staged rollout cannot pace moves \
+             that wait for notice; publish with ALL_CUSTOMERS, whose moves are scheduled after the notice"
+        )));
+    }
+    let policy = tasks::PolicyPin::Given(pinned);
+    let request = PublishRequest { spec: task_spec, describe, data: summary, policy };
     let task_id = match accept_publish(&mut tx, &state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,

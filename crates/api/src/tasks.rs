@@ -30,6 +30,8 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(rollback))
         .routes(routes!(pause))
         .routes(routes!(resume))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
         .routes(routes!(events))
 }
 
@@ -143,6 +145,64 @@ fn require_admin(caller: &store::api_keys::Principal, what: &str) -> Result<(), 
         return Err(ApiError::new(ErrorCode::AccessDeniedError, format!("{what} a rollout needs an admin API key")));
     }
     Ok(())
+}
+
+/// `POST /api/v1/tasks/{id}/approve`: an admin other than the one who asked starts a task
+/// whose migration policy requires approval.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/approve", operation_id = "TaskController_approveTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, approved and on its way", body = Data<TaskView>),
+        (status = 400, description = "The task does not wait for approval (`BadUserInput`)", body = ErrorBody),
+        (status = 403, description = "Not an admin key, or the key that requested the task (`AccessDeniedError`)", body = ErrorBody),
+        (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
+pub async fn approve(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<TaskView>>, ApiError> {
+    decide(&state, &caller, &id, Decision::Approve).await
+}
+
+/// `POST /api/v1/tasks/{id}/reject`: an admin other than the one who asked ends a task that
+/// waits for approval, CANCELED, with nothing published or moved.
+#[utoipa::path(post, path = "/api/v1/tasks/{id}/reject", operation_id = "TaskController_rejectTask", tag = TASKS, params(("id" = String, Path, description = "The task's id (a UUID)")),
+    responses((status = 200, description = "The task, rejected and CANCELED", body = Data<TaskView>),
+        (status = 400, description = "The task does not wait for approval (`BadUserInput`)", body = ErrorBody),
+        (status = 403, description = "Not an admin key, or the key that requested the task (`AccessDeniedError`)", body = ErrorBody),
+        (status = 404, description = "No such task in this environment (`NotFound`)", body = ErrorBody)))]
+pub async fn reject(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<TaskView>>, ApiError> {
+    decide(&state, &caller, &id, Decision::Reject).await
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Decision {
+    Approve,
+    Reject,
+}
+
+/// Approves or rejects a task, as `caller`: the one rule for the API and the dashboard.
+pub(crate) async fn decide(
+    state: &AppState,
+    caller: &store::api_keys::Principal,
+    id: &str,
+    decision: Decision,
+) -> Result<Json<Data<TaskView>>, ApiError> {
+    if caller.scope != store::api_keys::Scope::Admin {
+        return Err(ApiError::new(ErrorCode::AccessDeniedError, "approving or rejecting a task needs an admin API key"));
+    }
+    let task_id = parse_task_id(id)?;
+    let mut tx = state.begin().await?;
+    let (env, who) = (caller.environment_id, caller.key_prefix.as_str());
+    let task = match decision {
+        Decision::Approve => store::approvals::approve(&mut tx, env, task_id, who).await?,
+        Decision::Reject => store::approvals::reject(&mut tx, env, task_id, who).await?,
+    };
+    tx.commit(&state.hooks()).await?;
+    tracing::info!(task_id = %task_id, decision = ?decision, "task approval decided");
+    Ok(Json(Data { data: full_view(&state.pool, &task).await? }))
 }
 
 /// `POST /api/v1/tasks/{id}/pause`: a STAGED_ROLLOUT finishes the batches it is running and

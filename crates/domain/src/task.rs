@@ -102,6 +102,20 @@ pub struct TaskView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub rollout: Option<serde_json::Value>,
+    /// Subscriptions the task's migration policy left alone, by reason (`status`, `customer`,
+    /// `metadata`, `renewingWithin`); absent on a task without a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub excluded_by_reason: Option<serde_json::Value>,
+    /// The migration policy the task pinned when it was accepted; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub policy: Option<serde_json::Value>,
+    /// Maker-checker: `{"state": PENDING | APPROVED | REJECTED, "requestedBy", "decidedBy",
+    /// "decidedAt"}`; absent when the task needed no approval.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub approval: Option<serde_json::Value>,
 }
 
 /// How far a task got.
@@ -110,6 +124,10 @@ pub struct Counts {
     pub total: i64,
     pub processed: i64,
     pub failed: i64,
+    /// Subscriptions the task's migration policy left where they are (not in `total`);
+    /// present when the task pinned a policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded: Option<i64>,
 }
 
 /// A task's failure, in the error shape.

@@ -11,6 +11,11 @@ wire_enum!(
         TaskPartiallyFailed => "task.partially_failed",
         TaskCanceled => "task.canceled",
         PlanVersionPublished => "plan.version_published",
+        TaskAwaitingApproval => "task.awaiting_approval",
+        TaskApproved => "task.approved",
+        TaskRejected => "task.rejected",
+        SubscriptionsMigrationScheduled => "subscriptions.migration_scheduled",
+        SubscriptionsMigrated => "subscriptions.migrated",
     }
 );
 

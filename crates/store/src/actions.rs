@@ -205,6 +205,8 @@ pub async fn rescue_stalled(conn: &mut Work, after_secs: i64) -> Result<Vec<Task
               AND (rescued_at IS NULL OR updated_at > rescued_at
                    OR rescued_at < now() - make_interval(secs => $1 * least(power(2, rescues - 1), $2)))
               AND (lease_expires_at IS NULL OR lease_expires_at < now())
+              -- a task that waits for approval, and said so, waits for an admin
+              AND (approval_state IS DISTINCT FROM 'PENDING' OR NOT approval_announced)
               -- a planned task whose only open work is scheduled moves waits for the scheduler
               AND (planned_at IS NULL OR EXISTS (SELECT 1 FROM task_batches b
                                                  WHERE b.task_id = tasks.id AND b.status = 'PENDING'))

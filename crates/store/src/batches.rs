@@ -5,8 +5,9 @@
 
 use crate::movers::{bind_scope, Scope, MOVERS};
 use crate::work::Work;
-use crate::{rollbacks, rollouts, tasks, Result, StoreError};
-use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour};
+use crate::version_changes::{self, MOVED_FROM_HISTORY};
+use crate::{rollbacks, rollouts, tasks, webhooks, Result, StoreError};
+use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour, WebhookEventType};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -22,6 +23,45 @@ pub struct MigrationPlan {
     pub affected_customers: i64,
 }
 
+/// Pins on the task what its policy left alone: `tasks.excluded` and `excluded_by_reason`,
+/// counted from the same selection the moves were planned from. Answers the count.
+pub async fn record_exclusions(conn: &mut PgConnection, task_id: Uuid, scope: &Scope) -> Result<i64> {
+    if scope.policy.is_none() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "WITH counted AS (
+            SELECT exclusion, count(*) AS n FROM ({MOVERS}) c WHERE exclusion IS NOT NULL GROUP BY exclusion
+        )
+        UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
+            excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
+        WHERE id = $9
+        RETURNING excluded"
+    );
+    Ok(bind_scope!(sqlx::query_scalar(&sql), scope).bind(task_id).fetch_one(&mut *conn).await?)
+}
+
+/// The scope a task's moves cover: its plan and target, under the policy it pinned (read at
+/// its acceptance). A pinned policy that does not read fails the task (`InvalidTaskSpec`).
+pub fn task_scope(
+    task: &tasks::Task,
+    target_version_number: i32,
+    behaviour: VersionChangeBehaviour,
+    effective_from: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Scope> {
+    let policy = task.policy().map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?;
+    let scope = Scope {
+        environment: task.environment(),
+        plan_id: task.plan_id.clone().unwrap_or_default(),
+        target_version_number,
+        behaviour,
+        effective_from,
+        policy: None,
+        policy_at: None,
+    };
+    Ok(scope.under_policy(policy, task.created_at))
+}
+
 /// Plans the migration of every live subscription of `plan_id` on a version older than
 /// `target_version_number` (the selection of `movers::MOVERS`, the one a preview counts),
 /// writing its batches. Set-based: one statement whatever the size.
@@ -31,18 +71,16 @@ pub async fn plan_migration(
     target_version_number: i32,
     batch_size: i64,
 ) -> Result<MigrationPlan> {
-    let scope = Scope {
-        environment: task.environment(),
-        plan_id: task.plan_id.clone().unwrap_or_default(),
-        target_version_number,
-        behaviour: VersionChangeBehaviour::Immediate,
-        effective_from: None,
-    };
+    let mut scope = task_scope(task, target_version_number, VersionChangeBehaviour::Immediate, None)?;
+    // a policy with a notice never reaches here (its moves are scheduled); its exclusions do
+    scope.behaviour = VersionChangeBehaviour::Immediate;
+    scope.effective_from = None;
+    record_exclusions(conn, task.id, &scope).await?;
     let sql = format!(
-        "WITH movers AS NOT MATERIALIZED ({MOVERS}), planned AS (
+        "WITH movers AS NOT MATERIALIZED (SELECT * FROM ({MOVERS}) c WHERE exclusion IS NULL), planned AS (
             INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
-            SELECT $7, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
-            FROM (SELECT row_id, ((row_number() OVER (ORDER BY row_id)) - 1) / $8 AS bucket FROM movers) numbered
+            SELECT $9, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
+            FROM (SELECT row_id, ((row_number() OVER (ORDER BY row_id)) - 1) / $10 AS bucket FROM movers) numbered
             GROUP BY bucket
             RETURNING 1
         )
@@ -137,6 +175,8 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
             WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
               AND v.version_number < $5 AND s.status = ANY($6)
               AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
+              AND ($13::jsonb IS NULL OR policy_exclusion($13, $14, s.status, s.customer_id, s.metadata,
+                                                          s.start_date, s.billing_period) IS NULL)
             FOR UPDATE OF s
         ), moved AS (
             UPDATE subscriptions s SET plan_version_id = $7, updated_at = now()
@@ -161,6 +201,8 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
     .bind(threshold)
     .bind(&customers)
     .bind(&salt)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .execute(&mut **conn)
     .await?
     .rows_affected() as i64;
@@ -174,6 +216,8 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
          WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
            AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $7
            AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
+           AND ($13::jsonb IS NULL OR policy_exclusion($13, $14, s.status, s.customer_id, s.metadata,
+                                                       s.start_date, s.billing_period) IS NULL)
          ON CONFLICT (task_id, subscription_id) DO NOTHING",
     )
     .bind(task.environment_id)
@@ -188,10 +232,20 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
     .bind(threshold)
     .bind(&customers)
     .bind(&salt)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .execute(&mut **conn)
     .await?
     .rows_affected() as i64;
 
+    if moved > 0 && webhooks::subscribed(conn, task.environment(), WebhookEventType::SubscriptionsMigrated).await? {
+        let sql = format!(
+            "{MOVED_FROM_HISTORY} WHERE h.task_id = $1 AND s.row_id >= $2 AND s.row_id < $3 ORDER BY h.subscription_id"
+        );
+        let moved: Vec<version_changes::MovedSubscription> =
+            sqlx::query_as(&sql).bind(task.id).bind(batch.lo).bind(batch.hi).fetch_all(&mut **conn).await?;
+        version_changes::announce_migrated(conn, &task, &moved).await?;
+    }
     settle(conn, task_id, seq, worker, &batch, (moved, failed, 0)).await
 }
 

@@ -21,7 +21,8 @@ pub type RelayWaker = Arc<Notify>;
 /// Renders the data of webhook events. Implemented outside `store` (`views::Webhooks`) with the
 /// views the API answers with.
 pub trait Announcer: Send + Sync {
-    /// A task that reached a terminal status, with its rollout's row if it is a staged rollout.
+    /// A task as `GET /api/v1/tasks/{id}` shows it — one that reached a terminal status, or
+    /// one whose approval changed — with its rollout's row if it is a staged rollout.
     fn task_ended(&self, task: &Task, rollout: Option<&Rollout>) -> serde_json::Result<Value>;
     /// A plan version that became PUBLISHED.
     fn version_published(&self, version: &PlanVersion) -> serde_json::Result<Value>;
@@ -94,6 +95,10 @@ async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announceme
                 if task.task_type() == TaskType::StagedRollout { cohorts::get(conn, task.id()).await? } else { None };
             let data = announcer.task_ended(task, rollout.as_ref()).map_err(unrenderable)?;
             webhooks::emit(conn, task.environment(), event_type, data).await
+        }
+        Announcement::Approval(event_type, task) => {
+            let data = announcer.task_ended(task, None).map_err(unrenderable)?;
+            webhooks::emit(conn, task.environment(), *event_type, data).await
         }
         &Announcement::VersionPublished { environment, version } => {
             let event_type = WebhookEventType::PlanVersionPublished;

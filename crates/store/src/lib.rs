@@ -3,6 +3,7 @@
 //! environment they authenticated, never one they read from a request body.
 
 pub mod actions;
+pub mod approvals;
 pub mod api_keys;
 pub mod batches;
 pub mod cancellations;
@@ -17,6 +18,7 @@ pub mod idempotency;
 pub mod movers;
 pub mod outbox;
 pub mod plans;
+pub mod policies;
 pub mod prices;
 pub mod products;
 pub mod queues;

@@ -75,6 +75,8 @@ pub async fn accept(
         idempotency_key: None,
         max_attempts,
         total: 0,
+        policy: tasks::PolicyPin::ApprovalOnly,
+        requested_by: Some(actor.to_owned()),
     };
     let message = format!("rollback of task {original}");
     let event = tasks::Accepted { message: &message, actor: Some(actor), data: json!({ "rollbackOf": original }) };

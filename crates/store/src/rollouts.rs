@@ -116,6 +116,8 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
                 FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
                 WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
                   AND (s.customer_id = ANY($9) OR rollout_bucket($10, s.id) < $11)
+                  AND ($12::jsonb IS NULL OR policy_exclusion($12, $13, s.status, s.customer_id, s.metadata,
+                                                              s.start_date, s.billing_period) IS NULL)
             ) numbered
             GROUP BY bucket
             RETURNING expected
@@ -133,6 +135,8 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
     .bind(&rollout.customer_ids)
     .bind(rollout.salt())
     .bind(threshold)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .fetch_one(&mut **conn)
     .await?;
 
@@ -141,7 +145,9 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
         "SELECT count(*), count(DISTINCT s.customer_id)
          FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
          WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
-           AND (s.customer_id = ANY($5) OR rollout_bucket($6, s.id) < $7)",
+           AND (s.customer_id = ANY($5) OR rollout_bucket($6, s.id) < $7)
+           AND ($8::jsonb IS NULL OR policy_exclusion($8, $9, s.status, s.customer_id, s.metadata,
+                                                      s.start_date, s.billing_period) IS NULL)",
     )
     .bind(task.environment_id)
     .bind(&task.plan_id)
@@ -150,6 +156,8 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
     .bind(&rollout.customer_ids)
     .bind(rollout.salt())
     .bind(last)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .fetch_one(&mut **conn)
     .await?;
     sqlx::query(

@@ -186,6 +186,8 @@ pub async fn update(
             idempotency_key: None,
             max_attempts,
             total: 0,
+            policy: tasks::PolicyPin::InForce,
+            requested_by: Some(actor.to_owned()),
         },
     )
     .await?;

@@ -3,7 +3,7 @@
 //! the rows of the tasks it ended without depending on the code that ends them.
 
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, InvalidTaskSpec, TaskId, TaskSpec, TaskStatus, TaskType};
+use domain::{EnvironmentId, InvalidTaskSpec, MigrationPolicy, TaskId, TaskSpec, TaskStatus, TaskType};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -45,6 +45,18 @@ pub struct Task {
     pub rolled_back_by: Option<Uuid>,
     /// Subscriptions a rollback left alone: they were no longer where the task put them.
     pub skipped: i64,
+    /// The migration policy pinned when the task was accepted (`domain::MigrationPolicy`);
+    /// read it with `policy()`.
+    pub policy: Option<Value>,
+    /// Maker-checker state: PENDING, APPROVED or REJECTED; NULL when no approval was required.
+    pub approval_state: Option<String>,
+    pub approval_requested_by: Option<String>,
+    pub approval_decided_by: Option<String>,
+    pub approval_decided_at: Option<DateTime<Utc>>,
+    pub approval_announced: bool,
+    /// Subscriptions the policy left alone, and by reason (`{"status": n, ...}`).
+    pub excluded: i64,
+    pub excluded_by_reason: Option<Value>,
 }
 
 impl Task {
@@ -68,5 +80,20 @@ impl Task {
     /// error naming what is wrong, never a default.
     pub fn spec(&self) -> std::result::Result<TaskSpec, InvalidTaskSpec> {
         TaskSpec::for_task(self.task_type, &self.payload)
+    }
+
+    /// The migration policy the task pinned, `None` when it has none. A stored policy that
+    /// does not read is an error naming what is wrong, never "no policy".
+    pub fn policy(&self) -> std::result::Result<Option<MigrationPolicy>, InvalidTaskSpec> {
+        self.policy
+            .as_ref()
+            .filter(|p| !p.is_null())
+            .map(|p| MigrationPolicy::from_json(p).map_err(|why| InvalidTaskSpec(format!("policy: {why}"))))
+            .transpose()
+    }
+
+    /// Whether the task waits for an admin's approval before it starts.
+    pub fn awaits_approval(&self) -> bool {
+        self.approval_state.as_deref() == Some("PENDING")
     }
 }

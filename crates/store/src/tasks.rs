@@ -24,7 +24,62 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     pub max_attempts: i32,
     pub total: i64,
+    /// Which migration policy the task pins.
+    pub policy: PolicyPin,
+    /// Who asked for it (an API key's prefix): the one admin who may not approve it.
+    pub requested_by: Option<String>,
 }
+
+/// Which migration policy a new task pins when it is accepted (`tasks.policy`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PolicyPin {
+    /// None: the task moves no plan's subscriptions as a whole (an import, one subscription).
+    None,
+    /// The policy in force for its plan: the plan's own, else the environment's default.
+    InForce,
+    /// Only the approval rule of the policy in force (a rollback).
+    ApprovalOnly,
+    /// This one, already narrowed from the policy in force by the request's own.
+    Given(domain::MigrationPolicy),
+}
+
+impl PolicyPin {
+    fn mode(&self) -> &'static str {
+        match self {
+            PolicyPin::None => "none",
+            PolicyPin::InForce => "in_force",
+            PolicyPin::ApprovalOnly => "approval",
+            PolicyPin::Given(_) => "given",
+        }
+    }
+
+    fn given(&self) -> Option<Value> {
+        match self {
+            PolicyPin::Given(policy) => Some(policy.to_json()),
+            _ => None,
+        }
+    }
+}
+
+/// A CTE `pinned (policy)` that computes the policy a new task pins, from the environment
+/// (`env`), plan (`plan`), `PolicyPin::mode` (`mode`) and `PolicyPin::given` (`given`)
+/// parameters of the statement it is part of. An empty policy pins as none.
+fn pinned_cte(env: &str, plan: &str, mode: &str, given: &str) -> String {
+    format!(
+        "pinned AS (
+            SELECT nullif(CASE {mode}::text
+                WHEN 'none' THEN NULL
+                WHEN 'given' THEN {given}::jsonb
+                WHEN 'approval' THEN CASE WHEN coalesce((effective_migration_policy({env}, {plan}) ->> 'requireApproval')::boolean, false)
+                                          THEN '{{\"requireApproval\": true}}'::jsonb END
+                ELSE effective_migration_policy({env}, {plan}) END, '{{}}'::jsonb) AS policy
+        )"
+    )
+}
+
+/// The approval state a task with `pinned.policy` starts in.
+const APPROVAL_STATE: &str =
+    "CASE WHEN coalesce((pinned.policy ->> 'requireApproval')::boolean, false) THEN 'PENDING' END";
 
 /// The index that lets one task at a time hold a plan.
 pub(crate) const HOLDER_PER_PLAN: &str = "tasks_one_holder_per_plan";
@@ -40,12 +95,15 @@ pub fn plan_held(plan_id: &str) -> StoreError {
 /// Inserts a task. A task that holds its plan (`TaskSpec::holds_plan`) is refused with
 /// `ObjectAlreadyBeingUsedByAnotherRequestError` while another one holds it.
 pub async fn insert(conn: &mut PgConnection, new: &NewTask) -> Result<Task> {
-    sqlx::query_as::<_, Task>(
-        "INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-            target_version_number, idempotency_key, max_attempts, total, holds_plan)
-         VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11)
+    sqlx::query_as::<_, Task>(&format!(
+        "WITH {} INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
+            target_version_number, idempotency_key, max_attempts, total, holds_plan,
+            policy, approval_state, approval_requested_by)
+         SELECT $1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $11, pinned.policy, {APPROVAL_STATE}, $14
+         FROM pinned
          RETURNING *",
-    )
+        pinned_cte("$2", "$4", "$12", "$13")
+    ))
     .bind(new.id.0)
     .bind(new.environment.0)
     .bind(new.spec.task_type().as_str())
@@ -57,6 +115,9 @@ pub async fn insert(conn: &mut PgConnection, new: &NewTask) -> Result<Task> {
     .bind(new.max_attempts)
     .bind(new.total)
     .bind(new.spec.holds_plan() && new.plan_id.is_some())
+    .bind(new.policy.mode())
+    .bind(new.policy.given())
+    .bind(&new.requested_by)
     .fetch_one(conn)
     .await
     .map_err(|e| refusal(e, new))
@@ -73,11 +134,13 @@ pub struct Accepted<'a> {
 /// Accepts a task in one round trip: inserts it, its outbox row (the job that starts it) and
 /// its first timeline event. Refusals are those of `insert`.
 pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>) -> Result<()> {
-    sqlx::query(
-        "WITH task AS (
+    sqlx::query(&format!(
+        "WITH {}, task AS (
             INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-                target_version_number, idempotency_key, max_attempts, total, holds_plan)
-            VALUES ($1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $14)
+                target_version_number, idempotency_key, max_attempts, total, holds_plan,
+                policy, approval_state, approval_requested_by)
+            SELECT $1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $14, pinned.policy, {APPROVAL_STATE}, $12
+            FROM pinned
             RETURNING id, environment_id
         ), job AS (
             INSERT INTO outbox (routing_key, payload)
@@ -85,7 +148,8 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
         )
         INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
         SELECT id, environment_id, 'accepted', $11, $12, $13 FROM task",
-    )
+        pinned_cte("$2", "$4", "$15", "$16")
+    ))
     .bind(new.id.0)
     .bind(new.environment.0)
     .bind(new.spec.task_type().as_str())
@@ -100,6 +164,8 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
     .bind(event.actor)
     .bind(&event.data)
     .bind(new.spec.holds_plan() && new.plan_id.is_some())
+    .bind(new.policy.mode())
+    .bind(new.policy.given())
     .execute(conn)
     .await
     .map_err(|e| refusal(e, new))?;
@@ -116,6 +182,8 @@ pub struct NewPublish<'a> {
     pub spec: TaskSpec,
     pub idempotency_key: Option<String>,
     pub max_attempts: i32,
+    /// Which migration policy it pins; the requester is the accepted event's actor.
+    pub policy: PolicyPin,
 }
 
 /// Accepts a publish of `plan_id`'s draft in one statement, so that it needs neither a round
@@ -128,26 +196,30 @@ pub async fn accept_publish(
     new: &NewPublish<'_>,
     event: &Accepted<'_>,
 ) -> Result<Option<i32>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(&format!(
         "WITH draft AS (
             SELECT id, version_number FROM plan_versions
             WHERE environment_id = $2 AND plan_id = $4 AND status = 'DRAFT'
-        ), task AS (
+        ), {}, task AS (
             INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
-                target_version_number, idempotency_key, max_attempts, total, holds_plan)
-            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0, $11 FROM draft
+                target_version_number, idempotency_key, max_attempts, total, holds_plan,
+                policy, approval_state, approval_requested_by)
+            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0, $11,
+                pinned.policy, {APPROVAL_STATE}, $9
+            FROM draft, pinned
             RETURNING id, environment_id, target_version_number
         ), job AS (
             INSERT INTO outbox (routing_key, payload)
             SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
         ), event AS (
             INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
-            SELECT id, environment_id, 'accepted', replace($8, '{version}', target_version_number::text), $9,
+            SELECT id, environment_id, 'accepted', replace($8, '{{version}}', target_version_number::text), $9,
                 $10::jsonb || jsonb_build_object('versionNumber', target_version_number)
             FROM task
         )
         SELECT target_version_number FROM task",
-    )
+        pinned_cte("$2", "$4", "$12", "$13")
+    ))
     .bind(new.id.0)
     .bind(new.environment.0)
     .bind(new.spec.task_type().as_str())
@@ -159,6 +231,8 @@ pub async fn accept_publish(
     .bind(event.actor)
     .bind(&event.data)
     .bind(new.spec.holds_plan())
+    .bind(new.policy.mode())
+    .bind(new.policy.given())
     .fetch_optional(conn)
     .await
     .map_err(|e| refused(e, Some(new.plan_id)))

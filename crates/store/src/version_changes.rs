@@ -7,9 +7,9 @@
 
 use crate::movers::{bind_scope, Scope, MOVERS};
 use crate::work::Work;
-use crate::{events, plans, tasks, Result, StoreError};
+use crate::{events, plans, tasks, webhooks, Result, StoreError};
 use chrono::{DateTime, Utc};
-use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskSpec, TaskStatus, VersionChangeBehaviour};
+use domain::{EnvironmentId, ErrorCode, SubscriptionStatus, TaskId, TaskSpec, TaskStatus, WebhookEventType};
 use serde_json::json;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -141,36 +141,25 @@ pub struct Planned {
     pub affected_customers: i64,
 }
 
-/// Plans one SCHEDULED move per live subscription of the task's plan on an older version, in
-/// one statement: IMMEDIATE at max(now, effective_from), NEXT_BILLING_DATE at the
-/// subscription's first billing date on or after effective_from (or now), computed in SQL by
-/// `next_billing_date`, the same rule as `domain::BillingPeriod::next_billing_date`. The
-/// history row will say the version counts from `apply_at`, or from the subscription's start
-/// with `outset`. A subscription that already has a move SCHEDULED (to this version or a
-/// newer one) keeps it.
-pub async fn plan(
-    conn: &mut PgConnection,
-    task: &tasks::Task,
-    behaviour: VersionChangeBehaviour,
-    effective_from: Option<DateTime<Utc>>,
-    outset: bool,
-) -> Result<Planned> {
-    let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
+/// Plans one SCHEDULED move per subscription `scope` moves (its policy's exclusions left
+/// where they are, and counted on the task), in one statement: IMMEDIATE at max(now,
+/// effective_from), NEXT_BILLING_DATE at the subscription's first billing date on or after
+/// effective_from (or now), computed in SQL by `next_billing_date`, the same rule as
+/// `domain::BillingPeriod::next_billing_date`. The history row will say the version counts
+/// from `apply_at`, or from the subscription's start with `outset`. A subscription that
+/// already has a move SCHEDULED (to this version or a newer one) keeps it. Announces the moves
+/// to webhook endpoints (`subscriptions.migration_scheduled`) in the same transaction.
+pub async fn plan(conn: &mut PgConnection, task: &tasks::Task, scope: &Scope, outset: bool) -> Result<Planned> {
+    let Some(target) = task.target_version_id else {
         return Err(StoreError::rejected(ErrorCode::InternalError, "task has no target version"));
     };
-    let scope = Scope {
-        environment: task.environment(),
-        plan_id: task.plan_id.clone().unwrap_or_default(),
-        target_version_number: target_number,
-        behaviour,
-        effective_from,
-    };
+    crate::batches::record_exclusions(conn, task.id, scope).await?;
     let sql = format!(
-        "WITH candidates AS ({MOVERS}), inserted AS (
+        "WITH candidates AS (SELECT * FROM ({MOVERS}) c WHERE exclusion IS NULL), inserted AS (
             INSERT INTO subscription_version_changes
                 (id, environment_id, subscription_id, target_version_id, apply_at, effective_from, status, task_id)
-            SELECT gen_random_uuid(), $1, c.id, $7, c.apply_at, CASE WHEN $8 THEN c.start_date ELSE c.apply_at END,
-                   'SCHEDULED', $9
+            SELECT gen_random_uuid(), $1, c.id, $9, c.apply_at, CASE WHEN $10 THEN c.start_date ELSE c.apply_at END,
+                   'SCHEDULED', $11
             FROM candidates c
             ON CONFLICT (environment_id, subscription_id) WHERE status = 'SCHEDULED' DO NOTHING
             RETURNING subscription_id
@@ -180,7 +169,93 @@ pub async fn plan(
     );
     let (total, affected): (i64, i64) =
         bind_scope!(sqlx::query_as(&sql), scope).bind(target).bind(outset).bind(task.id).fetch_one(&mut *conn).await?;
+    if total > 0 {
+        announce_scheduled(conn, task).await?;
+    }
     Ok(Planned { total, affected_customers: affected })
+}
+
+/// Subscriptions per `subscriptions.migration_scheduled` / `subscriptions.migrated` event.
+pub const SUBSCRIPTIONS_PER_EVENT: i64 = 1000;
+
+/// One subscription in a `subscriptions.*` webhook event.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MovedSubscription {
+    pub subscription_id: String,
+    pub customer_id: String,
+    pub from_version: Option<i32>,
+    pub to_version: i32,
+    /// When the move takes (or took) effect.
+    pub effective_date: DateTime<Utc>,
+}
+
+/// Writes the task's SCHEDULED moves as `subscriptions.migration_scheduled` events, one per
+/// `SUBSCRIPTIONS_PER_EVENT` subscriptions, read in pages so memory stays bounded. Nothing when
+/// no endpoint of the environment listens.
+async fn announce_scheduled(conn: &mut PgConnection, task: &tasks::Task) -> Result<()> {
+    let env = task.environment();
+    let event = WebhookEventType::SubscriptionsMigrationScheduled;
+    if !webhooks::subscribed(conn, env, event).await? {
+        return Ok(());
+    }
+    let mut after = String::new();
+    loop {
+        let page: Vec<MovedSubscription> = sqlx::query_as(
+            "SELECT c.subscription_id, s.customer_id, fv.version_number AS from_version,
+                    tv.version_number AS to_version, c.apply_at AS effective_date
+             FROM subscription_version_changes c
+             JOIN subscriptions s ON s.environment_id = c.environment_id AND s.id = c.subscription_id
+             JOIN plan_versions fv ON fv.id = s.plan_version_id
+             JOIN plan_versions tv ON tv.id = c.target_version_id
+             WHERE c.task_id = $1 AND c.status = 'SCHEDULED' AND c.subscription_id > $2
+             ORDER BY c.subscription_id LIMIT $3",
+        )
+        .bind(task.id)
+        .bind(&after)
+        .bind(SUBSCRIPTIONS_PER_EVENT)
+        .fetch_all(&mut *conn)
+        .await?;
+        let Some(last) = page.last() else {
+            return Ok(());
+        };
+        after = last.subscription_id.clone();
+        let full = page.len() as i64 == SUBSCRIPTIONS_PER_EVENT;
+        webhooks::emit(conn, env, event, subscriptions_event(task, &page)).await?;
+        if !full {
+            return Ok(());
+        }
+    }
+}
+
+/// Writes `subscriptions.migrated` events for the task's moves, one per
+/// `SUBSCRIPTIONS_PER_EVENT` subscriptions (`moved` read from its history rows).
+pub async fn announce_migrated(conn: &mut PgConnection, task: &tasks::Task, moved: &[MovedSubscription]) -> Result<()> {
+    for chunk in moved.chunks(SUBSCRIPTIONS_PER_EVENT as usize) {
+        let data = subscriptions_event(task, chunk);
+        webhooks::emit(conn, task.environment(), WebhookEventType::SubscriptionsMigrated, data).await?;
+    }
+    Ok(())
+}
+
+/// The SELECT list and joins that read history rows `h` as `MovedSubscription`s.
+pub(crate) const MOVED_FROM_HISTORY: &str =
+    "SELECT h.subscription_id, s.customer_id, fv.version_number AS from_version,
+        tv.version_number AS to_version, h.effective_from AS effective_date
+    FROM subscription_version_history h
+    JOIN subscriptions s ON s.environment_id = h.environment_id AND s.id = h.subscription_id
+    LEFT JOIN plan_versions fv ON fv.id = h.from_version_id
+    JOIN plan_versions tv ON tv.id = h.to_version_id";
+
+/// The data of a `subscriptions.*` event: the task, its plan, and the subscriptions.
+pub fn subscriptions_event(task: &tasks::Task, subscriptions: &[MovedSubscription]) -> serde_json::Value {
+    json!({
+        "taskId": task.id,
+        "taskType": task.task_type.as_str(),
+        "planId": task.plan_id,
+        "count": subscriptions.len(),
+        "subscriptions": subscriptions,
+    })
 }
 
 /// What one pass of a scheduler did.
@@ -273,6 +348,7 @@ pub async fn apply_due(conn: &mut Work, limit: i64) -> Result<Applied> {
             }
         }
     }
+    announce_applied(conn, &outcomes).await?;
     // task rows last and in id order, so that concurrent schedulers never deadlock on them
     for (task, (processed, failed)) in per_task {
         sqlx::query(
@@ -299,6 +375,34 @@ pub async fn apply_due(conn: &mut Work, limit: i64) -> Result<Applied> {
         }
     }
     Ok(applied)
+}
+
+/// Writes `subscriptions.migrated` for the moves a scheduler pass applied, per task, for the
+/// environments that listen.
+async fn announce_applied(conn: &mut PgConnection, outcomes: &[(Uuid, Option<Uuid>, String)]) -> Result<()> {
+    let mut done: std::collections::BTreeMap<Uuid, Vec<Uuid>> = std::collections::BTreeMap::new();
+    for (change, task, status) in outcomes {
+        if let (Some(task), "DONE") = (task, status.as_str()) {
+            done.entry(*task).or_default().push(*change);
+        }
+    }
+    for (task, changes) in done {
+        let Some(task) = tasks::read(conn, TaskId(task)).await? else {
+            continue;
+        };
+        if !webhooks::subscribed(conn, task.environment(), WebhookEventType::SubscriptionsMigrated).await? {
+            continue;
+        }
+        let sql = format!(
+            "{MOVED_FROM_HISTORY}
+             JOIN subscription_version_changes c ON c.task_id = h.task_id AND c.subscription_id = h.subscription_id
+             WHERE c.id = ANY($1) AND h.task_id = $2 ORDER BY h.subscription_id"
+        );
+        let moved: Vec<MovedSubscription> =
+            sqlx::query_as(&sql).bind(&changes).bind(task.id).fetch_all(&mut *conn).await?;
+        announce_migrated(conn, &task, &moved).await?;
+    }
+    Ok(())
 }
 
 /// A subscription's scheduled (or once-scheduled) moves, newest first, as `futureUpdates`.
@@ -415,6 +519,8 @@ pub async fn migrate_subscription(
             idempotency_key: None,
             max_attempts,
             total: 1,
+            policy: tasks::PolicyPin::None,
+            requested_by: None,
         },
     )
     .await?;

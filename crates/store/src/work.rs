@@ -47,6 +47,8 @@ pub enum Announcement {
     TaskEnded(Box<Task>),
     /// A plan version became PUBLISHED.
     VersionPublished { environment: EnvironmentId, version: Uuid },
+    /// A step of a task's approval (awaiting, approved, rejected): its row after the step.
+    Approval(domain::WebhookEventType, Box<Task>),
 }
 
 /// One unit of work. Dropping it without `commit` rolls it back and writes none of its effects.

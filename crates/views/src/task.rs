@@ -30,7 +30,12 @@ pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
         status: t.status.as_str().to_owned(),
         progress: progress_percent(t.total, t.processed, status),
         affected_customers_count: t.affected_customers,
-        counts: Counts { total: t.total, processed: t.processed, failed: t.failed },
+        counts: Counts {
+            total: t.total,
+            processed: t.processed,
+            failed: t.failed,
+            excluded: t.policy.as_ref().map(|_| t.excluded),
+        },
         initiated_package_id: t.plan_id.clone(),
         target_version: t.target_version_number,
         error,
@@ -42,7 +47,31 @@ pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
         rolled_back_by: t.rolled_back_by,
         skipped_count: t.skipped,
         rollout: rollout.map(self::rollout),
+        excluded_by_reason: t.policy.as_ref().map(|_| excluded_by_reason(t)),
+        policy: t.policy.clone(),
+        approval: t.approval_state.as_ref().map(|state| {
+            json!({
+                "state": state,
+                "requestedBy": t.approval_requested_by,
+                "decidedBy": t.approval_decided_by,
+                "decidedAt": t.approval_decided_at,
+            })
+        }),
     }
+}
+
+/// Every reason with its count (0 when none), so a caller reads `excludedByReason.status`
+/// without checking for it.
+fn excluded_by_reason(t: &Task) -> serde_json::Value {
+    let counted = t.excluded_by_reason.as_ref().and_then(|v| v.as_object());
+    let reasons: serde_json::Map<String, serde_json::Value> = domain::policy::EXCLUSION_REASONS
+        .iter()
+        .map(|reason| {
+            let n = counted.and_then(|c| c.get(*reason)).and_then(|v| v.as_i64()).unwrap_or(0);
+            ((*reason).to_owned(), n.into())
+        })
+        .collect();
+    serde_json::Value::Object(reasons)
 }
 
 /// How a rollout shows on its task: the cohorts asked for, the cohort now running or last run

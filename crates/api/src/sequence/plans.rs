@@ -276,7 +276,10 @@ pub async fn preview(
         target_version_number: intent.target_version_number,
         behaviour: intent.behaviour,
         effective_from: input.version_effective_from,
+        policy: None,
+        policy_at: None,
     };
+    let scope = crate::preview::under_policy(&mut tx, scope).await?;
     let counted = crate::preview::run(&mut tx, &scope, &page).await?;
     // the version the PUT would publish: the draft itself, or N+1, which it would create
     let version = (intent.current.status() == domain::PlanVersionStatus::Draft).then_some(intent.current.id);

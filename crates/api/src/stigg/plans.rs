@@ -251,7 +251,7 @@ pub async fn archive(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PublishPlan {
-    migration_type: MigrationType,
+    pub(crate) migration_type: MigrationType,
 }
 
 /// A removed draft's plan id.
@@ -301,6 +301,11 @@ pub async fn publish(
         spec: TaskSpec::PublishPlan { migration_type: body.migration_type },
         describe: format!("publish of version {{version}} with {}", body.migration_type),
         data: json!({ "migrationType": body.migration_type }),
+        // a publish that moves nobody obeys no migration policy
+        policy: match body.migration_type {
+            domain::MigrationType::AllCustomers => tasks::PolicyPin::InForce,
+            domain::MigrationType::NewCustomers => tasks::PolicyPin::None,
+        },
     };
     // no transaction: what is written is written by one statement (see `accept_publish`)
     let mut work = store::Work::single(&state.pool).await?;
@@ -320,6 +325,8 @@ pub(crate) struct PublishRequest {
     pub describe: String,
     /// Added to the `accepted` event's data, with the version number.
     pub data: Value,
+    /// The migration policy the task pins.
+    pub policy: tasks::PolicyPin,
 }
 
 pub(crate) enum Accepted {
@@ -359,6 +366,7 @@ pub(crate) async fn accept_publish(
         spec: request.spec,
         idempotency_key: key,
         max_attempts: state.settings.max_attempts,
+        policy: request.policy,
     };
     let event = tasks::Accepted { message: &request.describe, actor: Some(&caller.key_prefix), data: request.data };
     match tasks::accept_publish(tx, &new, &event).await? {
@@ -395,7 +403,10 @@ pub async fn publish_preview(
         target_version_number: draft.version_number,
         behaviour: VersionChangeBehaviour::from(body.migration_type),
         effective_from: None,
+        policy: None,
+        policy_at: None,
     };
+    let scope = preview::under_policy(&mut tx, scope).await?;
     let counted = preview::run(&mut tx, &scope, &page).await?;
     let would_fail = preview::would_fail(&mut tx, env, domain::TaskType::PublishPlan, Some(draft.id)).await?;
     tx.rollback().await?;

@@ -269,6 +269,8 @@ pub async fn import(
         idempotency_key: None,
         max_attempts: state.settings.max_attempts,
         total: count as i64,
+        policy: tasks::PolicyPin::None,
+        requested_by: Some(caller.key_prefix.clone()),
     };
     let message = format!("import of {count} subscriptions");
     let event = tasks::Accepted { message: &message, actor: Some(&caller.key_prefix), data: json!({ "count": count }) };

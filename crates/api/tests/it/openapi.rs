@@ -43,6 +43,15 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/tasks/{id}/pause"),
     ("POST", "/api/v1/tasks/{id}/resume"),
     ("GET", "/api/v1/tasks/{id}/events"),
+    ("POST", "/api/v1/tasks/{id}/approve"),
+    ("POST", "/api/v1/tasks/{id}/reject"),
+    // migration policies
+    ("GET", "/api/v1/plans/{id}/migration-policy"),
+    ("PUT", "/api/v1/plans/{id}/migration-policy"),
+    ("DELETE", "/api/v1/plans/{id}/migration-policy"),
+    ("GET", "/api/v1/migration-policy"),
+    ("PUT", "/api/v1/migration-policy"),
+    ("DELETE", "/api/v1/migration-policy"),
     // webhooks
     ("POST", "/api/v1/webhooks"),
     ("GET", "/api/v1/webhooks"),

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use domain::{ErrorCode, TaskStatus, VersionChangeBehaviour};
 use serde_json::json;
 use store::tasks::Task;
-use store::{events, tasks, version_changes};
+use store::{events, version_changes};
 
 /// What the Sequence update asked, from the task's spec.
 #[derive(Debug, Clone, Copy)]
@@ -42,39 +42,20 @@ pub async fn run(ctx: &Context, mut tx: store::Work, task: Task, asked: Asked) -
     }
 
     let superseded = version_changes::supersede(&mut tx, env, &plan_id, target_number, Some(task_id)).await?;
+    // the task's policy may leave some alone and make every move wait for its notice
+    let scope = store::batches::task_scope(&task, target_number, behaviour, effective_from)?;
     // the database's clock decides whether the version is already effective
     let now = store::db_now(&mut tx).await?;
-    let immediate = behaviour == VersionChangeBehaviour::Immediate && effective_from.is_none_or(|e| e <= now);
-    let mut finished = None;
-    if behaviour == VersionChangeBehaviour::Never {
-        finished = Some(TaskStatus::Completed);
+    let immediate =
+        scope.behaviour == VersionChangeBehaviour::Immediate && scope.effective_from.is_none_or(|e| e <= now);
+    let data = json!({ "superseded": superseded.len() });
+    let finished = if behaviour == VersionChangeBehaviour::Never {
+        Some(TaskStatus::Completed)
     } else if immediate {
-        let data = json!({ "superseded": superseded.len() });
-        finished = super::plan_batches(ctx, &mut tx, &task, target_number, data).await?;
+        super::plan_batches(ctx, &mut tx, &task, target_number, data).await?
     } else {
-        // only scheduled moves are left: the plan is let go of, and a later task supersedes
-        // the moves not yet made
-        tasks::release_plan(&mut tx, task_id).await?;
-        let started = std::time::Instant::now();
-        let planned = version_changes::plan(&mut tx, &task, behaviour, effective_from, outset).await?;
-        tasks::set_totals(&mut tx, task_id, planned.total, planned.affected_customers).await?;
-        events::record(
-            &mut tx,
-            env,
-            task_id,
-            "planned",
-            &format!("{} moves scheduled ({behaviour})", planned.total),
-            None,
-            json!({
-                "total": planned.total, "superseded": superseded.len(),
-                "planningMs": started.elapsed().as_millis() as u64,
-            }),
-        );
-        tracing::info!(total = planned.total, elapsed_ms = started.elapsed().as_millis() as u64, "moves scheduled");
-        if planned.total == 0 {
-            finished = Some(TaskStatus::Completed);
-        }
-    }
+        super::schedule_moves(&mut tx, &task, &scope, outset, data).await?
+    };
     super::end_planning(&mut tx, &task, finished).await?;
     tx.commit(&ctx.hooks).await?;
     Ok(())

@@ -93,6 +93,39 @@ pub(crate) async fn plan_batches(
     Ok(None)
 }
 
+/// Plans the task's moves as SCHEDULED moves for the scheduler (a NEXT_BILLING_DATE change, a
+/// future effective date, or a policy's notice period), in the planning transaction: the older
+/// versions' scheduled moves superseded, the plan let go of (a later task supersedes the moves
+/// not yet made), the totals and exclusions, the `planned` event (`data` with `total` added)
+/// and the `subscriptions.migration_scheduled` events. Answers `Completed` when nothing moves.
+pub(crate) async fn schedule_moves(
+    tx: &mut store::Work,
+    task: &Task,
+    scope: &store::movers::Scope,
+    outset: bool,
+    mut data: Value,
+) -> Result<Option<TaskStatus>, JobError> {
+    let (env, task_id) = (task.environment(), task.id());
+    if task.task_type() != domain::TaskType::SubscriptionMigration {
+        store::version_changes::supersede(tx, env, &scope.plan_id, scope.target_version_number, Some(task_id)).await?;
+    }
+    tasks::release_plan(tx, task_id).await?;
+    let started = std::time::Instant::now();
+    let planned = store::version_changes::plan(tx, task, scope, outset).await?;
+    tasks::set_totals(tx, task_id, planned.total, planned.affected_customers).await?;
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("total".into(), planned.total.into());
+        fields.insert("planningMs".into(), (started.elapsed().as_millis() as u64).into());
+        if let Some(from) = scope.effective_from {
+            fields.insert("effectiveFrom".into(), serde_json::json!(from));
+        }
+    }
+    let message = format!("{} moves scheduled ({})", planned.total, scope.behaviour);
+    events::record(tx, env, task_id, "planned", &message, None, data);
+    tracing::info!(total = planned.total, elapsed_ms = started.elapsed().as_millis() as u64, "moves scheduled");
+    Ok((planned.total == 0).then_some(TaskStatus::Completed))
+}
+
 /// Ends a planning transaction's work on the task: `finished` ends it now, with its
 /// `finished` event; `None` marks it planned, for the batches or moves it planned to finish.
 pub(crate) async fn end_planning(
@@ -123,6 +156,15 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
     let Some((mut tx, task)) = open_planning(ctx, task_id).await? else {
         return Ok(());
     };
+    // a task whose policy requires approval waits, published nothing and moved nobody, until
+    // an admin approves it (which announces it again)
+    if task.awaits_approval() {
+        if store::approvals::announce_waiting(&mut tx, &task).await? {
+            tracing::info!(task_id = %task_id, "task waits for approval");
+        }
+        tx.commit(&ctx.hooks).await?;
+        return Ok(());
+    }
     // a spec that does not parse is permanent: the task fails, nothing is published or moved
     let spec = match task.spec() {
         Ok(spec) => spec,

@@ -26,7 +26,13 @@ pub async fn run(
     let finished = if behaviour == VersionChangeBehaviour::Never {
         Some(TaskStatus::Completed)
     } else {
-        super::plan_batches(ctx, &mut tx, &task, target_number, serde_json::json!({})).await?
+        let scope = store::batches::task_scope(&task, target_number, behaviour, None)?;
+        if scope.behaviour == VersionChangeBehaviour::Immediate {
+            super::plan_batches(ctx, &mut tx, &task, target_number, serde_json::json!({})).await?
+        } else {
+            // a notice period: every move waits for it, scheduled at a billing date
+            super::schedule_moves(&mut tx, &task, &scope, false, serde_json::json!({})).await?
+        }
     };
     super::end_planning(&mut tx, &task, finished).await?;
     tx.commit(&ctx.hooks).await?;

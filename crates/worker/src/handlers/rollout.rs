@@ -11,10 +11,13 @@ use store::tasks::{self, Task};
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id, plan_id = task.plan_id.as_deref().unwrap_or_default()), err)]
 pub async fn run(ctx: &Context, mut tx: store::Work, task: Task) -> Result<(), JobError> {
     let task_id = task.id();
-    if super::publish::publish_draft(&mut tx, &task).await?.is_none() {
+    let Some(target_number) = super::publish::publish_draft(&mut tx, &task).await? else {
         tx.commit(&ctx.hooks).await?;
         return Ok(());
-    }
+    };
+    // the policy's exclusions, counted over the whole rollout: every cohort leaves them alone
+    let scope = store::batches::task_scope(&task, target_number, domain::VersionChangeBehaviour::Immediate, None)?;
+    store::batches::record_exclusions(&mut tx, task.id, &scope).await?;
     let started = rollouts::start_cohort(&mut tx, &task, 0, ctx.settings.batch_size).await?;
     tasks::mark_planned(&mut tx, task_id).await?;
     tx.commit(&ctx.hooks).await?;
