@@ -15,6 +15,7 @@ mod harness;
 mod interactions;
 mod observability;
 mod openapi;
+mod policies;
 mod preview;
 mod publish;
 mod ratelimit;

@@ -15,6 +15,7 @@ mod faults;
 mod harness;
 mod observability;
 mod pipeline;
+mod policy;
 mod preview;
 mod proxy;
 mod rollback;

@@ -1,0 +1,262 @@
+//! A price change under a migration policy, end to end through HTTP with the real api and
+//! worker binaries: a 5,000-subscription plan whose policy leaves two statuses, named
+//! customers, a metadata match and imminent renewals alone, gives 30 days' notice and requires
+//! approval. The preview's counts equal what the task then does; the requester cannot approve
+//! its own task and another admin can; excluded subscriptions never move; every other one is
+//! scheduled at its first billing date at least 30 days after acceptance, announced once in
+//! `subscriptions.migration_scheduled`, and moves when due. A rejected task leaves its draft a
+//! draft.
+
+use crate::client::ApiClient;
+use crate::harness::{wait_for, Deployment};
+use axum::extract::State;
+use chrono::{DateTime, Duration as Days, Utc};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+type Inbox = Arc<Mutex<Vec<Value>>>;
+
+async fn receive(State(inbox): State<Inbox>, body: String) -> StatusCode {
+    if let Ok(event) = serde_json::from_str::<Value>(&body) {
+        inbox.lock().unwrap().push(event);
+    }
+    StatusCode::OK
+}
+
+async fn start_receiver(inbox: Inbox) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let app = axum::Router::new().route("/hooks", axum::routing::post(receive)).with_state(inbox);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{address}/hooks")
+}
+
+/// The subscription ids of every received event of `kind`, in arrival order.
+fn announced(inbox: &Inbox, kind: &str) -> Vec<String> {
+    inbox
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|e| e["type"] == kind)
+        .flat_map(|e| e["data"]["subscriptions"].as_array().cloned().unwrap_or_default())
+        .map(|s| s["subscriptionId"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn events_of(inbox: &Inbox, kind: &str) -> Vec<Value> {
+    inbox.lock().unwrap().iter().filter(|e| e["type"] == kind).cloned().collect()
+}
+
+const N: usize = 5000;
+
+/// Who is who among the plan's subscriptions `gold-s<i>`.
+fn fixture(i: usize) -> (&'static str, &'static str) {
+    match i {
+        0..300 => ("status", "IN_TRIAL"),
+        300..500 => ("status", "PAYMENT_PENDING"),
+        500..505 => ("customer", "ACTIVE"),
+        505..605 => ("metadata", "ACTIVE"),
+        605..655 => ("renewingWithin", "ACTIVE"),
+        _ => ("moves", "ACTIVE"),
+    }
+}
+
+#[tokio::test]
+async fn a_policy_with_exclusions_notice_and_approval_does_what_its_preview_said() {
+    let mut deployment = Deployment::with_env(&[("CUTOVER_SCHEDULER_TICK_MS", "100")]).await;
+    let api = deployment.api().await;
+    deployment.start_worker("w1");
+    let maker = ApiClient::new(api.base.clone(), deployment.create_key("admin").await);
+    let checker = ApiClient::new(api.base.clone(), deployment.create_key("admin").await);
+
+    // 5,000 subscriptions: monthly ones started 10 days ago (next billing dates in ~20 and ~51
+    // days: the notice lands them on the second), annual ones started 100 days ago, and 50
+    // that renew tomorrow
+    api.plan_with_subscriptions("gold", 0).await;
+    let customers: Vec<Value> = (0..N)
+        .map(|i| {
+            let id = if (500..505).contains(&i) { format!("vip-{i}") } else { format!("gold-c{i}") };
+            json!({"id": id, "email": null, "name": null})
+        })
+        .collect();
+    api.post("/api/v1/customers/import", json!({ "customers": customers })).await;
+    let now = Utc::now();
+    let subscriptions: Vec<Value> = (0..N)
+        .map(|i| {
+            let customer = if (500..505).contains(&i) { format!("vip-{i}") } else { format!("gold-c{i}") };
+            let (kind, _) = fixture(i);
+            let annual = kind == "moves" && i % 5 == 0;
+            let start = match kind {
+                "renewingWithin" => now.checked_sub_months(chrono::Months::new(1)).unwrap() + Days::days(1),
+                _ if annual => now - Days::days(100),
+                _ => now - Days::days(10),
+            };
+            let metadata = if kind == "metadata" { json!({"grandfathered": "true"}) } else { json!({"tier": "std"}) };
+            json!({"id": format!("gold-s{i}"), "customerId": customer, "planId": "gold",
+                   "billingPeriod": if annual { "ANNUALLY" } else { "MONTHLY" },
+                   "startDate": start, "metadata": metadata})
+        })
+        .collect();
+    let imported = api.post("/api/v1/subscriptions/import", json!({ "subscriptions": subscriptions })).await;
+    let done = api.wait_task_within(imported["data"]["taskId"].as_str().unwrap(), Duration::from_secs(120)).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    // statuses are not part of Stigg's import: set them as billing would have
+    for (status, range) in [("IN_TRIAL", "0 AND 299"), ("PAYMENT_PENDING", "300 AND 499")] {
+        sqlx::query(&format!(
+            "UPDATE subscriptions SET status = '{status}'
+             WHERE plan_id = 'gold' AND substr(id, 7)::int BETWEEN {range}"
+        ))
+        .execute(&deployment.pool)
+        .await
+        .unwrap();
+    }
+    let vips: Vec<String> = (500..505).map(|i| format!("vip-{i}")).collect();
+    let policy = json!({
+        "exclude": {"statuses": ["IN_TRIAL", "PAYMENT_PENDING"], "customerIds": vips,
+                    "metadata": {"grandfathered": "true"}, "renewingWithin": "P3D"},
+        "noticePeriod": "P30D",
+        "requireApproval": true
+    });
+    let (status, body) = maker.call(Method::PUT, "/api/v1/plans/gold/migration-policy", Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.draft("gold", json!({"displayName": "Gold (2027)"})).await;
+
+    let inbox = Inbox::default();
+    let url = start_receiver(inbox.clone()).await;
+    let events =
+        ["subscriptions.migration_scheduled", "subscriptions.migrated", "task.awaiting_approval", "task.approved"];
+    maker.post("/api/v1/webhooks", json!({ "url": url, "events": events })).await;
+
+    // the preview
+    let preview = maker.post("/api/v1/plans/gold/publish/preview", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let preview = &preview["data"];
+    let expected_moves = (0..N).filter(|i| fixture(*i).0 == "moves").count() as i64;
+    assert_eq!(preview["affectedSubscriptionsCount"], expected_moves, "{preview}");
+    let by_reason = json!({"status": 500, "customer": 5, "metadata": 100, "renewingWithin": 50});
+    assert_eq!(preview["excludedByReason"], by_reason);
+    assert_eq!(preview["excludedCount"], 655);
+    assert_eq!((preview["noticePeriod"].clone(), preview["requiresApproval"].clone()), (json!("P30D"), json!(true)));
+
+    // the publish waits for approval: nothing published, nobody moved
+    let task = maker.post("/api/v1/plans/gold/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let task = task["data"]["taskId"].as_str().unwrap().to_owned();
+    wait_for("the wait for approval to be announced", Duration::from_secs(30), || {
+        let inbox = inbox.clone();
+        async move { !events_of(&inbox, "task.awaiting_approval").is_empty() }
+    })
+    .await;
+    let waiting = api.task(&task).await;
+    assert_eq!((waiting["status"].clone(), waiting["approval"]["state"].clone()), (json!("PENDING"), json!("PENDING")));
+    assert_eq!(
+        deployment.scalar("SELECT count(*) FROM plan_versions WHERE plan_id = 'gold' AND status = 'DRAFT'").await,
+        1
+    );
+
+    let approve = format!("/api/v1/tasks/{task}/approve");
+    let (status, body) = maker.call(Method::POST, &approve, None).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::FORBIDDEN, json!("AccessDeniedError")), "{body}");
+    let (status, body) = checker.call(Method::POST, &approve, None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    // planned: every move scheduled after the notice, the excluded counted and left alone
+    wait_for("the task to be planned", Duration::from_secs(60), || {
+        let api = api.clone();
+        let task = task.clone();
+        async move { api.task(&task).await["status"] == "IN_PROGRESS" }
+    })
+    .await;
+    let planned = api.task(&task).await;
+    assert_eq!(planned["counts"]["total"], expected_moves, "{planned}");
+    assert_eq!(planned["counts"]["excluded"], 655);
+    assert_eq!(planned["excludedByReason"], by_reason);
+    let accepted: DateTime<Utc> = planned["createdAt"].as_str().unwrap().parse().unwrap();
+    let schedule: Vec<(String, DateTime<Utc>, DateTime<Utc>, String)> = sqlx::query_as(
+        "SELECT c.subscription_id, c.apply_at, s.start_date, s.billing_period
+         FROM subscription_version_changes c JOIN subscriptions s ON s.id = c.subscription_id
+         WHERE c.task_id = $1::uuid AND c.status = 'SCHEDULED'",
+    )
+    .bind(&task)
+    .fetch_all(&deployment.pool)
+    .await
+    .unwrap();
+    assert_eq!(schedule.len() as i64, expected_moves);
+    let not_before = accepted + Days::days(30);
+    for (id, apply_at, start, period) in &schedule {
+        let i: usize = id.trim_start_matches("gold-s").parse().unwrap();
+        assert_eq!(fixture(i).0, "moves", "{id} is excluded but was scheduled");
+        let months = if period == "ANNUALLY" { 12 } else { 1 };
+        // a billing date of the subscription: its start plus whole periods …
+        let periods = (1..40).find(|k| start.checked_add_months(chrono::Months::new(k * months)) == Some(*apply_at));
+        assert!(periods.is_some(), "{id}: {apply_at} is not a billing date of a subscription started {start}");
+        // … the first one on or after the end of the notice
+        assert!(*apply_at >= not_before, "{id} moves at {apply_at}, before {not_before}");
+        let previous = apply_at.checked_sub_months(chrono::Months::new(months)).unwrap();
+        assert!(previous < not_before, "{id}: {previous} was already after the notice");
+    }
+
+    // each scheduled subscription announced exactly once, with its date and versions
+    wait_for("the scheduled moves to be announced", Duration::from_secs(60), || {
+        let inbox = inbox.clone();
+        async move { announced(&inbox, "subscriptions.migration_scheduled").len() as i64 >= expected_moves }
+    })
+    .await;
+    let scheduled = announced(&inbox, "subscriptions.migration_scheduled");
+    let mut once = scheduled.clone();
+    once.sort();
+    once.dedup();
+    assert_eq!((scheduled.len(), once.len()), (expected_moves as usize, expected_moves as usize));
+    let scheduled_events = events_of(&inbox, "subscriptions.migration_scheduled");
+    assert_eq!(scheduled_events.len(), (expected_moves as usize).div_ceil(1000));
+    let first = &scheduled_events[0]["data"]["subscriptions"][0];
+    let dates: BTreeMap<&str, DateTime<Utc>> = schedule.iter().map(|(id, at, ..)| (id.as_str(), *at)).collect();
+    let effective: DateTime<Utc> = first["effectiveDate"].as_str().unwrap().parse().unwrap();
+    assert_eq!(Some(&effective), dates.get(first["subscriptionId"].as_str().unwrap()));
+    assert_eq!((first["fromVersion"].clone(), first["toVersion"].clone()), (json!(1), json!(2)));
+    assert_eq!(events_of(&inbox, "task.approved").len(), 1);
+
+    // the notice passes (the moves are made due), and the scheduler moves exactly those
+    sqlx::query(
+        "UPDATE subscription_version_changes SET apply_at = now() - interval '1 minute' WHERE task_id = $1::uuid",
+    )
+    .bind(&task)
+    .execute(&deployment.pool)
+    .await
+    .unwrap();
+    let finished = api.wait_task_within(&task, Duration::from_secs(120)).await;
+    assert_eq!(finished["status"], "COMPLETED", "{finished}");
+    assert_eq!(finished["counts"]["processed"], expected_moves);
+    let history =
+        deployment.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{task}'")).await;
+    assert_eq!(history, expected_moves);
+    let on_old: Vec<String> = sqlx::query_scalar(
+        "SELECT s.id FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
+         WHERE s.plan_id = 'gold' AND v.version_number = 1 ORDER BY s.id",
+    )
+    .fetch_all(&deployment.pool)
+    .await
+    .unwrap();
+    assert_eq!(on_old.len(), 655, "the excluded stay where they are");
+    assert!(on_old.iter().all(|id| fixture(id.trim_start_matches("gold-s").parse().unwrap()).0 != "moves"));
+    wait_for("every move to be announced", Duration::from_secs(60), || {
+        let inbox = inbox.clone();
+        async move { announced(&inbox, "subscriptions.migrated").len() as i64 >= expected_moves }
+    })
+    .await;
+    let mut migrated = announced(&inbox, "subscriptions.migrated");
+    migrated.sort();
+    assert_eq!(migrated, once, "each moved subscription announced once as migrated");
+
+    // a rejected task publishes nothing: the next draft stays a draft
+    api.draft("gold", json!({"displayName": "Gold (2028)"})).await;
+    let rejected = maker.post("/api/v1/plans/gold/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let rejected = rejected["data"]["taskId"].as_str().unwrap().to_owned();
+    let (status, body) = checker.call(Method::POST, &format!("/api/v1/tasks/{rejected}/reject"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(api.task(&rejected).await["status"], "CANCELED");
+    let drafts =
+        deployment.scalar("SELECT count(*) FROM plan_versions WHERE plan_id = 'gold' AND status = 'DRAFT'").await;
+    assert_eq!(drafts, 1, "the draft stays a draft");
+}
