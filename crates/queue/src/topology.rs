@@ -2,10 +2,16 @@
 //! never meet). Work queues are quorum queues with a dead-letter exchange and a delivery
 //! limit; retries wait in one delay queue per tier (per-message TTL only expires at a queue's
 //! head, so tiers must not share a queue) and dead-letter back to the work exchange.
+//!
+//! The delay queues are classic queues, which live on one node of a cluster: while that node is
+//! down they cannot be declared or published to. So the topology is declared in two parts: the
+//! core (exchanges, work and dead-letter queues: quorum queues, on every node), which a process
+//! needs before it publishes or consumes, and the delay queues, which only retries need and
+//! which a consumer declares as far as it can (`declare_delay_queues`).
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ExchangeKind};
 
 /// Delays between attempts, in seconds. Attempt n waits `DELAY_TIERS[min(n-1, last)]`.
 pub const DELAY_TIERS: [u32; 4] = [1, 5, 30, 120];
@@ -65,6 +71,18 @@ impl Topology {
 
     /// Declares everything. Idempotent; safe from any number of processes.
     pub async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        self.declare_core(channel).await?;
+        for kind in KINDS {
+            for seconds in DELAY_TIERS {
+                self.declare_delay_queue(channel, kind, seconds).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Declares the exchanges, the work queues and the dead-letter queue: what publishing and
+    /// consuming need, and all of it still there when a node of a cluster is down.
+    pub async fn declare_core(&self, channel: &Channel) -> Result<(), lapin::Error> {
         let durable = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         channel.exchange_declare(&self.exchange(), ExchangeKind::Direct, durable, FieldTable::default()).await?;
         channel.exchange_declare(&self.dead_exchange(), ExchangeKind::Fanout, durable, FieldTable::default()).await?;
@@ -98,15 +116,48 @@ impl Topology {
                     FieldTable::default(),
                 )
                 .await?;
-            for seconds in DELAY_TIERS {
-                let mut args = self.base_args();
-                args.insert("x-message-ttl".into(), AMQPValue::LongUInt(seconds * 1000));
-                args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.exchange().into()));
-                args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(kind.into()));
-                channel.queue_declare(&self.delay_queue(kind, seconds), queue, args).await?;
-            }
         }
         Ok(())
+    }
+
+    async fn declare_delay_queue(&self, channel: &Channel, kind: &str, seconds: u32) -> Result<(), lapin::Error> {
+        let queue = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        let mut args = self.base_args();
+        args.insert("x-message-ttl".into(), AMQPValue::LongUInt(seconds * 1000));
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString(self.exchange().into()));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(kind.into()));
+        channel.queue_declare(&self.delay_queue(kind, seconds), queue, args).await.map(|_| ())
+    }
+
+    /// Declares every delay queue it can, each on a channel of its own (a refused declare
+    /// closes its channel), and answers the ones it could not with the broker's reason: in a
+    /// cluster, a classic queue whose node is down. A retry through such a queue waits (the
+    /// consumer parks it and tries again) until the node is back.
+    pub async fn declare_delay_queues(&self, connection: &Connection) -> Vec<(String, lapin::Error)> {
+        let mut refused = Vec::new();
+        let mut channel: Option<Channel> = None;
+        for kind in KINDS {
+            for seconds in DELAY_TIERS {
+                if !channel.as_ref().is_some_and(|c| c.status().connected()) {
+                    channel = match connection.create_channel().await {
+                        Ok(channel) => Some(channel),
+                        Err(e) => {
+                            refused.push((self.delay_queue(kind, seconds), e));
+                            continue;
+                        }
+                    };
+                }
+                if let Some(open) = &channel {
+                    if let Err(e) = self.declare_delay_queue(open, kind, seconds).await {
+                        refused.push((self.delay_queue(kind, seconds), e));
+                    }
+                }
+            }
+        }
+        if let Some(channel) = channel.filter(|c| c.status().connected()) {
+            let _ = channel.close(200, "declared").await;
+        }
+        refused
     }
 }
 

@@ -240,7 +240,14 @@ async fn consume(
     run: Runner,
 ) -> Result<(), QueueError> {
     let publisher = Arc::new(Publisher::open(connection).await?);
-    ctx.topology.declare(publisher.channel()).await?;
+    ctx.topology.declare_core(publisher.channel()).await?;
+    // retries only: a delay queue on a cluster node that is down is waited for, not a reason
+    // to stop consuming
+    let refused = ctx.topology.declare_delay_queues(connection).await;
+    if let Some((_, e)) = refused.first() {
+        let queues: Vec<&str> = refused.iter().map(|(queue, _)| queue.as_str()).collect();
+        tracing::warn!(?queues, error = %e, "delay queues unavailable; retries through them wait until they are back");
+    }
 
     let mut channels = Vec::new();
     let mut streams = Vec::new();

@@ -166,7 +166,7 @@ impl Relay {
             };
             let declared = match &publisher {
                 Some(publisher) => {
-                    match tokio::time::timeout(bound, self.topology.declare(publisher.channel())).await {
+                    match tokio::time::timeout(bound, self.topology.declare_core(publisher.channel())).await {
                         Ok(Ok(())) => true,
                         Ok(Err(e)) => {
                             setup.failed("relay could not declare the topology", &queue::QueueError::from(e));

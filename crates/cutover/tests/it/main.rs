@@ -8,6 +8,7 @@ mod cancellation;
 mod cli;
 mod client;
 mod clock;
+mod cluster;
 mod coherence;
 mod dashboard;
 mod disk;

@@ -182,3 +182,155 @@ pub fn fill(mount: &Path) -> PathBuf {
     }
     path
 }
+
+/// RabbitMQ nodes of the test's own, clustered: each on free AMQP and distribution ports, with
+/// no plugins, named `<id>n<i>@localhost`, sharing an Erlang cookie in a scratch directory.
+/// The first node boots alone; the others join it as they boot (classic peer discovery).
+pub struct RabbitCluster {
+    dir: PathBuf,
+    pub nodes: Vec<RabbitNode>,
+}
+
+pub struct RabbitNode {
+    pub name: String,
+    pub port: u16,
+    server: Option<Child>,
+    log: PathBuf,
+}
+
+const RABBITMQ_BIN: &str = "/usr/lib/rabbitmq/bin";
+
+impl RabbitCluster {
+    pub async fn start(size: usize) -> RabbitCluster {
+        assert!(
+            Path::new(RABBITMQ_BIN).join("rabbitmq-server").exists(),
+            "RabbitMQ is not installed ({RABBITMQ_BIN}); .ci/services.sh installs it"
+        );
+        let dir = scratch_dir("rabbit");
+        let cookie = dir.join(".erlang.cookie");
+        std::fs::write(&cookie, uuid::Uuid::new_v4().simple().to_string()).unwrap();
+        std::fs::set_permissions(&cookie, std::os::unix::fs::PermissionsExt::from_mode(0o400)).unwrap();
+        std::fs::write(dir.join("enabled_plugins"), "[].\n").unwrap();
+        std::fs::write(dir.join("rabbitmq-env.conf"), "").unwrap();
+        let id = &uuid::Uuid::new_v4().simple().to_string()[..8];
+        let names: Vec<String> = (1..=size).map(|i| format!("it{id}n{i}@localhost")).collect();
+        let mut cluster = RabbitCluster { dir, nodes: Vec::new() };
+        for (i, name) in names.iter().enumerate() {
+            let port = free_port();
+            let config = cluster.dir.join(format!("n{i}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "listeners.tcp.default = 127.0.0.1:{port}\nloopback_users = none\n\
+                     cluster_formation.peer_discovery_backend = classic_config\n\
+                     cluster_formation.classic_config.nodes.1 = {}\n",
+                    names[0]
+                ),
+            )
+            .unwrap();
+            let log = cluster.dir.join(format!("n{i}.out"));
+            let out = std::fs::File::create(&log).unwrap();
+            let server = cluster
+                .command("rabbitmq-server")
+                .env("RABBITMQ_NODENAME", name)
+                .env("RABBITMQ_NODE_PORT", port.to_string())
+                .env("RABBITMQ_DIST_PORT", free_port().to_string())
+                .env("RABBITMQ_CONFIG_FILE", &config)
+                .stdin(Stdio::null())
+                .stdout(Stdio::from(out.try_clone().unwrap()))
+                .stderr(Stdio::from(out))
+                .spawn()
+                .expect("starting rabbitmq-server");
+            cluster.nodes.push(RabbitNode { name: name.clone(), port, server: Some(server), log });
+            // the first node boots alone, so that the others find it and join it
+            if i == 0 {
+                cluster.wait_booted(0).await;
+            }
+        }
+        for i in 1..size {
+            cluster.wait_booted(i).await;
+        }
+        let status = cluster.ctl(0, &["cluster_status", "--formatter", "json"]);
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        let running = status["running_nodes"].as_array().map_or(0, Vec::len);
+        assert_eq!(running, size, "the nodes did not form one cluster: {status}");
+        cluster
+    }
+
+    fn command(&self, program: &str) -> Command {
+        let mut command = Command::new(Path::new(RABBITMQ_BIN).join(program));
+        command
+            .env("HOME", &self.dir)
+            .env("RABBITMQ_CONF_ENV_FILE", self.dir.join("rabbitmq-env.conf"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", self.dir.join("enabled_plugins"))
+            .env("RABBITMQ_MNESIA_BASE", self.dir.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", self.dir.join("log"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1");
+        command
+    }
+
+    async fn wait_booted(&self, node: usize) {
+        let started = Instant::now();
+        loop {
+            let out = std::fs::read_to_string(&self.nodes[node].log).unwrap_or_default();
+            if out.contains("Starting broker... completed") {
+                return;
+            }
+            assert!(started.elapsed() < Duration::from_secs(90), "node {node} did not boot:\n{out}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `rabbitmqctl -n <node> args…`; answers its standard output, failing on a failure.
+    pub fn ctl(&self, node: usize, args: &[&str]) -> String {
+        let out = self.command("rabbitmqctl").arg("-n").arg(&self.nodes[node].name).args(args).output().unwrap();
+        assert!(out.status.success(), "rabbitmqctl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Every node's AMQP URL, comma-separated, starting with node `first`.
+    pub fn urls_from(&self, first: usize) -> String {
+        let n = self.nodes.len();
+        (0..n)
+            .map(|i| format!("amqp://guest:guest@127.0.0.1:{}/%2f", self.nodes[(first + i) % n].port))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// The node that leads quorum queue `queue`, asked of node `via`.
+    pub fn leader_of(&self, queue: &str, via: usize) -> usize {
+        let listed = self.ctl(via, &["list_queues", "name", "leader", "--formatter", "json"]);
+        let queues: serde_json::Value = serde_json::from_str(&listed).unwrap();
+        let leader = queues
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|q| q["name"] == queue)
+            .and_then(|q| q["leader"].as_str())
+            .unwrap_or_else(|| panic!("no leader for {queue} in {listed}"))
+            .to_owned();
+        self.nodes.iter().position(|n| n.name == leader).unwrap_or_else(|| panic!("leader {leader} is not ours"))
+    }
+
+    /// Stops node `node` as an operator would (`rabbitmqctl stop`), and waits for its exit.
+    pub fn stop(&mut self, node: usize) {
+        self.ctl(node, &["stop"]);
+        if let Some(mut server) = self.nodes[node].server.take() {
+            let _ = server.wait();
+        }
+    }
+}
+
+impl Drop for RabbitCluster {
+    fn drop(&mut self) {
+        // SIGTERM: the start script stops its node and exits once the node is gone
+        let mut running: Vec<Child> = self.nodes.iter_mut().filter_map(|n| n.server.take()).collect();
+        for server in &running {
+            let _ = Command::new("kill").args(["-TERM", &server.id().to_string()]).status();
+        }
+        for server in &mut running {
+            let _ = server.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
