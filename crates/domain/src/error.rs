@@ -61,6 +61,9 @@ error_codes! {
     ScheduledMigrationAlreadyExistsError => 400,
     InvalidSubscriptionStatus => 400,
     InvalidArgumentError => 400,
+    DuplicateAddonProvisionedError => 400,
+    AddonQuantityExceedsLimitError => 400,
+    DraftAddonCantBeArchived => 400,
     // 401
     Unauthenticated => 401,
     // 403
@@ -71,6 +74,8 @@ error_codes! {
     CustomerNotFound => 404,
     SubscriptionNotFound => 404,
     PriceNotFound => 404,
+    AddonNotFound => 404,
+    AddonsNotFound => 404,
     NotFound => 404,
     // 409: Cutover's own, for its extensions
     TaskAlreadyRolledBack => 409,

@@ -43,6 +43,9 @@ pub enum TaskSpec {
     SubscriptionMigrate { subscription_id: String, subscription_migration_time: SubscriptionMigrationTime },
     /// Stigg's bulk subscription import.
     ImportSubscriptions { subscriptions: Vec<ImportItem> },
+    /// Stigg's publish of an add-on's draft: with ALL_CUSTOMERS, the subscriptions holding an
+    /// older version of the add-on move to the new one.
+    PublishAddon { migration_type: MigrationType },
 }
 
 crate::wire_enum!(
@@ -67,6 +70,18 @@ pub struct ImportItem {
     pub billing_id: Option<String>,
     pub resource_id: Option<String>,
     pub metadata: serde_json::Map<String, Value>,
+    /// The add-ons it holds. Specs written before add-ons were packages of their own carry
+    /// none, and their subscriptions held none.
+    #[serde(default)]
+    pub addons: Vec<AddonQuantity>,
+}
+
+/// An add-on a subscription is given, with how many of it (the SDK's `{id, quantity}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AddonQuantity {
+    pub id: String,
+    pub quantity: i32,
 }
 
 /// A stored spec that cannot be read: its message names the field.
@@ -85,11 +100,13 @@ impl TaskSpec {
                 TaskType::SubscriptionMigration
             }
             TaskSpec::ImportSubscriptions { .. } => TaskType::ImportSubscriptions,
+            TaskSpec::PublishAddon { .. } => TaskType::PublishAddon,
         }
     }
 
-    /// The one rule of who holds a plan: a task that moves many of a plan's subscriptions
-    /// holds the plan from acceptance until it is terminal (a Sequence migration whose moves
+    /// The one rule of who holds a plan (or an add-on: one holder per package, the task's
+    /// `plan_id` or `addon_id`): a task that moves many of a package's subscriptions holds
+    /// the package from acceptance until it is terminal (a Sequence migration whose moves
     /// are all scheduled lets go once it has planned them; see `tasks.holds_plan`). While a
     /// plan is held, every other request of this kind on it is refused with
     /// `ObjectAlreadyBeingUsedByAnotherRequestError`.
@@ -98,7 +115,8 @@ impl TaskSpec {
             TaskSpec::PublishPlan { .. }
             | TaskSpec::StagedRollout { .. }
             | TaskSpec::RollbackMigration { .. }
-            | TaskSpec::SequenceMigration { .. } => true,
+            | TaskSpec::SequenceMigration { .. }
+            | TaskSpec::PublishAddon { .. } => true,
             TaskSpec::SubscriptionMigrate { .. } | TaskSpec::ImportSubscriptions { .. } => false,
         }
     }
@@ -146,6 +164,7 @@ impl TaskSpec {
             TaskSpec::SequenceMigration { .. } => "SEQUENCE_MIGRATION",
             TaskSpec::SubscriptionMigrate { .. } => "SUBSCRIPTION_MIGRATE",
             TaskSpec::ImportSubscriptions { .. } => "IMPORT_SUBSCRIPTIONS",
+            TaskSpec::PublishAddon { .. } => "PUBLISH_ADDON",
         }
     }
 
@@ -178,6 +197,7 @@ mod tests {
             },
             TaskSpec::RollbackMigration { rollback_of: TaskId::new() },
             TaskSpec::StagedRollout { cohorts: Some(vec![1.0, 100.0]), interval: None, customer_ids: vec![] },
+            TaskSpec::PublishAddon { migration_type: MigrationType::AllCustomers },
         ] {
             assert_eq!(TaskSpec::from_payload(&spec.to_payload()).unwrap(), spec);
         }
@@ -206,6 +226,7 @@ mod tests {
     fn tasks_that_move_a_plan_hold_it() {
         assert!(TaskSpec::PublishPlan { migration_type: MigrationType::NewCustomers }.holds_plan());
         assert!(TaskSpec::RollbackMigration { rollback_of: TaskId::new() }.holds_plan());
+        assert!(TaskSpec::PublishAddon { migration_type: MigrationType::NewCustomers }.holds_plan());
         assert!(!TaskSpec::ImportSubscriptions { subscriptions: vec![] }.holds_plan());
     }
 }

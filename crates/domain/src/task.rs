@@ -41,6 +41,7 @@ wire_enum!(
         ImportSubscriptions => "IMPORT_SUBSCRIPTIONS",
         StagedRollout => "STAGED_ROLLOUT",
         RollbackMigration => "ROLLBACK_MIGRATION",
+        PublishAddon => "PUBLISH_ADDON",
     }
 );
 
@@ -52,7 +53,8 @@ impl TaskType {
             TaskType::PublishPlan
             | TaskType::SubscriptionMigration
             | TaskType::StagedRollout
-            | TaskType::RollbackMigration => true,
+            | TaskType::RollbackMigration
+            | TaskType::PublishAddon => true,
             TaskType::ImportSubscriptions => false,
         }
     }

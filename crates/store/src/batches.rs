@@ -145,6 +145,11 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
         let skipped = (batch.expected - moved).max(0);
         return settle(conn, task_id, seq, worker, &batch, (moved, 0, skipped)).await;
     }
+    if task.task_type() == TaskType::PublishAddon {
+        // an add-on publish moves the add-on its live holders in the range hold
+        let (moved, failed) = crate::addons::move_batch(conn, &task, batch.lo, batch.hi).await?;
+        return settle(conn, task_id, seq, worker, &batch, (moved, failed, 0)).await;
+    }
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
         return Ok(BatchOutcome::AlreadyDone);
     };

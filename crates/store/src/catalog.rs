@@ -4,9 +4,10 @@
 //! publish (`handlers::publish::publish_draft`, in the planning transaction) and both dialects'
 //! previews run them to answer `wouldFail`, so a preview's verdict is the worker's.
 //!
-//! This module reads `plans` and `plan_versions` only; it depends on no other store module.
+//! This module reads `plans`, `plan_versions`, `addons` and `addon_versions` only; it depends
+//! on no other store module.
 
-use crate::Result;
+use crate::{Result, StoreError};
 use domain::{EnvironmentId, ErrorCode, TaskType};
 use serde_json::Value;
 use sqlx::PgConnection;
@@ -30,19 +31,26 @@ pub async fn publish_refusal(
     let Some((parent, addons)) = refs else {
         return Ok(None);
     };
-    let addons: Vec<String> = addons.and_then(|v| serde_json::from_value(v).ok()).unwrap_or_default();
-    let named: Vec<&str> = parent.iter().chain(addons.iter()).map(String::as_str).collect();
-    if named.is_empty() {
-        return Ok(None);
-    }
-    let unpublished = unpublished(conn, env, &named).await?;
-    if let Some(parent) = parent.filter(|p| unpublished.contains(p)) {
+    let addons: Vec<String> = match addons {
+        None | Some(Value::Null) => Vec::new(),
+        Some(v) => serde_json::from_value(v).map_err(|e| {
+            StoreError::rejected(
+                ErrorCode::InternalError,
+                format!("stored compatibleAddonIds are not a list of ids: {e}"),
+            )
+        })?,
+    };
+    let parents: Vec<&str> = parent.iter().map(String::as_str).collect();
+    let unpublished_parent = if parents.is_empty() { Vec::new() } else { unpublished(conn, env, &parents).await? };
+    if let Some(parent) = parent.filter(|p| unpublished_parent.contains(p)) {
         return Ok(Some((
             ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft,
             format!("base plan `{parent}` is still a draft"),
         )));
     }
-    if let Some(addon) = addons.into_iter().find(|a| unpublished.contains(a)) {
+    let unpublished_addons =
+        if addons.is_empty() { Vec::new() } else { unpublished_addons(conn, env, &addons).await? };
+    if let Some(addon) = addons.into_iter().find(|a| unpublished_addons.contains(a)) {
         return Ok(Some((
             ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft,
             format!("compatible add-on `{addon}` is still a draft"),
@@ -73,7 +81,13 @@ pub async fn planning_refusal(
             publish_refusal(conn, env, version_id).await
         }
         (TaskType::PublishPlan | TaskType::StagedRollout, None) => Ok(None),
-        (TaskType::SubscriptionMigration | TaskType::ImportSubscriptions | TaskType::RollbackMigration, _) => Ok(None),
+        (
+            TaskType::SubscriptionMigration
+            | TaskType::ImportSubscriptions
+            | TaskType::RollbackMigration
+            | TaskType::PublishAddon,
+            _,
+        ) => Ok(None),
     }
 }
 
@@ -87,6 +101,20 @@ async fn unpublished(conn: &mut PgConnection, env: EnvironmentId, plan_ids: &[&s
     )
     .bind(env.0)
     .bind(plan_ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Which of `addon_ids` exist with no published (or archived) version: a plan naming them as
+/// compatible add-ons cannot be published.
+async fn unpublished_addons(conn: &mut PgConnection, env: EnvironmentId, addon_ids: &[String]) -> Result<Vec<String>> {
+    Ok(sqlx::query_scalar(
+        "SELECT a.id FROM addons a WHERE a.environment_id = $1 AND a.id = ANY($2)
+            AND NOT EXISTS (SELECT 1 FROM addon_versions v
+                            WHERE v.environment_id = $1 AND v.addon_id = a.id AND v.status <> 'DRAFT')",
+    )
+    .bind(env.0)
+    .bind(addon_ids)
     .fetch_all(conn)
     .await?)
 }

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod approvals;
+pub mod addons;
 pub mod api_keys;
 pub mod batches;
 pub mod cancellations;

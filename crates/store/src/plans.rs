@@ -358,10 +358,28 @@ pub async fn update_draft(
             format!("plan `{plan_id}` has no draft; create one before editing"),
         ));
     };
+    if let Some(Some(named)) = &patch.compatible_addon_ids {
+        refuse_unknown_addons(conn, env, named).await?;
+    }
     let mut fields = VersionFields::from_version(&draft);
     patch.apply(&mut fields);
     write_fields(conn, draft.id, &fields).await?;
     get_version(conn, env, draft.id).await
+}
+
+/// A plan's `compatibleAddonIds` name add-ons (`addons`): 404 `AddonsNotFound` naming those
+/// that do not exist.
+async fn refuse_unknown_addons(conn: &mut PgConnection, env: EnvironmentId, named: &Value) -> Result<()> {
+    let ids: Vec<String> = serde_json::from_value(named.clone())
+        .map_err(|_| StoreError::rejected(ErrorCode::BadUserInput, "compatibleAddonIds must be a list of ids"))?;
+    let missing = crate::addons::missing(conn, env, &ids).await?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(StoreError::rejected(
+        ErrorCode::AddonsNotFound,
+        format!("compatibleAddonIds name unknown add-ons: {}", missing.join(", ")),
+    ))
 }
 
 /// Overwrites every caller-settable field of a version.

@@ -30,6 +30,17 @@ pub struct Subscription {
     pub metadata: Value,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The add-ons it holds, by add-on id.
+    pub addons: sqlx::types::Json<Vec<HeldAddon>>,
+}
+
+/// An add-on a subscription holds: how many, and on which version of the add-on.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct HeldAddon {
+    pub id: String,
+    pub quantity: i32,
+    pub version_number: i32,
 }
 
 impl Subscription {
@@ -40,7 +51,11 @@ impl Subscription {
 
 const SELECT: &str = "SELECT s.id, s.row_id, s.customer_id, s.plan_id, s.plan_version_id, v.version_number,
         v.pricing_type, s.status, s.billing_period, s.start_date, s.end_date, s.cancellation_date, s.billing_id, s.resource_id,
-        s.metadata, s.created_at, s.updated_at
+        s.metadata, s.created_at, s.updated_at,
+        (SELECT coalesce(jsonb_agg(jsonb_build_object('id', sa.addon_id, 'quantity', sa.quantity,
+                                                      'versionNumber', av.version_number) ORDER BY sa.addon_id), '[]')
+         FROM subscription_addons sa JOIN addon_versions av ON av.id = sa.addon_version_id
+         WHERE sa.environment_id = s.environment_id AND sa.subscription_id = s.id) AS addons
     FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id";
 
 #[derive(Debug, Clone)]

@@ -190,6 +190,8 @@ pub struct Subscription {
     resource_id: Option<String>,
     #[schema(value_type = Object)]
     metadata: Value,
+    /// The add-ons it holds, each with the version it is on.
+    addons: Vec<SubscriptionAddon>,
     /// Empty in lists; filled when a single subscription is read or migrated.
     future_updates: Vec<FutureUpdate>,
     created_at: DateTime<Utc>,
@@ -212,8 +214,75 @@ pub fn subscription(s: &store::subscriptions::Subscription, future_updates: Vec<
         billing_id: s.billing_id.clone(),
         resource_id: s.resource_id.clone(),
         metadata: s.metadata.clone(),
+        addons: s
+            .addons
+            .iter()
+            .map(|a| SubscriptionAddon { id: a.id.clone(), quantity: a.quantity, version_number: a.version_number })
+            .collect(),
         future_updates,
         created_at: s.created_at,
         updated_at: s.updated_at,
+    }
+}
+
+/// An add-on a subscription holds.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SubscriptionAddon {
+    id: String,
+    quantity: i32,
+    /// The version of the add-on it is on (Cutover's extension, as `planVersion` is).
+    version_number: i32,
+}
+
+/// An add-on, as of its current version (the draft when there is one).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Addon {
+    id: String,
+    display_name: String,
+    description: Option<String>,
+    product_id: Option<String>,
+    #[schema(value_type = domain::PlanVersionStatus)]
+    status: String,
+    version_number: i32,
+    is_latest: bool,
+    billing_id: Option<String>,
+    #[schema(value_type = Option<domain::PricingType>)]
+    pricing_type: Option<String>,
+    #[schema(value_type = Object)]
+    metadata: Value,
+    /// No upper bound when null.
+    max_quantity: Option<i32>,
+    #[schema(value_type = Vec<String>)]
+    dependencies: Value,
+    #[schema(value_type = Option<Object>)]
+    charges: Option<Value>,
+    #[schema(value_type = Vec<Object>)]
+    entitlements: Value,
+    published_at: Option<DateTime<Utc>>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+}
+
+pub fn addon(v: &store::addons::AddonVersion) -> Addon {
+    Addon {
+        id: v.addon_id.clone(),
+        display_name: v.display_name.clone(),
+        description: v.description.clone(),
+        product_id: v.product_id.clone(),
+        status: v.status.as_str().to_owned(),
+        version_number: v.version_number,
+        is_latest: v.is_latest,
+        billing_id: v.billing_id.clone(),
+        pricing_type: v.pricing_type.clone(),
+        metadata: v.metadata.clone(),
+        max_quantity: v.max_quantity,
+        dependencies: v.dependencies.clone(),
+        charges: v.charges.clone(),
+        entitlements: v.entitlements.clone(),
+        published_at: v.published_at,
+        created_at: v.addon_created_at,
+        updated_at: v.updated_at,
     }
 }

@@ -2,6 +2,7 @@
 //! answers in camelCase, single objects wrapped in `{"data": ...}`, lists as
 //! `{"data": [...], "pagination": {"next", "prev"}}`.
 
+pub mod addons;
 pub mod cancel;
 pub mod customers;
 pub mod migrate;
@@ -25,6 +26,10 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(plans::archive))
         .routes(routes!(plans::publish))
         .routes(routes!(plans::publish_preview))
+        .routes(routes!(addons::create, addons::list))
+        .routes(routes!(addons::get, addons::update))
+        .routes(routes!(addons::create_draft, addons::remove_draft))
+        .routes(routes!(addons::publish))
         .routes(routes!(customers::create, customers::list))
         .routes(routes!(customers::import))
         .routes(routes!(customers::get))

@@ -10,7 +10,7 @@ use crate::stigg::plans::TaskRef;
 use crate::AppState;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
-use domain::spec::ImportItem;
+use domain::spec::{AddonQuantity, ImportItem};
 use domain::{BillingPeriod, ErrorCode, SubscriptionStatus, TaskId, TaskSpec};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
@@ -24,8 +24,8 @@ pub const MAX_IMPORT: usize = 100_000;
 
 const STATUSES: [&str; 6] = ["PAYMENT_PENDING", "ACTIVE", "EXPIRED", "IN_TRIAL", "CANCELED", "NOT_STARTED"];
 
-/// The SDK's provisioning options beyond these (add-ons, coupons, checkout, trial overrides…)
-/// are accepted and not acted on.
+/// The SDK's provisioning options beyond these (coupons, checkout, trial overrides…) are
+/// accepted and not acted on.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateSubscription {
@@ -41,7 +41,9 @@ pub struct CreateSubscription {
     resource_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
-    // The SDK's remaining provisioning options (addons, coupons, checkout, trial overrides…)
+    /// The add-ons it holds, each on the add-on's newest published version.
+    addons: Option<Vec<AddonQuantity>>,
+    // The SDK's remaining provisioning options (coupons, checkout, trial overrides…)
     // concern billing, which Cutover does not do; they are accepted and not acted on.
     #[serde(flatten)]
     #[schema(ignore)]
@@ -63,6 +65,7 @@ pub async fn create(
     };
     let customer = entity_id(&body.customer_id, "customerId")?;
     let plan = entity_id(&body.plan_id, "planId")?;
+    let holdings = holdings(body.addons.as_deref().unwrap_or_default(), "addons")?;
     let mut tx = state.begin().await?;
     let subscription = subscriptions::create(
         &mut tx,
@@ -81,6 +84,14 @@ pub async fn create(
         },
     )
     .await?;
+    let subscription = if holdings.is_empty() {
+        subscription
+    } else {
+        store::addons::attach(&mut tx, caller.environment_id, &subscription.id, &holdings).await?;
+        subscriptions::get(&mut tx, caller.environment_id, &subscription.id)
+            .await?
+            .ok_or_else(|| ApiError::new(ErrorCode::SubscriptionNotFound, "subscription vanished"))?
+    };
     tx.commit(&state.hooks()).await?;
     Ok(Json(Data {
         data: Provisioned {
@@ -90,6 +101,27 @@ pub async fn create(
             subscription: views::subscription(&subscription, Vec::new()),
         },
     }))
+}
+
+/// Reads a subscription's `addons`: ids checked, quantities at least 1, no add-on twice
+/// (400 `DuplicateAddonProvisionedError`).
+fn holdings(items: &[AddonQuantity], what: &str) -> Result<Vec<store::addons::Holding>, ApiError> {
+    let mut seen = HashSet::new();
+    let mut holdings = Vec::with_capacity(items.len());
+    for (i, item) in items.iter().enumerate() {
+        let id = entity_id(&item.id, &format!("{what}[{i}].id"))?;
+        if item.quantity < 1 {
+            return Err(ApiError::bad_input(format!("{what}[{i}].quantity must be at least 1")));
+        }
+        if !seen.insert(id.as_str().to_owned()) {
+            return Err(ApiError::new(
+                ErrorCode::DuplicateAddonProvisionedError,
+                format!("{what}[{i}]: add-on `{id}` appears twice"),
+            ));
+        }
+        holdings.push(store::addons::Holding { addon_id: id.into_string(), quantity: item.quantity });
+    }
+    Ok(holdings)
 }
 
 /// What creating a subscription answers (the SDK's provisioning result).
@@ -190,9 +222,9 @@ pub struct ImportSubscription {
     resource_id: Option<String>,
     #[schema(value_type = Option<Object>)]
     metadata: Option<Map<String, Value>>,
-    // add-ons and charges belong to billing, which Cutover does not do
-    #[schema(value_type = Option<Object>)]
-    addons: Option<Value>,
+    /// The add-ons it holds, each on the add-on's newest published version.
+    addons: Option<Vec<AddonQuantity>>,
+    // charges belong to billing, which Cutover does not do
     #[schema(value_type = Option<Object>)]
     charges: Option<Value>,
 }
@@ -224,6 +256,7 @@ pub async fn import(
     let now = Utc::now();
     let mut seen = HashSet::new();
     let mut items = Vec::with_capacity(body.subscriptions.len());
+    let mut addon_checks: Vec<store::addons::Holding> = Vec::new();
     for (i, s) in body.subscriptions.into_iter().enumerate() {
         let id = entity_id(&s.id, &format!("subscriptions[{i}].id"))?;
         entity_id(&s.customer_id, &format!("subscriptions[{i}].customerId"))?;
@@ -241,7 +274,9 @@ pub async fn import(
             Some(end) if end <= now => Some(SubscriptionStatus::Expired),
             _ => None,
         };
-        let _ = (s.addons, s.charges);
+        let _ = s.charges;
+        let held = holdings(s.addons.as_deref().unwrap_or_default(), &format!("subscriptions[{i}].addons"))?;
+        addon_checks.extend(held.iter().cloned());
         items.push(ImportItem {
             id: id.as_str().to_owned(),
             customer_id: s.customer_id,
@@ -253,12 +288,20 @@ pub async fn import(
             billing_id: s.billing_id,
             resource_id: s.resource_id,
             metadata: s.metadata.unwrap_or_default(),
+            addons: held.into_iter().map(|h| AddonQuantity { id: h.addon_id, quantity: h.quantity }).collect(),
         });
     }
     let count = items.len();
     let env = caller.environment_id;
     let task_id = TaskId::new();
     let mut tx = state.begin().await?;
+    // every add-on named must be published now (publication is never undone), within its
+    // maxQuantity: refused here, before anything is written
+    addon_checks.sort_by(|a, b| (&a.addon_id, b.quantity).cmp(&(&b.addon_id, a.quantity)));
+    addon_checks.dedup_by(|a, b| a.addon_id == b.addon_id);
+    for holding in &addon_checks {
+        store::addons::holding_version(&mut tx, env, holding).await?;
+    }
     let new = NewTask {
         id: task_id,
         environment: env,

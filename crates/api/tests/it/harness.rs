@@ -252,6 +252,16 @@ impl TestApp {
         assert_eq!(status, StatusCode::OK, "{body}");
     }
 
+    /// A product and an add-on created as `status` (DRAFT or PUBLISHED).
+    pub async fn addon(&self, addon: &str, status: &str) {
+        let product = format!("{addon}-product");
+        let (status_code, body) = self.create_product(&product).await;
+        assert_eq!(status_code, StatusCode::OK, "{body}");
+        let body = json!({ "id": addon, "displayName": addon, "productId": product, "status": status });
+        let (status_code, body) = self.post("/api/v1/addons", &body).await;
+        assert_eq!(status_code, StatusCode::OK, "{body}");
+    }
+
     /// A customer subscribed to `plan`, which must be published.
     pub async fn subscribe(&self, subscription: &str, customer: &str, plan: &str) -> Value {
         let (status, body) =

@@ -1,10 +1,12 @@
 //! The interaction matrix (ARCHITECTURE.md, "Tasks on the same plan"): for every ordered pair
-//! of task kinds on one plan, the first accepted and still in flight (no worker runs here, so
-//! it stays PENDING), what the second request gets — refused with nothing written, or accepted
-//! beside it. One rule decides it: a task that moves a plan's subscriptions holds the plan
-//! (`domain::TaskSpec::holds_plan`); while it does, every other such request and every
-//! per-subscription migrate of the plan is refused with `ObjectAlreadyBeingUsedByAnotherRequestError`,
-//! and an import is accepted (it moves nobody; it lands on what the holder's planning leaves).
+//! of task kinds on one plan (and on an add-on its subscriptions hold), the first accepted and
+//! still in flight (no worker runs here, so it stays PENDING), what the second request gets —
+//! refused with nothing written, or accepted beside it. One rule decides it: a task that moves
+//! a package's subscriptions holds the package (`domain::TaskSpec::holds_plan`; one holder per
+//! plan, one per add-on); while it does, every other such request on the same package and
+//! every per-subscription migrate of the plan is refused with
+//! `ObjectAlreadyBeingUsedByAnotherRequestError`, and an import is accepted (it moves nobody; it
+//! lands on what the holder's planning leaves).
 
 use crate::harness::{Answer, TestApp};
 use reqwest::{Method, StatusCode};
@@ -21,9 +23,11 @@ enum Kind {
     SequenceNextBillingDate,
     Migrate,
     Import,
+    AddonPublishAll,
+    AddonPublishNew,
 }
 
-const KINDS: [Kind; 8] = [
+const KINDS: [Kind; 10] = [
     Kind::PublishAll,
     Kind::PublishNew,
     Kind::Rollout,
@@ -32,12 +36,19 @@ const KINDS: [Kind; 8] = [
     Kind::SequenceNextBillingDate,
     Kind::Migrate,
     Kind::Import,
+    Kind::AddonPublishAll,
+    Kind::AddonPublishNew,
 ];
 
 impl Kind {
     /// Whether a request of this kind, once accepted, holds the plan while it is in flight.
     fn holds_plan(self) -> bool {
         !matches!(self, Kind::Migrate | Kind::Import)
+    }
+
+    /// Whether a request of this kind is on the fixture's add-on rather than its plan.
+    fn on_addon(self) -> bool {
+        matches!(self, Kind::AddonPublishAll | Kind::AddonPublishNew)
     }
 }
 
@@ -54,7 +65,7 @@ fn expected(first: Kind, second: Kind) -> Outcome {
         // the same finished task cannot be rolled back twice, held or not
         return Outcome::Refused("TaskAlreadyRolledBack");
     }
-    if first.holds_plan() && second != Kind::Import {
+    if first.holds_plan() && second != Kind::Import && first.on_addon() == second.on_addon() {
         return Outcome::Refused("ObjectAlreadyBeingUsedByAnotherRequestError");
     }
     Outcome::Accepted
@@ -90,6 +101,12 @@ impl TestApp {
         }
         let (status, body) = self.sequence(Method::PUT, &format!("/plans/{plan}"), never).await;
         assert_eq!(status, StatusCode::OK, "{body}");
+        // an add-on (version 1 published) held by `<plan>-s0`
+        self.addon(&format!("{plan}-addon"), "PUBLISHED").await;
+        let holder = json!({ "id": format!("{plan}-h0"), "customerId": format!("{plan}-c0"), "planId": plan,
+            "addons": [{ "id": format!("{plan}-addon"), "quantity": 1 }] });
+        let (status, body) = self.create_subscription(&holder).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
         let (status, body) = self
             .post(
                 &format!("/api/v1/subscriptions/{plan}-s0/migrate"),
@@ -113,6 +130,9 @@ impl TestApp {
     async fn prepare(&self, kind: Kind, fixture: &Fixture) {
         if matches!(kind, Kind::PublishAll | Kind::PublishNew | Kind::Rollout) {
             let _ = self.post(&format!("/api/v1/plans/{}/draft", fixture.plan), &json!({})).await;
+        }
+        if kind.on_addon() {
+            let _ = self.post_empty(&format!("/api/v1/addons/{}-addon/draft", fixture.plan)).await;
         }
     }
 
@@ -141,6 +161,10 @@ impl TestApp {
                 )
                 .await
             }
+            Kind::AddonPublishAll | Kind::AddonPublishNew => {
+                let migration = if kind == Kind::AddonPublishAll { "ALL_CUSTOMERS" } else { "NEW_CUSTOMERS" };
+                self.post(&format!("/api/v1/addons/{plan}-addon/publish"), &json!({ "migrationType": migration })).await
+            }
             Kind::Import => {
                 let item =
                     json!({"id": format!("{plan}-i{round}"), "customerId": format!("{plan}-c0"), "planId": plan});
@@ -152,8 +176,15 @@ impl TestApp {
     /// The rows a refused request must leave alone.
     async fn matrix_rows(&self) -> Vec<i64> {
         let mut rows = self.snapshot().await.to_vec();
-        for table in ["subscription_version_history", "subscription_version_changes", "subscriptions", "task_rollouts"]
-        {
+        for table in [
+            "subscription_version_history",
+            "subscription_version_changes",
+            "subscriptions",
+            "task_rollouts",
+            "addon_versions",
+            "subscription_addons",
+            "subscription_addon_history",
+        ] {
             rows.push(self.count(&format!("SELECT count(*) FROM {table}")).await);
         }
         rows.push(self.count("SELECT count(*) FROM tasks WHERE rolled_back_by IS NOT NULL").await);

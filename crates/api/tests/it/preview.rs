@@ -298,17 +298,18 @@ async fn preview_answers_what_the_worker_would_refuse(pool: PgPool) {
     let app = TestApp::spawn(pool).await;
     let all = json!({ "migrationType": "ALL_CUSTOMERS" });
     app.draft_plan("base").await;
-    app.draft_plan("addon-x").await;
+    app.addon("addon-x", "DRAFT").await;
     app.published_plan("base-live").await;
+    app.addon("addon-live", "PUBLISHED").await;
     app.plan_with_draft("child", 2).await;
     app.plan_with_draft("main", 1).await;
     app.plan_with_draft("both", 0).await;
     app.plan_with_draft("healthy", 3).await;
     for (plan, patch) in [
         ("child", json!({ "parentPlanId": "base" })),
-        ("main", json!({ "compatibleAddonIds": ["base-live", "addon-x"] })),
+        ("main", json!({ "compatibleAddonIds": ["addon-live", "addon-x"] })),
         ("both", json!({ "parentPlanId": "base", "compatibleAddonIds": ["addon-x"] })),
-        ("healthy", json!({ "parentPlanId": "base-live", "compatibleAddonIds": ["base-live", "not-a-plan"] })),
+        ("healthy", json!({ "parentPlanId": "base-live", "compatibleAddonIds": ["addon-live"] })),
     ] {
         let (status, body) = app.update_plan(plan, &patch).await;
         assert_eq!(status, StatusCode::OK, "{body}");
@@ -337,7 +338,7 @@ async fn preview_answers_what_the_worker_would_refuse(pool: PgPool) {
     let (_, body) = app.preview("both", &json!({ "migrationType": "NEW_CUSTOMERS" })).await;
     assert_eq!(body["data"]["wouldFail"]["code"], "PlanCannotBePublishWhenBasePlanIsDraft", "{body}");
 
-    // a published base plan and add-on (and an add-on id naming no plan) refuse nothing
+    // a published base plan and add-on refuse nothing
     let (status, body) = app.preview("healthy", &all).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["data"].get("wouldFail"), Some(&Value::Null), "{body}");

@@ -29,7 +29,7 @@ async fn sign_in(browser: &Browser, base: &str, key: &str) {
 /// A FAILED publish: its draft names an add-on that was never published.
 async fn failed_task(api: &ApiClient) -> String {
     api.plan_with_subscriptions("main", 0).await;
-    api.post("/api/v1/plans", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
+    api.post("/api/v1/addons", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
     api.draft("main", json!({"compatibleAddonIds": ["addon-x"]})).await;
     let task = api.publish("main", "NEW_CUSTOMERS").await;
     let done = api.wait_task(&task).await;

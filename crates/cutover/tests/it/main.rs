@@ -3,6 +3,7 @@
 //! database and queue prefix. They assert on what a user sees: HTTP answers and rows.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod addons;
 mod browser;
 mod cancellation;
 mod cli;

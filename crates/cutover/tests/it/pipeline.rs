@@ -33,7 +33,7 @@ async fn publishing_on_top_of_a_draft_base_plan_fails_the_task(pool: PgPool) {
 async fn publishing_with_a_draft_compatible_addon_fails_the_task(pool: PgPool) {
     let stack = Stack::start(pool, 1, 100).await;
     stack.api.plan_with_subscriptions("main", 0).await;
-    stack.api.post("/api/v1/plans", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
+    stack.api.post("/api/v1/addons", json!({"id": "addon-x", "displayName": "Add-on", "productId": "product"})).await;
     draft(&stack, "main", json!({"compatibleAddonIds": ["addon-x"]})).await;
 
     let accepted = stack.api.post("/api/v1/plans/main/publish", json!({"migrationType": "NEW_CUSTOMERS"})).await;

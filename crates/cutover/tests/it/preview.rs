@@ -252,16 +252,17 @@ async fn sequence_preview_of_next_billing_date_equals_what_the_update_schedules_
 async fn stigg_preview_would_fail_is_what_the_worker_then_does(pool: PgPool) {
     let stack = Stack::start(pool, 1, 100).await;
     stack.api.plan_with_subscriptions("child", 3).await;
-    // plans that exist only as drafts
-    for id in ["base", "addon-x"] {
-        stack.api.post("/api/v1/plans", json!({"id": id, "displayName": id, "productId": "product"})).await;
-    }
+    // a plan and an add-on that exist only as drafts
+    stack.api.post("/api/v1/plans", json!({"id": "base", "displayName": "base", "productId": "product"})).await;
+    stack.api.post("/api/v1/addons", json!({"id": "addon-x", "displayName": "addon-x", "productId": "product"})).await;
     stack.api.draft("child", json!({"parentPlanId": "base"})).await;
     stack.api.plan_with_subscriptions("main", 2).await;
     stack.api.draft("main", json!({"compatibleAddonIds": ["addon-x"]})).await;
     // a base plan and an add-on that are published (version 1 of each)
     stack.api.plan_with_subscriptions("fine", 2).await;
-    stack.api.draft("fine", json!({"parentPlanId": "main", "compatibleAddonIds": ["child"]})).await;
+    let live = json!({"id": "addon-live", "displayName": "addon-live", "productId": "product", "status": "PUBLISHED"});
+    stack.api.post("/api/v1/addons", live).await;
+    stack.api.draft("fine", json!({"parentPlanId": "main", "compatibleAddonIds": ["addon-live"]})).await;
 
     for (plan, code, message) in [
         ("child", Some("PlanCannotBePublishWhenBasePlanIsDraft"), "base plan `base` is still a draft"),

@@ -5,9 +5,9 @@ use super::JobError;
 use crate::Context;
 use domain::spec::ImportItem;
 use domain::{ErrorCode, TaskStatus};
-use store::events;
 use store::subscriptions::{self, NewSubscription};
 use store::tasks::{self, Task};
+use store::{addons, events};
 
 #[tracing::instrument(skip_all, fields(task_id = %task.id, environment_id = %task.environment_id), err)]
 pub async fn run(
@@ -23,6 +23,16 @@ pub async fn run(
     plan_ids.sort();
     plan_ids.dedup();
     tasks::share_holders(&mut tx, task.environment(), &plan_ids).await?;
+    let mut addon_ids: Vec<String> = subscriptions.iter().flat_map(|i| i.addons.iter().map(|a| a.id.clone())).collect();
+    addon_ids.sort();
+    addon_ids.dedup();
+    addons::share_holders(&mut tx, task.environment(), &addon_ids).await?;
+    let holdings: Vec<(String, addons::Holding)> = subscriptions
+        .iter()
+        .flat_map(|i| {
+            i.addons.iter().map(|a| (i.id.clone(), addons::Holding { addon_id: a.id.clone(), quantity: a.quantity }))
+        })
+        .collect();
     let items: Vec<NewSubscription> = subscriptions
         .into_iter()
         .map(|i| NewSubscription {
@@ -41,6 +51,8 @@ pub async fn run(
 
     let task_id = task.id();
     let outcome = subscriptions::import(&mut tx, task.environment(), task_id, &items).await?;
+    // the add-ons of the subscriptions this transaction inserted; a re-run attaches nothing
+    addons::attach_imported(&mut tx, task.environment(), &holdings).await?;
     tasks::set_counts(&mut tx, task_id, outcome.total, outcome.total, outcome.failed).await?;
     let status = TaskStatus::from_counts(outcome.total, outcome.failed);
     let message = format!("{} of {} subscriptions could not be imported", outcome.failed, outcome.total);

@@ -1,6 +1,7 @@
 //! Job handlers. Each says, through its error, whether trying again could help: the consumer
 //! retries `Transient` with a delay and gives up on `Permanent` at once.
 
+pub mod addon;
 pub mod batch;
 pub mod import;
 pub mod migration;
@@ -182,6 +183,7 @@ async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
     // a failed planning rolls its transaction back; the consumer counts the attempt
     match spec {
         TaskSpec::PublishPlan { migration_type } => publish::run(ctx, tx, task, migration_type).await,
+        TaskSpec::PublishAddon { migration_type } => addon::run(ctx, tx, task, migration_type).await,
         TaskSpec::ImportSubscriptions { subscriptions } => import::run(ctx, tx, task, subscriptions).await,
         TaskSpec::SequenceMigration {
             version_change_behaviour,
