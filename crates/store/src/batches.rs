@@ -23,45 +23,6 @@ pub struct MigrationPlan {
     pub affected_customers: i64,
 }
 
-/// Pins on the task what its policy left alone: `tasks.excluded` and `excluded_by_reason`,
-/// counted from the same selection the moves were planned from. Answers the count.
-pub async fn record_exclusions(conn: &mut PgConnection, task_id: Uuid, scope: &Scope) -> Result<i64> {
-    if scope.policy.is_none() {
-        return Ok(0);
-    }
-    let sql = format!(
-        "WITH counted AS (
-            SELECT exclusion, count(*) AS n FROM ({MOVERS}) c WHERE exclusion IS NOT NULL GROUP BY exclusion
-        )
-        UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
-            excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
-        WHERE id = $9
-        RETURNING excluded"
-    );
-    Ok(bind_scope!(sqlx::query_scalar(&sql), scope).bind(task_id).fetch_one(&mut *conn).await?)
-}
-
-/// The scope a task's moves cover: its plan and target, under the policy it pinned (read at
-/// its acceptance). A pinned policy that does not read fails the task (`InvalidTaskSpec`).
-pub fn task_scope(
-    task: &tasks::Task,
-    target_version_number: i32,
-    behaviour: VersionChangeBehaviour,
-    effective_from: Option<chrono::DateTime<chrono::Utc>>,
-) -> Result<Scope> {
-    let policy = task.policy().map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?;
-    let scope = Scope {
-        environment: task.environment(),
-        plan_id: task.plan_id.clone().unwrap_or_default(),
-        target_version_number,
-        behaviour,
-        effective_from,
-        policy: None,
-        policy_at: None,
-    };
-    Ok(scope.under_policy(policy, task.created_at))
-}
-
 /// Plans the migration of every live subscription of `plan_id` on a version older than
 /// `target_version_number` (the selection of `movers::MOVERS`, the one a preview counts),
 /// writing its batches. Set-based: one statement whatever the size.
@@ -71,11 +32,11 @@ pub async fn plan_migration(
     target_version_number: i32,
     batch_size: i64,
 ) -> Result<MigrationPlan> {
-    let mut scope = task_scope(task, target_version_number, VersionChangeBehaviour::Immediate, None)?;
+    let mut scope = crate::movers::task_scope(task, target_version_number, VersionChangeBehaviour::Immediate, None)?;
     // a policy with a notice never reaches here (its moves are scheduled); its exclusions do
     scope.behaviour = VersionChangeBehaviour::Immediate;
     scope.effective_from = None;
-    record_exclusions(conn, task.id, &scope).await?;
+    crate::movers::record_exclusions(conn, task.id, &scope).await?;
     let sql = format!(
         "WITH movers AS NOT MATERIALIZED (SELECT * FROM ({MOVERS}) c WHERE exclusion IS NULL), planned AS (
             INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)

@@ -1,12 +1,14 @@
 //! Who a version change moves, and when: one SQL selection that batch planning
 //! (`batches::plan_migration`), scheduled-move planning (`version_changes::plan`) and the
 //! preview (`preview`) all read, so that a preview cannot disagree with the migration it
-//! previews. It writes nothing; what to do with the selection is the callers' business.
+//! previews. It writes nothing but a task's excluded counts (`record_exclusions`); what to do
+//! with the selection is the callers' business.
 
-use crate::{page, Page, Result};
+use crate::{page, Page, Result, StoreError};
 use chrono::{DateTime, NaiveDate, Utc};
-use domain::{EnvironmentId, MigrationPolicy, SubscriptionStatus, VersionChangeBehaviour};
+use domain::{EnvironmentId, ErrorCode, MigrationPolicy, SubscriptionStatus, VersionChangeBehaviour};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 /// The subscriptions a version change covers, each with the instant it moves at and why the
 /// task's migration policy leaves it alone (`exclusion`, NULL for those that move), as a SELECT
@@ -96,6 +98,45 @@ macro_rules! bind_scope {
     };
 }
 pub(crate) use bind_scope;
+
+/// Pins on the task what its policy left alone: `tasks.excluded` and `excluded_by_reason`,
+/// counted from the same selection the moves were planned from. Answers the count.
+pub async fn record_exclusions(conn: &mut PgConnection, task_id: Uuid, scope: &Scope) -> Result<i64> {
+    if scope.policy.is_none() {
+        return Ok(0);
+    }
+    let sql = format!(
+        "WITH counted AS (
+            SELECT exclusion, count(*) AS n FROM ({MOVERS}) c WHERE exclusion IS NOT NULL GROUP BY exclusion
+        )
+        UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
+            excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
+        WHERE id = $9
+        RETURNING excluded"
+    );
+    Ok(bind_scope!(sqlx::query_scalar(&sql), scope).bind(task_id).fetch_one(&mut *conn).await?)
+}
+
+/// The scope a task's moves cover: its plan and target, under the policy it pinned (read at
+/// its acceptance). A pinned policy that does not read fails the task (`InvalidTaskSpec`).
+pub fn task_scope(
+    task: &crate::task_row::Task,
+    target_version_number: i32,
+    behaviour: VersionChangeBehaviour,
+    effective_from: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Scope> {
+    let policy = task.policy().map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?;
+    let scope = Scope {
+        environment: task.environment(),
+        plan_id: task.plan_id.clone().unwrap_or_default(),
+        target_version_number,
+        behaviour,
+        effective_from,
+        policy: None,
+        policy_at: None,
+    };
+    Ok(scope.under_policy(policy, task.created_at))
+}
 
 /// A count of subscriptions under one key.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -153,7 +153,7 @@ pub async fn plan(conn: &mut PgConnection, task: &tasks::Task, scope: &Scope, ou
     let Some(target) = task.target_version_id else {
         return Err(StoreError::rejected(ErrorCode::InternalError, "task has no target version"));
     };
-    crate::batches::record_exclusions(conn, task.id, scope).await?;
+    crate::movers::record_exclusions(conn, task.id, scope).await?;
     let sql = format!(
         "WITH candidates AS (SELECT * FROM ({MOVERS}) c WHERE exclusion IS NULL), inserted AS (
             INSERT INTO subscription_version_changes

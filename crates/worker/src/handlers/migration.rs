@@ -43,7 +43,7 @@ pub async fn run(ctx: &Context, mut tx: store::Work, task: Task, asked: Asked) -
 
     let superseded = version_changes::supersede(&mut tx, env, &plan_id, target_number, Some(task_id)).await?;
     // the task's policy may leave some alone and make every move wait for its notice
-    let scope = store::batches::task_scope(&task, target_number, behaviour, effective_from)?;
+    let scope = store::movers::task_scope(&task, target_number, behaviour, effective_from)?;
     // the database's clock decides whether the version is already effective
     let now = store::db_now(&mut tx).await?;
     let immediate =

@@ -26,7 +26,7 @@ pub async fn run(
     let finished = if behaviour == VersionChangeBehaviour::Never {
         Some(TaskStatus::Completed)
     } else {
-        let scope = store::batches::task_scope(&task, target_number, behaviour, None)?;
+        let scope = store::movers::task_scope(&task, target_number, behaviour, None)?;
         if scope.behaviour == VersionChangeBehaviour::Immediate {
             super::plan_batches(ctx, &mut tx, &task, target_number, serde_json::json!({})).await?
         } else {

@@ -16,8 +16,8 @@ pub async fn run(ctx: &Context, mut tx: store::Work, task: Task) -> Result<(), J
         return Ok(());
     };
     // the policy's exclusions, counted over the whole rollout: every cohort leaves them alone
-    let scope = store::batches::task_scope(&task, target_number, domain::VersionChangeBehaviour::Immediate, None)?;
-    store::batches::record_exclusions(&mut tx, task.id, &scope).await?;
+    let scope = store::movers::task_scope(&task, target_number, domain::VersionChangeBehaviour::Immediate, None)?;
+    store::movers::record_exclusions(&mut tx, task.id, &scope).await?;
     let started = rollouts::start_cohort(&mut tx, &task, 0, ctx.settings.batch_size).await?;
     tasks::mark_planned(&mut tx, task_id).await?;
     tx.commit(&ctx.hooks).await?;
