@@ -57,8 +57,12 @@ async fn sigkill_of_workers_during_a_20000_subscription_migration_loses_and_repe
         d.kill(victim).await;
         d.start_worker(victim);
     }
+    let last_restart = Instant::now();
     let task = api.wait_task_within(&id, Duration::from_secs(240)).await;
-    eprintln!("{kills_in_flight} of 5 kills landed while the migration ran; final: {task}");
+    eprintln!(
+        "{kills_in_flight} of 5 kills landed while the migration ran; COMPLETED {:?} after the last restart; final: {task}",
+        last_restart.elapsed()
+    );
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["counts"], json!({"total": 20000, "processed": 20000, "failed": 0}));
     assert_moved_exactly_once(&d, &id, "big", 20_000).await;
@@ -114,6 +118,7 @@ async fn publishes_accepted_while_the_broker_is_cut_off_all_complete_once() {
         0
     );
     proxy.restore();
+    let restored = Instant::now();
 
     wait_for("all 500 publishes to complete", Duration::from_secs(180), || async {
         d.scalar("SELECT count(*) FROM tasks WHERE task_type = 'PUBLISH_PLAN' AND status = 'COMPLETED' AND plan_id <> 'seed'")
@@ -121,6 +126,7 @@ async fn publishes_accepted_while_the_broker_is_cut_off_all_complete_once() {
             == 500
     })
     .await;
+    eprintln!("broker cut for 10 s: all 500 publishes COMPLETED {:?} after it came back", restored.elapsed());
     assert_eq!(d.scalar("SELECT count(*) FROM tasks WHERE plan_id LIKE 'p%'").await, 500);
     // each plan published once, by its own task, and each task published once
     assert_eq!(
@@ -154,9 +160,13 @@ async fn a_database_cut_mid_migration_still_ends_with_exact_counts() {
     let processed_at_cut = api.task(&id).await["counts"]["processed"].clone();
     tokio::time::sleep(Duration::from_secs(3)).await;
     proxy.restore();
+    let restored = Instant::now();
 
     let task = api.wait_task_within(&id, Duration::from_secs(180)).await;
-    eprintln!("cut at processed = {processed_at_cut}; final: {task}");
+    eprintln!(
+        "database cut for 3 s at processed = {processed_at_cut}; COMPLETED {:?} after it came back; final: {task}",
+        restored.elapsed()
+    );
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["counts"], json!({"total": 5000, "processed": 5000, "failed": 0}));
     assert_moved_exactly_once(&d, &id, "pg", 5000).await;
@@ -340,7 +350,9 @@ async fn sigterm_mid_migration_exits_cleanly_and_another_worker_finishes() {
     let (code, took) = d.terminate("a", Duration::from_secs(20)).await;
     eprintln!("worker a exited with {code:?} {took:?} after SIGTERM");
     assert_eq!(code, Some(0));
+    let exited = Instant::now();
     let task = api.wait_task_within(&id, Duration::from_secs(120)).await;
+    eprintln!("SIGTERM: COMPLETED by worker b {:?} after worker a exited", exited.elapsed());
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["counts"], json!({"total": 5000, "processed": 5000, "failed": 0}));
     assert_moved_exactly_once(&d, &id, "term", 5000).await;
