@@ -52,6 +52,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/tasks/{id}/rollback", post(crate::tasks::rollback))
         .route("/dashboard/api/tasks/bulk", post(bulk::bulk))
         .route("/dashboard/api/plans", get(plans))
+        .route("/dashboard/api/tasks/{id}/approve", post(crate::tasks::approve))
+        .route("/dashboard/api/tasks/{id}/reject", post(crate::tasks::reject))
         .route("/dashboard/api/plans/{id}/publish/preview", post(crate::stigg::plans::publish_preview))
         .route("/dashboard/api/dead-letters", get(dead_letters::list))
         .route("/dashboard/api/dead-letters/{id}", get(dead_letters::get))

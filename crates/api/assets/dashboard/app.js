@@ -111,10 +111,36 @@ function actions(t) {
   return out;
 }
 
+  // maker-checker: another admin approves or rejects; the requester sees who it waits for
+  if (t.status === 'PENDING' && t.approval && t.approval.state === 'PENDING') {
+    out += t.approval.requestedBy === me.keyPrefix
+      ? '<span id="approval-wait" class="muted">waits for another admin to approve it</span> '
+      : `<button data-act="approve" data-id="${esc(t.id)}">Approve</button> <button class="danger" data-act="reject" data-id="${esc(t.id)}">Reject</button> `;
+  }
 // A finished task that moved subscriptions and was not rolled back yet can be, from its page.
 function rollbackAction(t, movedFrom) {
   const finished = ['COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'].includes(t.status);
   if (!me.canWrite || !finished || t.rolledBackBy || t.taskType === 'ROLLBACK_MIGRATION' || !movedFrom || !movedFrom.length) return '';
+// What a task's migration policy did: who it left alone, by reason, and the approval.
+function policyFacts(t) {
+  if (!t.policy && !t.approval) return '';
+  let out = '';
+  if (t.policy) {
+    const p = t.policy, parts = [];
+    if (p.noticePeriod) parts.push(`notice ${esc(p.noticePeriod)}`);
+    if (p.requireApproval) parts.push('approval required');
+    if (p.exclude) parts.push('excludes ' + Object.keys(p.exclude).map(esc).join(', '));
+    const by = t.excludedByReason || {};
+    out += `<tr><th>policy</th><td id="task-policy">${parts.join(' · ') || 'none'}</td></tr>
+      <tr><th>excluded</th><td id="task-excluded">${t.counts.excluded ?? 0} (${Object.entries(by).map(([k, n]) => `${esc(k)} ${n}`).join(', ')})</td></tr>`;
+  }
+  if (t.approval) {
+    const a = t.approval;
+    out += `<tr><th>approval</th><td id="task-approval">${esc(a.state)} · requested by <code>${esc(a.requestedBy || '')}</code>${a.decidedBy ? ` · decided by <code>${esc(a.decidedBy)}</code>` : ''}</td></tr>`;
+  }
+  return out;
+}
+
   return ` <button class="danger" id="rollback" data-id="${esc(t.id)}">Rollback</button>`;
 }
 
@@ -231,7 +257,7 @@ function renderTask(d) {
     ${link('rollback of', 'rollback-of', t.rollbackOf)}${link('rolled back by', 'rolled-back-by', t.rolledBackBy)}
     ${t.taskType === 'ROLLBACK_MIGRATION' ? `<tr><th>skipped</th><td id="skipped-count">${t.skippedCount ?? 0}</td></tr>` : ''}
     <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>
-    <tr><th>attempts</th><td>${t.attempts}</td></tr>${rolloutFacts(t.rollout)}
+    <tr><th>attempts</th><td>${t.attempts}</td></tr>${rolloutFacts(t.rollout)}${policyFacts(t)}
     <tr><th>error</th><td>${t.error ? `<code>${esc(t.error.code)}</code> ${esc(t.error.message)}` : '—'}</td></tr>
     <tr><th>rate</th><td>${d.ratePerSec != null ? d.ratePerSec.toFixed(1) + ' /s' : '—'}</td></tr>
     <tr><th>ETA</th><td>${seconds(d.etaSecs)}</td></tr>

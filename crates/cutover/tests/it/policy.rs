@@ -260,3 +260,61 @@ async fn a_policy_with_exclusions_notice_and_approval_does_what_its_preview_said
         deployment.scalar("SELECT count(*) FROM plan_versions WHERE plan_id = 'gold' AND status = 'DRAFT'").await;
     assert_eq!(drafts, 1, "the draft stays a draft");
 }
+
+async fn sign_in(browser: &crate::browser::Browser, base: &str, key: &str) {
+    browser.goto(&format!("{base}/dashboard")).await;
+    browser.wait("#key", Duration::from_secs(10)).await;
+    browser.type_into("#key", key).await;
+    browser.click("#sign-in-button").await;
+    browser.wait("#nav:not([hidden])", Duration::from_secs(10)).await;
+}
+
+/// The dashboard shows a task waiting for approval, with its policy and approval; the
+/// requester's session offers no button, another admin's approves it behind a confirmation,
+/// and the page follows the task to COMPLETED, with no Content-Security-Policy violation.
+#[tokio::test]
+async fn the_dashboard_shows_the_wait_and_lets_another_admin_approve() {
+    let mut deployment = Deployment::new().await;
+    let api = deployment.api().await;
+    deployment.start_worker("w1");
+    let maker_key = deployment.create_key("admin").await;
+    let checker_key = deployment.create_key("admin").await;
+    let maker = ApiClient::new(api.base.clone(), maker_key.clone());
+    api.plan_with_subscriptions("silver", 20).await;
+    sqlx::query("UPDATE subscriptions SET status = 'IN_TRIAL' WHERE id IN ('silver-s0', 'silver-s1')")
+        .execute(&deployment.pool)
+        .await
+        .unwrap();
+    let policy = json!({"exclude": {"statuses": ["IN_TRIAL"]}, "requireApproval": true});
+    let (status, body) = maker.call(Method::PUT, "/api/v1/plans/silver/migration-policy", Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    api.draft("silver", json!({"displayName": "Silver (2027)"})).await;
+    let task = maker.post("/api/v1/plans/silver/publish", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let task = task["data"]["taskId"].as_str().unwrap().to_owned();
+
+    let browser = crate::browser::Browser::start().await;
+    sign_in(&browser, &api.base, &maker_key).await;
+    browser.goto(&format!("{}/dashboard#/task/{task}", api.base)).await;
+    browser.wait_text("#task-approval", Duration::from_secs(10), |t| t.starts_with("PENDING")).await;
+    browser.wait("#approval-wait", Duration::from_secs(10)).await;
+    assert_eq!(browser.count("button[data-act='approve']").await, 0, "the requester is offered its own approval");
+    assert!(browser.text("#task-policy").await.contains("approval required"));
+
+    browser.click("#sign-out").await;
+    browser.wait("#nav[hidden]", Duration::from_secs(10)).await;
+    sign_in(&browser, &api.base, &checker_key).await;
+    browser.goto(&format!("{}/dashboard#/task/{task}", api.base)).await;
+    browser.wait("button[data-act='approve']", Duration::from_secs(10)).await;
+    browser.screenshot("approval").await;
+    browser.click("button[data-act='approve']").await;
+    assert!(browser.alert_text().await.contains("Approve task"));
+    browser.accept_alert().await;
+    browser.wait_text("#task-status", Duration::from_secs(60), |t| t == "COMPLETED").await;
+    browser.wait_text("#task-approval", Duration::from_secs(10), |t| t.starts_with("APPROVED")).await;
+    browser.wait_text("#task-excluded", Duration::from_secs(10), |t| t.starts_with("2 ")).await;
+    let done = api.task(&task).await;
+    assert_eq!((done["counts"]["processed"].clone(), done["counts"]["excluded"].clone()), (json!(18), json!(2)));
+    let violations: Vec<String> =
+        browser.log().await.into_iter().filter(|l| l.contains("Content Security Policy")).collect();
+    assert!(violations.is_empty(), "{violations:#?}");
+}
