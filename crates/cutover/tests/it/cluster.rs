@@ -2,7 +2,8 @@
 //! with Cutover's quorum work queues across them. The node leading the work queues is stopped
 //! mid-migration; the processes connected to it reconnect to the next URL of
 //! `CUTOVER_AMQP_URL`, the queues elect another leader, and the migration completes with every
-//! subscription moved exactly once.
+//! subscription moved exactly once. And a node of its own under a memory alarm: the broker
+//! link is reported `blocked`, and work accepted meanwhile completes once the alarm clears.
 
 use crate::harness::Deployment;
 use crate::servers::RabbitCluster;
@@ -80,5 +81,55 @@ async fn stopping_the_node_that_leads_the_work_queues_mid_migration_loses_and_re
         "cluster: 3 nodes up in {booted:?}; stopped the leader (node {leader}) at {processed_at_stop} of 5000 moved, \
          which took {:?} ({processed_after_stop} moved once it was down); COMPLETED {completed:?} after it was down; the batch queue's new leader is node {new_leader}",
         stopped - stopping
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_broker_memory_alarm_is_reported_as_blocked_and_work_accepted_during_it_completes_after() {
+    let broker = RabbitCluster::start(1).await;
+    let mut d = Deployment::with_env(&[("CUTOVER_AMQP_URL", &broker.urls_from(0))]).await;
+    let base = d.start_api_with(&[("CUTOVER_PUBLISH_TIMEOUT_MS", "2000".to_owned())]).await;
+    let api = crate::client::ApiClient::new(base.clone(), d.key.clone());
+    let readyz = || async {
+        let answer = reqwest::get(format!("{base}/readyz")).await.unwrap();
+        assert_eq!(answer.status(), 200, "the api stays ready while its database answers");
+        answer.json::<serde_json::Value>().await.unwrap()
+    };
+    d.start_worker("w");
+    api.plan_with_subscriptions("alarmed", 100).await;
+    api.draft("alarmed", json!({"displayName": "v2"})).await;
+    assert_eq!(readyz().await["brokerState"], "connected");
+
+    // a memory alarm: the broker blocks every publishing connection
+    broker.ctl(0, &["set_vm_memory_high_watermark", "absolute", "1"]);
+    let raised = Instant::now();
+    let id = api.publish("alarmed", "ALL_CUSTOMERS").await;
+    crate::harness::wait_for("/readyz to say the broker is blocked", Duration::from_secs(15), || async {
+        readyz().await == json!({"database": true, "broker": false, "brokerState": "blocked"})
+    })
+    .await;
+    let blocked = raised.elapsed();
+    assert_eq!(api.task(&id).await["status"], "PENDING", "nothing can be published during the alarm");
+
+    broker.ctl(0, &["set_vm_memory_high_watermark", "0.4"]);
+    let cleared = Instant::now();
+    let task = api.wait_task_within(&id, Duration::from_secs(30)).await;
+    let completed = cleared.elapsed();
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    assert_eq!(task["counts"], json!({"total": 100, "processed": 100, "failed": 0}));
+    let history = d.scalar(&format!("SELECT count(*) FROM subscription_version_history WHERE task_id = '{id}'")).await;
+    let distinct = d
+        .scalar(&format!(
+            "SELECT count(DISTINCT subscription_id) FROM subscription_version_history WHERE task_id = '{id}'"
+        ))
+        .await;
+    assert_eq!((history, distinct), (100, 100));
+    crate::harness::wait_for("/readyz to say connected again", Duration::from_secs(15), || async {
+        readyz().await["brokerState"] == "connected"
+    })
+    .await;
+    eprintln!(
+        "memory alarm: /readyz blocked {blocked:?} after it was raised; the publish accepted during it COMPLETED \
+         {completed:?} after it cleared"
     );
 }
