@@ -318,3 +318,56 @@ async fn the_dashboard_shows_the_wait_and_lets_another_admin_approve() {
         browser.log().await.into_iter().filter(|l| l.contains("Content Security Policy")).collect();
     assert!(violations.is_empty(), "{violations:#?}");
 }
+
+/// The Sequence dialect under a policy: an `IMMEDIATE` update of a plan whose policy excludes
+/// a customer and gives 20 days' notice publishes its version at once (the contract answers
+/// it), schedules every other schedule at its first billing date on or after the notice's end,
+/// and leaves the excluded one alone; with approval, the migration waits for another admin.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_sequence_update_obeys_the_policy_of_its_plan(pool: sqlx::PgPool) {
+    use crate::sequence::{live_plan, ok, plan_body, wait_planned};
+    let stack = crate::stack::Stack::start(pool, 1, 50).await;
+    // started 5 days ago: billing dates in ~25 and ~56 days; the notice lands them on the first
+    live_plan(&stack, "seq", &[Utc::now() - Days::days(5); 6]).await;
+    let admin = |key: String| ApiClient::new(stack.api.base.clone(), key);
+    let create = |pool: sqlx::PgPool| async move {
+        store::api_keys::create_key(&pool, "stack", store::api_keys::Scope::Admin, None).await.unwrap().secret
+    };
+    let (maker, checker) = (admin(create(stack.pool.clone()).await), admin(create(stack.pool.clone()).await));
+    let policy = json!({"exclude": {"customerIds": ["seq-c0"]}, "noticePeriod": "P20D", "requireApproval": true});
+    let (status, body) = maker.call(Method::PUT, "/api/v1/plans/seq/migration-policy", Some(policy)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+
+    let put =
+        ok(&stack, Method::PUT, "/plans/seq", plan_body("seq", json!({"versionChangeBehaviour": "IMMEDIATE"}))).await;
+    assert_eq!(put.body["version"], 2, "the version is published as the contract says");
+    let task = put.task.expect("X-Task-Id");
+    let waiting = stack.api.task(&task).await;
+    assert_eq!(waiting["approval"]["state"], "PENDING", "{waiting}");
+    let (status, _) = checker.call(Method::POST, &format!("/api/v1/tasks/{task}/approve"), None).await;
+    assert_eq!(status, StatusCode::OK);
+    wait_planned(&stack.pool, &task).await;
+
+    let planned = stack.api.task(&task).await;
+    assert_eq!((planned["counts"]["total"].clone(), planned["counts"]["excluded"].clone()), (json!(5), json!(1)));
+    let accepted: DateTime<Utc> = planned["createdAt"].as_str().unwrap().parse().unwrap();
+    let moves: Vec<(String, DateTime<Utc>, DateTime<Utc>)> = sqlx::query_as(
+        "SELECT c.subscription_id, c.apply_at, s.start_date FROM subscription_version_changes c
+         JOIN subscriptions s ON s.id = c.subscription_id WHERE c.task_id = $1::uuid AND c.status = 'SCHEDULED'",
+    )
+    .bind(&task)
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(moves.len(), 5);
+    for (id, apply_at, start) in &moves {
+        assert_ne!(id, "seq-s0", "the excluded customer's schedule was scheduled");
+        assert!(*apply_at >= accepted + Days::days(20), "{id} moves at {apply_at}");
+        assert_eq!(Some(*apply_at), start.checked_add_months(chrono::Months::new(1)), "{id}");
+    }
+    // the schedule shows the move it waits for
+    let (_, schedule) = stack.api.call(Method::GET, "/billing-schedules/seq-s1", None).await;
+    assert_eq!(schedule["scheduledVersionChange"]["status"], "SCHEDULED", "{schedule}");
+    let (_, excluded) = stack.api.call(Method::GET, "/billing-schedules/seq-s0", None).await;
+    assert!(excluded["scheduledVersionChange"].is_null(), "{excluded}");
+}
