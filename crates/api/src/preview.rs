@@ -15,6 +15,7 @@ use serde::Serialize;
 use sqlx::PgConnection;
 use std::collections::BTreeMap;
 use store::movers::{self, Preview, Scope};
+use store::revenue::{self, Impact, Mover, Pricing};
 use utoipa::ToSchema;
 use uuid::Uuid;
 
@@ -92,6 +93,129 @@ pub struct Moves {
     pub notice_period: Option<String>,
     /// Whether the task would wait for an admin other than the requester to approve it.
     pub requires_approval: bool,
+    /// The monthly recurring revenue of those that would move, before and after.
+    pub revenue: Revenue,
+}
+
+/// The monthly recurring revenue a version change moves, of the subscriptions that would move
+/// only (excluded ones are not counted). Amounts are decimal strings in the currency's major
+/// unit: annual charges count as 1/12, each total is rounded half away from zero to 4 decimal
+/// places (trailing zeros dropped), and a delta is `mrrAfter − mrrBefore` of those figures. The
+/// Stigg dialect values the versions' `charges` (recurring flat fees for the subscription's
+/// billing period), the Sequence dialect their prices (fixed amounts by billing frequency);
+/// any other charge is not valued and is counted in `unvaluedCount`, never as 0.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PreviewRevenue)]
+pub struct Revenue {
+    /// One entry per currency a subscription that would move pays in, before or after, in
+    /// currency order.
+    pub by_currency: Vec<CurrencyRevenue>,
+    /// How many of those that would move carry a charge that cannot be valued (usage-based,
+    /// per-unit, tiered, custom…), before or after; their valued charges still count in the
+    /// amounts above (see `withUnvaluedChargesCount`).
+    pub unvalued_count: i64,
+    /// The same by reason (one subscription may have several): `NO_PRICING`,
+    /// `CUSTOM_PRICING`, `UNKNOWN_PRICING`, `NO_PRICE_FOR_PERIOD`, `AMBIGUOUS_PRICE`,
+    /// `INVALID_PRICE`, `TIERED`, `PER_UNIT`, `USAGE_BASED`, `CREDIT_BASED`, `OVERAGE`,
+    /// `MINIMUM_SPEND`, `UNKNOWN_MODEL`, `PRICE_NOT_FOUND`, `NO_AMOUNT`, `UNKNOWN_FREQUENCY`;
+    /// only those that occur.
+    pub unvalued_by_reason: BTreeMap<String, i64>,
+}
+
+/// What the subscriptions that would move pay a month in one currency.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PreviewCurrencyRevenue)]
+pub struct CurrencyRevenue {
+    /// As the dialect writes it: lower case in the Stigg dialect, upper case in Sequence's.
+    pub currency: String,
+    /// How many that would move pay in this currency, before or after.
+    pub subscriptions_count: i64,
+    /// Their monthly recurring revenue on the versions they are on (decimal string).
+    #[schema(example = "1250.5")]
+    pub mrr_before: String,
+    /// The same on the version they would move to (decimal string).
+    #[schema(example = "1375")]
+    pub mrr_after: String,
+    /// `mrrAfter − mrrBefore` (decimal string, negative for a fall).
+    #[schema(example = "124.5")]
+    pub mrr_delta: String,
+    /// How many of them, all of whose charges are valued, would pay more in this currency.
+    pub up_count: i64,
+    /// … less.
+    pub down_count: i64,
+    /// … the same.
+    pub same_count: i64,
+    /// How many of them also carry a charge that cannot be valued: their valued charges count
+    /// in the amounts, and they are in none of `upCount`, `downCount`, `sameCount`.
+    pub with_unvalued_charges_count: i64,
+}
+
+/// One subscription (billing schedule) that would move: what it pays a month before and after,
+/// and when it would move.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = PreviewMover)]
+pub struct MoverView {
+    pub id: String,
+    /// The version it is on.
+    pub from_version: i32,
+    /// When it would move to the target version.
+    pub effective_at: DateTime<Utc>,
+    /// What it pays a month in each currency, before and after, in currency order (empty when
+    /// it pays nothing that can be valued).
+    pub mrr: Vec<MoverAmount>,
+    /// Why some of its charges cannot be valued (see `revenue.unvaluedByReason`); empty when
+    /// all are.
+    pub unvalued_reasons: Vec<String>,
+}
+
+/// What one subscription pays a month in one currency (decimal strings).
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = PreviewMoverAmount)]
+pub struct MoverAmount {
+    pub currency: String,
+    #[schema(example = "10")]
+    pub before: String,
+    #[schema(example = "8.3333")]
+    pub after: String,
+}
+
+/// What moving `scope` would do to revenue, and the page of movers the ids page holds, with
+/// their amounts: nothing under NEVER (nobody moves).
+pub async fn revenue(
+    conn: &mut PgConnection,
+    scope: &Scope,
+    pricing: Pricing<'_>,
+    page: &PageQuery,
+) -> Result<(Impact, Vec<Mover>), ApiError> {
+    let after = page.after()?;
+    let limit = page.limit()?;
+    if scope.behaviour == VersionChangeBehaviour::Never {
+        return Ok((Impact::default(), Vec::new()));
+    }
+    let impact = revenue::impact(conn, scope, pricing).await?;
+    let movers = revenue::page(conn, scope, pricing, after, limit).await?;
+    Ok((impact, movers))
+}
+
+/// The page's movers as the answer lists them.
+pub fn movers(movers: &[Mover]) -> Vec<MoverView> {
+    movers
+        .iter()
+        .map(|m| MoverView {
+            id: m.id.clone(),
+            from_version: m.from_version,
+            effective_at: m.effective_at,
+            mrr: m
+                .amounts
+                .iter()
+                .map(|a| MoverAmount { currency: a.currency.clone(), before: a.before.clone(), after: a.after.clone() })
+                .collect(),
+            unvalued_reasons: m.unvalued.clone(),
+        })
+        .collect()
 }
 
 /// `POST /api/v1/plans/{id}/publish/preview`'s answer (in `{"data"}`).
@@ -106,6 +230,8 @@ pub struct StiggPreview {
     pub affected_subscriptions_count: i64,
     /// One page of them, in creation order.
     pub subscription_ids: Vec<String>,
+    /// The same page, each with what it pays a month before and after and when it moves.
+    pub subscriptions: Vec<MoverView>,
 }
 
 /// `POST /plans/{planId}/preview`'s answer.
@@ -122,6 +248,8 @@ pub struct SequencePreview {
     pub affected_schedules_count: i64,
     /// One page of them, in creation order.
     pub billing_schedule_ids: Vec<String>,
+    /// The same page, each with what it pays a month before and after and when it moves.
+    pub billing_schedules: Vec<MoverView>,
 }
 
 /// Counts what moving `scope` would do, or nothing under NEVER (nobody moves).
@@ -148,7 +276,7 @@ pub async fn would_fail(
 
 /// The answer's shared part: counts, when the moves happen, and the cursor of the next page.
 /// Every live status and billing period is listed, with 0 where nobody is.
-pub fn moves(scope: &Scope, p: &Preview, would_fail: Option<WouldFail>) -> Moves {
+pub fn moves(scope: &Scope, p: &Preview, impact: &Impact, would_fail: Option<WouldFail>) -> Moves {
     let by_status = SubscriptionStatus::LIVE
         .iter()
         .map(|status| {
@@ -187,6 +315,25 @@ pub fn moves(scope: &Scope, p: &Preview, would_fail: Option<WouldFail>) -> Moves
             .collect(),
         notice_period: scope.policy.as_ref().and_then(|p| p.notice_period.clone()),
         requires_approval: scope.policy.as_ref().is_some_and(|p| p.require_approval),
+        revenue: Revenue {
+            by_currency: impact
+                .by_currency
+                .iter()
+                .map(|c| CurrencyRevenue {
+                    currency: c.currency.clone(),
+                    subscriptions_count: c.subscriptions,
+                    mrr_before: c.mrr_before.clone(),
+                    mrr_after: c.mrr_after.clone(),
+                    mrr_delta: c.mrr_delta.clone(),
+                    up_count: c.up,
+                    down_count: c.down,
+                    same_count: c.same,
+                    with_unvalued_charges_count: c.with_unvalued,
+                })
+                .collect(),
+            unvalued_count: impact.unvalued,
+            unvalued_by_reason: impact.unvalued_by_reason.iter().map(|b| (b.key.clone(), b.count)).collect(),
+        },
     }
 }
 

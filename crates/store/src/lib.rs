@@ -3,9 +3,9 @@
 //! environment they authenticated, never one they read from a request body.
 
 pub mod actions;
-pub mod approvals;
 pub mod addons;
 pub mod api_keys;
+pub mod approvals;
 pub mod batches;
 pub mod cancellations;
 pub mod catalog;
@@ -23,6 +23,7 @@ pub mod policies;
 pub mod prices;
 pub mod products;
 pub mod queues;
+pub mod revenue;
 pub mod rollbacks;
 pub mod rollouts;
 pub mod sequence_plans;

@@ -250,7 +250,7 @@ pub async fn update(
 /// transaction, so it changes nothing.
 #[utoipa::path(post, path = "/plans/{id}/preview", operation_id = "SequencePlanController_previewUpdatePlan", tag = SEQUENCE, params(("id" = String, Path), PageQuery),
     request_body = PlanBody,
-    responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `billingScheduleIds`, and `wouldFail`: the code and message the migration task would fail with, or null", body = crate::preview::SequencePreview),
+    responses((status = 200, description = "What the same PUT would do, done nothing: `publishes`, counts (`affectedSchedulesCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `billingScheduleIds` and of `billingSchedules` (each with its monthly amounts before and after and when it moves), `revenue` (the monthly recurring revenue that would move, per currency, before and after), and `wouldFail`: the code and message the migration task would fail with, or null", body = crate::preview::SequencePreview),
         (status = 400, description = "Bad input, the body's id differs, a price in another currency than the plan's, or a retired plan", body = ErrorBody),
         (status = 404, description = "No such plan in this environment (`PlanNotFound`, looked up first), or no such price (`PriceNotFound`)", body = ErrorBody,
             extensions(("x-error-codes" = json!(["PlanNotFound", "PriceNotFound"]))))))]
@@ -281,6 +281,8 @@ pub async fn preview(
     };
     let scope = crate::preview::under_policy(&mut tx, scope).await?;
     let counted = crate::preview::run(&mut tx, &scope, &page).await?;
+    let pricing = store::revenue::Pricing::Prices { price_ids: &input.price_ids, minimum: input.minimum.as_deref() };
+    let (impact, movers) = crate::preview::revenue(&mut tx, &scope, pricing, &page).await?;
     // the version the PUT would publish: the draft itself, or N+1, which it would create
     let version = (intent.current.status() == domain::PlanVersionStatus::Draft).then_some(intent.current.id);
     let task_type = domain::TaskType::SubscriptionMigration;
@@ -290,6 +292,7 @@ pub async fn preview(
         publishes: intent.publishes,
         affected_schedules_count: counted.total,
         billing_schedule_ids: counted.ids.items.clone(),
-        moves: crate::preview::moves(&scope, &counted, would_fail),
+        billing_schedules: crate::preview::movers(&movers),
+        moves: crate::preview::moves(&scope, &counted, &impact, would_fail),
     }))
 }

@@ -382,7 +382,7 @@ pub(crate) async fn accept_publish(
 /// read-only transaction, so it changes nothing.
 #[utoipa::path(post, path = "/api/v1/plans/{id}/publish/preview", operation_id = "PlanController_previewPublishPlan", tag = STIGG, params(("id" = String, Path), PageQuery),
     request_body = PublishPlan,
-    responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `subscriptionIds`, and `wouldFail`: the code and message the task would fail with, or null", body = Data<preview::StiggPreview>),
+    responses((status = 200, description = "What the publish would do, done nothing: counts (`affectedSubscriptionsCount`, `affectedCustomersCount`, `byDay`, `byStatus`, `byBillingPeriod`, `byFromVersion`), `firstMoveAt`/`lastMoveAt`, a page of `subscriptionIds` and of `subscriptions` (each with its monthly amounts before and after and when it moves), `revenue` (the monthly recurring revenue that would move, per currency, before and after), and `wouldFail`: the code and message the task would fail with, or null", body = Data<preview::StiggPreview>),
         (status = 400, description = "Bad input, no draft to publish, or a publish in flight", body = ErrorBody),
         (status = 404, description = "No such plan (`PlanNotFound`)", body = ErrorBody)))]
 pub async fn publish_preview(
@@ -408,6 +408,7 @@ pub async fn publish_preview(
     };
     let scope = preview::under_policy(&mut tx, scope).await?;
     let counted = preview::run(&mut tx, &scope, &page).await?;
+    let (impact, movers) = preview::revenue(&mut tx, &scope, store::revenue::Pricing::Charges, &page).await?;
     let would_fail = preview::would_fail(&mut tx, env, domain::TaskType::PublishPlan, Some(draft.id)).await?;
     tx.rollback().await?;
     Ok(Json(Data {
@@ -415,7 +416,8 @@ pub async fn publish_preview(
             migration_type: body.migration_type,
             affected_subscriptions_count: counted.total,
             subscription_ids: counted.ids.items.clone(),
-            moves: preview::moves(&scope, &counted, would_fail),
+            subscriptions: preview::movers(&movers),
+            moves: preview::moves(&scope, &counted, &impact, would_fail),
         },
     }))
 }

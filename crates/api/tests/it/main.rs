@@ -20,6 +20,7 @@ mod policies;
 mod preview;
 mod publish;
 mod ratelimit;
+mod revenue;
 mod rollback;
 mod rollouts;
 mod routing;
