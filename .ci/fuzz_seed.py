@@ -58,6 +58,15 @@ for plan in plans:
         "/api/v1/plans",
         {"id": plan, "displayName": plan, "productId": "fz-product", "pricingType": "PAID", "status": "PUBLISHED"},
     )
+# add-ons with a published version 1, held by the subscriptions below, and (after the seeded
+# add-on publish) a draft each
+addons = [f"fz-addon-{i}" for i in range(1, 4)]
+for addon in addons:
+    call(
+        "POST",
+        "/api/v1/addons",
+        {"id": addon, "displayName": addon, "productId": "fz-product", "maxQuantity": 10, "status": "PUBLISHED"},
+    )
 customers = [f"fz-customer-{i}" for i in range(1, 4)]
 call("POST", "/api/v1/customers/import", {"customers": [{"id": c, "name": c} for c in customers]})
 subscriptions = [f"fz-sub-{i}" for i in range(1, 6)]
@@ -66,7 +75,13 @@ imported = call(
     "/api/v1/subscriptions/import",
     {
         "subscriptions": [
-            {"id": s, "customerId": customers[i % len(customers)], "planId": plans[i % len(plans)], "billingPeriod": "MONTHLY"}
+            {
+                "id": s,
+                "customerId": customers[i % len(customers)],
+                "planId": plans[i % len(plans)],
+                "billingPeriod": "MONTHLY",
+                "addons": [{"id": addons[i % len(addons)], "quantity": 1 + i % 3}],
+            }
             for i, s in enumerate(subscriptions)
         ]
     },
@@ -88,6 +103,14 @@ webhook = call(
 published = call("POST", f"/api/v1/plans/{plans[0]}/publish", {"migrationType": "ALL_CUSTOMERS"})["data"]["taskId"]
 wait_terminal([published])
 call("POST", f"/api/v1/plans/{plans[0]}/draft")
+# a finished add-on publish that moved its holders, then a draft of every add-on
+for addon in addons:
+    call("POST", f"/api/v1/addons/{addon}/draft")
+addon_published = call("POST", f"/api/v1/addons/{addons[0]}/publish", {"migrationType": "ALL_CUSTOMERS"})["data"][
+    "taskId"
+]
+wait_terminal([addon_published])
+call("POST", f"/api/v1/addons/{addons[0]}/draft")
 # a scheduled move (END_OF_BILLING_PERIOD) and a scheduled cancellation, so that withdrawing a
 # subscription's schedule reaches real ones: fz-sub-3 stays on version 1 of fz-plan-3 while
 # version 2 is published to new customers only
@@ -125,10 +148,11 @@ call(
     {"id": "fz-schedule", "customerId": customers[0], "planId": "fz-seq-plan", "billingPeriod": "MONTHLY"},
 )
 
-finished = [imported, published, grandfathered]
+finished = [imported, published, grandfathered, addon_published]
 dictionaries = {
     "products": ["fz-product"],
     "stigg_plans": plans,
+    "addons": addons,
     "customers": customers,
     "subscriptions": subscriptions,
     # a stream only ends with its task: unfinished tasks would hold the request open
@@ -144,6 +168,7 @@ dictionaries = {
 bindings = [
     (r"^/api/v1/products/\{id\}$", "products"),
     (r"^/api/v1/plans/\{id\}", "stigg_plans"),
+    (r"^/api/v1/addons/\{id\}", "addons"),
     (r"^/api/v1/customers/\{id\}$", "customers"),
     (r"^/api/v1/subscriptions/\{id\}", "subscriptions"),
     (r"^/api/v1/tasks/\{id\}/events$", "finished_tasks"),

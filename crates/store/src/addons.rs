@@ -500,15 +500,6 @@ pub async fn no_draft(conn: &mut PgConnection, env: EnvironmentId, addon_id: &st
     })
 }
 
-/// The add-on a task works on (`tasks.addon_id`), if any.
-pub async fn of_task(conn: &mut PgConnection, task: TaskId) -> Result<Option<String>> {
-    Ok(sqlx::query_scalar::<_, Option<String>>("SELECT addon_id FROM tasks WHERE id = $1")
-        .bind(task.0)
-        .fetch_optional(conn)
-        .await?
-        .flatten())
-}
-
 /// Publishes a draft inside the caller's transaction. False when it is no longer a draft.
 pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: TaskId) -> Result<bool> {
     Ok(sqlx::query(
@@ -579,7 +570,7 @@ pub async fn plan_migration(
 /// version go to the task's target, one history row each; holders that stopped being live
 /// since the task was planned are recorded as failed items. Answers (moved, failed).
 pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi: i64) -> Result<(i64, i64)> {
-    let Some(addon_id) = of_task(conn, task.id()).await? else {
+    let Some(addon_id) = task.addon_id.clone() else {
         return Err(StoreError::rejected(ErrorCode::InvalidTaskSpec, "an add-on publish task names no add-on"));
     };
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
@@ -757,4 +748,105 @@ pub async fn attach_imported(conn: &mut PgConnection, env: EnvironmentId, items:
     .execute(conn)
     .await?
     .rows_affected())
+}
+
+/// Whether the add-on task `task` moved anyone (has history rows): what a rollback needs.
+pub(crate) async fn moved_any(conn: &mut PgConnection, task: Uuid) -> Result<bool> {
+    Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscription_addon_history WHERE task_id = $1)")
+        .bind(task)
+        .fetch_one(conn)
+        .await?)
+}
+
+/// Makes a just-accepted rollback of an add-on task hold that add-on, in the accepting
+/// transaction: refused with `ObjectAlreadyBeingUsedByAnotherRequestError` while another task
+/// holds it (a publish of it in flight), which rolls the whole acceptance back.
+pub(crate) async fn hold_for_rollback(conn: &mut PgConnection, rollback: TaskId, addon_id: &str) -> Result<()> {
+    sqlx::query("UPDATE tasks SET addon_id = $2, holds_plan = true WHERE id = $1")
+        .bind(rollback.0)
+        .bind(addon_id)
+        .execute(conn)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e, HOLDER_PER_ADDON) {
+                StoreError::rejected(
+                    ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+                    format!("add-on `{addon_id}` is already being published by another request; retry when it ends"),
+                )
+            } else {
+                e.into()
+            }
+        })?;
+    Ok(())
+}
+
+/// Cuts the history rows of the add-on task `original` into the batches of the rollback
+/// `rollback` (ranges `[lo, hi)` of the rows' ids), as `rollbacks::plan` does for a plan's.
+/// Answers (batches, total, affected customers).
+pub(crate) async fn plan_rollback(
+    conn: &mut PgConnection,
+    original: Uuid,
+    rollback: Uuid,
+    batch_size: i64,
+) -> Result<(i64, i64, i64)> {
+    Ok(sqlx::query_as(
+        "WITH planned AS (
+            INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
+            SELECT $2, bucket, min(id), max(id) + 1, count(*), 'PENDING'
+            FROM (SELECT id, ((row_number() OVER (ORDER BY id)) - 1) / $3 AS bucket
+                  FROM subscription_addon_history WHERE task_id = $1) numbered
+            GROUP BY bucket
+            RETURNING 1
+        )
+        SELECT (SELECT count(*) FROM planned), count(*), count(DISTINCT s.customer_id)
+        FROM subscription_addon_history h
+        LEFT JOIN subscriptions s ON s.environment_id = h.environment_id AND s.id = h.subscription_id
+        WHERE h.task_id = $1",
+    )
+    .bind(original)
+    .bind(rollback)
+    .bind(batch_size.max(1))
+    .fetch_one(conn)
+    .await?)
+}
+
+/// Moves back one batch of an add-on task's moves (its history rows `[lo, hi)`): each holder
+/// still on the version the task gave it goes back to the one it had, with a history row under
+/// the rollback; one moved meanwhile is left alone. Answers how many moved back.
+pub(crate) async fn move_back(
+    conn: &mut PgConnection,
+    rollback: &Task,
+    original: Uuid,
+    lo: i64,
+    hi: i64,
+) -> Result<i64> {
+    Ok(sqlx::query(
+        "WITH candidates AS (
+            SELECT h.subscription_id, h.addon_id, h.from_version_id, h.to_version_id
+            FROM subscription_addon_history h
+            JOIN subscription_addons sa ON sa.environment_id = h.environment_id
+                AND sa.subscription_id = h.subscription_id AND sa.addon_id = h.addon_id
+            WHERE h.task_id = $2 AND h.environment_id = $1 AND h.id >= $3 AND h.id < $4
+              AND sa.addon_version_id = h.to_version_id
+            ORDER BY h.subscription_id
+            FOR UPDATE OF sa
+        ), moved AS (
+            UPDATE subscription_addons sa SET addon_version_id = c.from_version_id, updated_at = now()
+            FROM candidates c
+            WHERE sa.environment_id = $1 AND sa.subscription_id = c.subscription_id AND sa.addon_id = c.addon_id
+            RETURNING sa.subscription_id, sa.addon_id, c.to_version_id AS was_on, c.from_version_id AS now_on
+        )
+        INSERT INTO subscription_addon_history
+            (environment_id, task_id, subscription_id, addon_id, from_version_id, to_version_id)
+        SELECT $1, $5, subscription_id, addon_id, was_on, now_on FROM moved
+        ON CONFLICT (task_id, subscription_id) DO NOTHING",
+    )
+    .bind(rollback.environment_id)
+    .bind(original)
+    .bind(lo)
+    .bind(hi)
+    .bind(rollback.id)
+    .execute(conn)
+    .await?
+    .rows_affected() as i64)
 }

@@ -6,7 +6,7 @@
 //! business, not this module's.
 
 use crate::work::Work;
-use crate::{events, is_unique_violation, tasks, Result, StoreError};
+use crate::{addons, events, is_unique_violation, tasks, Result, StoreError};
 use domain::{EnvironmentId, ErrorCode, TaskId, TaskSpec};
 use serde_json::json;
 use sqlx::PgConnection;
@@ -52,11 +52,15 @@ pub async fn accept(
             format!("{} tasks move no subscriptions; there is nothing to roll back", task.task_type),
         ));
     }
-    let moved: bool =
+    // an add-on task's moves are in the add-on history
+    let moved: bool = if task.addon_id.is_some() {
+        addons::moved_any(conn, original.0).await?
+    } else {
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM subscription_version_history WHERE task_id = $1)")
             .bind(original.0)
             .fetch_one(&mut **conn)
-            .await?;
+            .await?
+    };
     if !moved {
         return Err(StoreError::rejected(
             ErrorCode::BadUserInput,
@@ -81,6 +85,10 @@ pub async fn accept(
     let message = format!("rollback of task {original}");
     let event = tasks::Accepted { message: &message, actor: Some(actor), data: json!({ "rollbackOf": original }) };
     tasks::accept(conn, &new, &event).await?;
+    if let Some(addon_id) = &task.addon_id {
+        // the rollback of an add-on task holds that add-on, as the task did
+        addons::hold_for_rollback(conn, rollback, addon_id).await?;
+    }
     sqlx::query(
         "UPDATE tasks SET rollback_of = CASE WHEN id = $1 THEN $2 ELSE rollback_of END,
                           rolled_back_by = CASE WHEN id = $2 THEN $1 ELSE rolled_back_by END
@@ -135,6 +143,10 @@ pub async fn plan(conn: &mut PgConnection, task: &tasks::Task, batch_size: i64) 
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
+    if task.addon_id.is_some() {
+        let (batches, total, affected) = addons::plan_rollback(conn, original, task.id, batch_size).await?;
+        return Ok(RollbackPlan { batches, total, affected_customers: affected, canceled });
+    }
     let (batches, total, affected): (i64, i64, i64) = sqlx::query_as(
         "WITH planned AS (
             INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
@@ -166,6 +178,9 @@ pub(crate) async fn move_back(conn: &mut PgConnection, task: &tasks::Task, lo: i
     let Some(original) = task.rollback_of else {
         return Err(StoreError::rejected(ErrorCode::InternalError, "rollback task names no task to roll back"));
     };
+    if task.addon_id.is_some() {
+        return addons::move_back(conn, task, original, lo, hi).await;
+    }
     Ok(sqlx::query(
         "WITH candidates AS (
             SELECT h.subscription_id, h.from_version_id, h.to_version_id
@@ -199,11 +214,18 @@ pub(crate) async fn move_back(conn: &mut PgConnection, task: &tasks::Task, lo: i
 /// What a rollback of `task` would move, from the task's history: per version the
 /// subscriptions came from, its number and how many went forward from it.
 pub async fn history_counts(pool: &sqlx::PgPool, env: EnvironmentId, task: TaskId) -> Result<Vec<(i32, i64)>> {
+    // a plan task's history, or an add-on task's (versions of the add-on)
     Ok(sqlx::query_as(
-        "SELECT v.version_number, count(*)
-         FROM subscription_version_history h JOIN plan_versions v ON v.id = h.from_version_id
-         WHERE h.environment_id = $1 AND h.task_id = $2
-         GROUP BY v.version_number ORDER BY v.version_number",
+        "SELECT version_number, count(*) FROM (
+            SELECT v.version_number
+            FROM subscription_version_history h JOIN plan_versions v ON v.id = h.from_version_id
+            WHERE h.environment_id = $1 AND h.task_id = $2
+            UNION ALL
+            SELECT v.version_number
+            FROM subscription_addon_history h JOIN addon_versions v ON v.id = h.from_version_id
+            WHERE h.environment_id = $1 AND h.task_id = $2
+         ) moved
+         GROUP BY version_number ORDER BY version_number",
     )
     .bind(env.0)
     .bind(task.0)

@@ -17,6 +17,8 @@ pub struct Task {
     #[sqlx(try_from = "String")]
     pub status: TaskStatus,
     pub plan_id: Option<String>,
+    /// The add-on a task on an add-on works on (its `plan_id` is then NULL).
+    pub addon_id: Option<String>,
     /// The task's spec as stored (`domain::TaskSpec`); read it with `spec()`.
     pub payload: Value,
     /// Whether the task holds its plan while it is not terminal (`TaskSpec::holds_plan`).

@@ -36,7 +36,8 @@ pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
             failed: t.failed,
             excluded: t.policy.as_ref().map(|_| t.excluded),
         },
-        initiated_package_id: t.plan_id.clone(),
+        // the package the task works on: its plan, or its add-on
+        initiated_package_id: t.plan_id.clone().or_else(|| t.addon_id.clone()),
         target_version: t.target_version_number,
         error,
         attempts: t.attempts,

@@ -279,8 +279,8 @@ pub async fn publish(
     let mut work = store::Work::single(&state.pool).await?;
     if let Some(key) = &key {
         if let Some(existing) = tasks::by_idempotency_key(&mut work, env, key).await? {
-            let same = addons::of_task(&mut work, TaskId(existing.id)).await?.as_deref() == Some(addon_id.as_str())
-                && existing.task_type == spec.task_type();
+            let same =
+                existing.addon_id.as_deref() == Some(addon_id.as_str()) && existing.task_type == spec.task_type();
             if !same {
                 return Err(ApiError::bad_input("this Idempotency-Key was used for a different request"));
             }

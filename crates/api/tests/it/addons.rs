@@ -202,6 +202,7 @@ async fn publish_accepts_a_draft_with_the_plan_publish_contract(pool: PgPool) {
     assert_eq!(outbox, vec![json!({ "kind": "task", "taskId": task_id.to_string() })]);
     let (_, task) = app.get_task(&task_id.to_string()).await;
     assert_eq!(task["data"]["taskType"], "PUBLISH_ADDON", "{task}");
+    assert_eq!(task["data"]["initiatedPackageId"], "seats", "{task}");
     // no worker ran: the draft is still a draft
     let (_, read) = app.get_addon("seats").await;
     assert_eq!(read["data"]["status"], "DRAFT");

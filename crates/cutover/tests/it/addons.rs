@@ -43,6 +43,8 @@ async fn an_addon_publish_moves_exactly_its_live_holders_in_batches(pool: PgPool
     let task = publish_addon(&stack, "seats", "ALL_CUSTOMERS").await;
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["taskType"], "PUBLISH_ADDON");
+    assert_eq!(task["initiatedPackageId"], "seats");
+    let all_task = task["id"].as_str().unwrap().to_owned();
     assert_eq!(task["counts"]["total"], 29, "{task}");
     assert_eq!(task["counts"]["processed"], 29, "{task}");
     assert_eq!(task["progress"], 100);
@@ -89,6 +91,26 @@ async fn an_addon_publish_moves_exactly_its_live_holders_in_batches(pool: PgPool
     let body = json!({"id": "late", "customerId": "c39", "planId": "main", "addons": [{"id": "seats", "quantity": 1}]});
     let late = stack.api.post("/api/v1/subscriptions", body).await;
     assert_eq!(late["data"]["subscription"]["addons"][0]["versionNumber"], 3, "{late}");
+
+    // the ALL_CUSTOMERS publish rolled back: its 29 holders go back to version 1, in batches,
+    // with history rows; the late holder, which it never moved, stays on version 3
+    let rollback = stack.api.post(&format!("/api/v1/tasks/{all_task}/rollback"), json!({})).await;
+    let rollback = stack.api.wait_task(rollback["data"]["taskId"].as_str().unwrap()).await;
+    assert_eq!(rollback["status"], "COMPLETED", "{rollback}");
+    assert_eq!(rollback["initiatedPackageId"], "seats");
+    assert_eq!(rollback["counts"]["processed"], 29, "{rollback}");
+    let rollback_id = rollback["id"].as_str().unwrap();
+    let back = stack
+        .scalar(&format!(
+            "SELECT count(*) FROM subscription_addon_history h JOIN addon_versions t ON t.id = h.to_version_id
+             WHERE h.task_id = '{rollback_id}' AND t.version_number = 1"
+        ))
+        .await;
+    assert_eq!(back, 29);
+    let (_, moved_back) = stack.api.call(Method::GET, "/api/v1/subscriptions/s4", None).await;
+    assert_eq!(moved_back["data"]["addons"][0]["versionNumber"], 1, "{moved_back}");
+    let (_, late) = stack.api.call(Method::GET, "/api/v1/subscriptions/late", None).await;
+    assert_eq!(late["data"]["addons"][0]["versionNumber"], 3, "{late}");
 }
 
 const HOLDERS: i64 = 1000;

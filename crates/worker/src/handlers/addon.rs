@@ -19,7 +19,7 @@ pub async fn run(
 ) -> Result<(), JobError> {
     let env = task.environment();
     let task_id = task.id();
-    let Some(addon_id) = addons::of_task(&mut tx, task_id).await? else {
+    let Some(addon_id) = task.addon_id.clone() else {
         return Err(JobError::Permanent {
             code: ErrorCode::InvalidTaskSpec,
             message: "invalid task spec: an add-on publish names no add-on".into(),
