@@ -67,7 +67,7 @@ enum KeysCommand {
         #[arg(long, default_value = "server")]
         scope: String,
     },
-    /// Lists the keys: prefix, scope, environment, created, last dashboard sign-in, revoked.
+    /// Lists the keys: prefix, scope, environment, created, last used (to the minute), revoked.
     List {
         /// Only the keys of this environment.
         #[arg(long)]
@@ -168,12 +168,12 @@ fn print_keys(keys: &[store::api_keys::KeySummary]) {
                 k.scope.clone(),
                 k.environment.clone(),
                 k.created_at.format(TIME).to_string(),
-                k.last_signed_in_at.map_or_else(|| "-".to_owned(), |t| t.format(TIME).to_string()),
+                k.last_used_at.map_or_else(|| "-".to_owned(), |t| t.format(TIME).to_string()),
                 k.revoked_at.map_or_else(|| "-".to_owned(), |t| t.format(TIME).to_string()),
             ]
         })
         .collect();
-    let header = ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST SIGN-IN", "REVOKED"].map(str::to_owned);
+    let header = ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST USED", "REVOKED"].map(str::to_owned);
     let mut widths = header.clone().map(|h| h.chars().count());
     for row in &rows {
         for (width, cell) in widths.iter_mut().zip(row) {

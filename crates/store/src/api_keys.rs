@@ -114,15 +114,26 @@ fn scope_tag(scope: Scope) -> &'static str {
     }
 }
 
-/// The principal a secret belongs to, if it is a live key.
+/// How stale `api_keys.last_used_at` may get: authentication rewrites it only when it is older
+/// than this, so a key used many times a second costs one write a minute, not one a request.
+/// Appended to a statement whose CTE `used(id)` names the key just authenticated.
+pub(crate) const TOUCH_LAST_USED: &str = "touched AS (
+        UPDATE api_keys SET last_used_at = now()
+        WHERE id = (SELECT id FROM used) AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')
+        RETURNING 1
+    )";
+
+/// The principal a secret belongs to, if it is a live key; notes that the key was used.
 pub async fn authenticate(pool: &PgPool, secret: &str) -> Result<Option<Principal>> {
-    let row: Option<(Uuid, String, Uuid, String)> = sqlx::query_as(
-        "SELECT id, prefix, environment_id, scope FROM api_keys
-         WHERE secret_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())",
-    )
-    .bind(hash(secret))
-    .fetch_optional(pool)
-    .await?;
+    let sql = format!(
+        "WITH used AS (
+            SELECT id, prefix, environment_id, scope FROM api_keys
+            WHERE secret_sha256 = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+        ), {TOUCH_LAST_USED}
+        SELECT id, prefix, environment_id, scope FROM used"
+    );
+    let row: Option<(Uuid, String, Uuid, String)> =
+        sqlx::query_as(&sql).bind(hash(secret)).fetch_optional(pool).await?;
     Ok(row.and_then(|(key_id, key_prefix, environment_id, scope)| {
         Some(Principal {
             key_id,
@@ -160,25 +171,22 @@ pub async fn revoke(pool: &PgPool, prefix: &str) -> Result<u64> {
     Ok(done.rows_affected())
 }
 
-/// A key as `cutover keys list` shows it: never its secret nor its hash. `last_signed_in_at`
-/// is its last dashboard sign-in; plain api requests are not recorded per key.
+/// A key as `cutover keys list` shows it: never its secret nor its hash. `last_used_at` is its
+/// last api request or dashboard request, to the minute (see `TOUCH_LAST_USED`).
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct KeySummary {
     pub prefix: String,
     pub scope: String,
     pub environment: String,
     pub created_at: DateTime<Utc>,
-    pub last_signed_in_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
 /// Every key (of the environment named `environment`, when given), oldest first.
 pub async fn list_keys(pool: &PgPool, environment: Option<&str>) -> Result<Vec<KeySummary>> {
     Ok(sqlx::query_as(
-        "SELECT k.prefix, k.scope, e.name AS environment, k.created_at, k.revoked_at,
-                (SELECT max(a.created_at) FROM dashboard_audit a
-                 WHERE a.environment_id = k.environment_id AND a.key_prefix = k.prefix AND a.action = 'sign_in')
-                    AS last_signed_in_at
+        "SELECT k.prefix, k.scope, e.name AS environment, k.created_at, k.revoked_at, k.last_used_at
          FROM api_keys k JOIN environments e ON e.id = k.environment_id
          WHERE $1::text IS NULL OR e.name = $1
          ORDER BY e.name, k.created_at, k.prefix",

@@ -149,17 +149,20 @@ fn hash(token: &str) -> Vec<u8> {
     sha2::Sha256::digest(token.as_bytes()).to_vec()
 }
 
-/// The principal behind a live session: the session and its key must both be live.
+/// The principal behind a live session: the session and its key must both be live. Notes that
+/// the key was used, as an api request does.
 pub async fn session(pool: &PgPool, token: &str) -> Result<Option<Principal>> {
-    let row: Option<(Uuid, String, Uuid, String)> = sqlx::query_as(
-        "SELECT k.id, k.prefix, k.environment_id, k.scope
-         FROM dashboard_sessions s JOIN api_keys k ON k.id = s.key_id
-         WHERE s.token_sha256 = $1 AND s.expires_at > now()
-           AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())",
-    )
-    .bind(hash(token))
-    .fetch_optional(pool)
-    .await?;
+    let sql = format!(
+        "WITH used AS (
+            SELECT k.id, k.prefix, k.environment_id, k.scope
+            FROM dashboard_sessions s JOIN api_keys k ON k.id = s.key_id
+            WHERE s.token_sha256 = $1 AND s.expires_at > now()
+              AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > now())
+        ), {}
+        SELECT id, prefix, environment_id, scope FROM used",
+        crate::api_keys::TOUCH_LAST_USED
+    );
+    let row: Option<(Uuid, String, Uuid, String)> = sqlx::query_as(&sql).bind(hash(token)).fetch_optional(pool).await?;
     Ok(row.and_then(|(key_id, key_prefix, environment_id, scope)| {
         Some(Principal {
             key_id,

@@ -429,7 +429,7 @@ async fn keys_list_shows_every_key_and_revoke_fails_when_nothing_matched() {
     assert!(created.status.success(), "{}", text(&created.stderr));
     let other = text(&created.stdout).trim().to_owned();
     let prefix = |key: &str| key.chars().take(12).collect::<String>();
-    // the admin key opens a dashboard session: its last sign-in is listed
+    // the admin key opens a dashboard session: it is listed as used
     let api = d.api().await;
     let signed_in = reqwest::Client::new()
         .post(format!("{}/dashboard/api/sign-in", api.base))
@@ -445,7 +445,7 @@ async fn keys_list_shows_every_key_and_revoke_fails_when_nothing_matched() {
     let listing = text(&output.stdout);
     assert_eq!(
         cells(listing.lines().next().unwrap()),
-        ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST SIGN-IN", "REVOKED"],
+        ["PREFIX", "SCOPE", "ENVIRONMENT", "CREATED", "LAST USED", "REVOKED"],
         "{listing}"
     );
     assert_eq!(listing.lines().count(), 4, "{listing}");
@@ -466,6 +466,29 @@ async fn keys_list_shows_every_key_and_revoke_fails_when_nothing_matched() {
         (other_line[1].as_str(), other_line[2].as_str(), other_line[4].as_str()),
         ("read-only", "elsewhere", "-")
     );
+
+    // an api request marks its key used; more requests within the minute write nothing more
+    let used_sql = format!(
+        "SELECT (extract(epoch FROM last_used_at) * 1000000)::bigint FROM api_keys WHERE prefix = '{}'",
+        prefix(&d.key)
+    );
+    let last_used = || d.scalar(&used_sql);
+    let plans = || async { assert_eq!(api.call(reqwest::Method::GET, "/api/v1/plans", None).await.0, 200) };
+    plans().await;
+    let first = last_used().await;
+    let listing = text(&run(keys(&d, &["list"])).await.stdout);
+    assert!(listed(&listing, &prefix(&d.key))[4].ends_with('Z'), "{listing}");
+    plans().await;
+    assert_eq!(last_used().await, first, "a second request within the minute wrote again");
+    // a use older than a minute is written again
+    sqlx::query("UPDATE api_keys SET last_used_at = now() - interval '2 minutes' WHERE prefix = $1")
+        .bind(prefix(&d.key))
+        .execute(&d.pool)
+        .await
+        .unwrap();
+    let stale = last_used().await;
+    plans().await;
+    assert!(last_used().await > stale, "a use after more than a minute was not written");
 
     // --environment keeps to one environment
     let output = run(keys(&d, &["list", "--environment", "elsewhere"])).await;
