@@ -518,3 +518,89 @@ async fn keys_list_shows_every_key_and_revoke_fails_when_nothing_matched() {
     let help = text(&run(keys(&d, &["revoke", "--help"])).await.stdout);
     assert!(help.contains("<PREFIX>  The key's first 12 characters") && help.contains("--database-url"), "{help}");
 }
+
+/// The rates a progress bar showed (`12/s`, `-/s`), in order, from what the terminal received.
+fn rates_shown(screen: &str) -> Vec<String> {
+    screen
+        .split(|c: char| c.is_whitespace() || c == '\u{1b}' || c == '\r')
+        .filter_map(|token| token.strip_suffix("/s"))
+        .map(|rate| {
+            let start = rate.rfind(|c: char| !(c.is_ascii_digit() || c == '-' || c == '.')).map_or(0, |i| i + 1);
+            rate[start..].to_owned()
+        })
+        .filter(|rate| !rate.is_empty())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn watch_of_a_paused_rollout_shows_its_cohort_and_pause_no_decaying_rate_and_an_unreachable_api() {
+    let mut d = Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "25"), ("CUTOVER_SCHEDULER_TICK_MS", "200")]).await;
+    let api = d.api().await;
+    let admin = ApiClient::new(api.base.clone(), d.create_key("admin").await);
+    d.start_worker("w");
+    api.plan_with_subscriptions("paused", 600).await;
+    api.draft("paused", json!({"displayName": "Paused v2"})).await;
+    // the first cohort moves, then the rollout is paused while it waits for the second
+    let answer = api.post("/api/v1/plans/paused/rollouts", json!({"cohorts": [10, 100], "interval": "PT3S"})).await;
+    let task_id = answer["data"]["taskId"].as_str().unwrap().to_owned();
+    wait_for("the first cohort to finish", Duration::from_secs(60), || async {
+        let task = api.task(&task_id).await;
+        task["rollout"]["currentCohort"]["index"] == 0 && task["rollout"]["nextCohortAt"].is_string()
+    })
+    .await;
+    admin.post(&format!("/api/v1/tasks/{task_id}/pause"), json!({})).await;
+    let moved = api.task(&task_id).await["counts"]["processed"].as_i64().unwrap();
+    assert!(moved > 0);
+
+    // `script` gives the command a pseudo-terminal; what it draws is read as it comes
+    let line = format!("stty cols 220 rows 40; exec {} tasks watch {task_id}", binary());
+    let mut script = Command::new("script");
+    script
+        .args(["-qfec", &line, "/dev/null"])
+        .env("CUTOVER_URL", &api.base)
+        .env("CUTOVER_API_KEY", &api.key)
+        .env("TERM", "xterm")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = script.spawn().unwrap();
+    let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let mut stdout = child.stdout.take().unwrap();
+    let reader = {
+        let screen = screen.clone();
+        tokio::spawn(async move {
+            use tokio::io::AsyncReadExt;
+            let mut buffer = [0u8; 4096];
+            while let Ok(n) = stdout.read(&mut buffer).await {
+                if n == 0 {
+                    break;
+                }
+                screen.lock().unwrap().push_str(&String::from_utf8_lossy(&buffer[..n]));
+            }
+        })
+    };
+    let shown = |what: &'static str| {
+        let screen = screen.clone();
+        async move { screen.lock().unwrap().contains(what) }
+    };
+    wait_for("the cohort and the pause on the bar", Duration::from_secs(30), || shown("cohort 1 of 2 (10 %)")).await;
+    wait_for("the pause on the bar", Duration::from_secs(10), || shown("· paused by cut_ak_")).await;
+    wait_for("a rate over the window", Duration::from_secs(10), || shown(" 0/s ETA -")).await;
+    // the api goes away: the bar says so, and the watch keeps trying
+    d.kill("api").await;
+    wait_for("the unreachable api on the bar", Duration::from_secs(30), || shown("api unreachable, retrying")).await;
+    child.start_kill().unwrap();
+    let _ = child.wait().await;
+    reader.await.unwrap();
+
+    let screen = screen.lock().unwrap().clone();
+    assert!(screen.contains("next cohort at "), "{screen}");
+    assert!(screen.contains(&format!("{moved}/600")), "{screen}");
+    // nothing moved while it watched: no rate but 0 (or none yet), never one decaying from the moves
+    let rates = rates_shown(&screen);
+    assert!(rates.iter().any(|r| r == "0"), "{rates:?}");
+    assert!(rates.iter().all(|r| r == "0" || r == "-"), "a rate while nothing moved: {rates:?}\n{screen}");
+    let processed = d.scalar(&format!("SELECT processed FROM tasks WHERE id = '{task_id}'")).await;
+    assert_eq!(processed, moved, "a paused rollout moved");
+}
