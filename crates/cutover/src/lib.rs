@@ -6,6 +6,7 @@
 //! `main`; the benchmark harness starts the same entry point (`run`) as separate processes.
 
 mod client;
+mod preflight;
 mod probes;
 mod settings;
 mod telemetry;
@@ -192,6 +193,8 @@ const API_ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(
 
 /// Runs the api and/or the worker until SIGTERM or Ctrl-C, then shuts down gracefully.
 async fn serve(settings: Settings, api: bool, worker: bool) -> anyhow::Result<()> {
+    // an unreachable database or broker is named, with its address and how to start it
+    preflight::check(settings.database_url.expose(), settings.amqp_url.expose()).await?;
     let mut pool_settings = settings.pool();
     if api {
         // a request waits this long for a connection before it is answered 503, not 10 s
