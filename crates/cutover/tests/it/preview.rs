@@ -154,6 +154,76 @@ async fn stigg_preview_of_all_customers_equals_what_the_publish_moves(pool: PgPo
     );
 }
 
+/// A flat fee: `monthly` usd a month, or `annual` eur a year.
+fn flat_fee(monthly: i64, annual: i64) -> Value {
+    json!({"pricingType": "PAID", "pricingModels": [{"billingModel": "FLAT_FEE", "pricePeriods": [
+        {"billingPeriod": "MONTHLY", "price": {"amount": monthly, "currency": "usd"}},
+        {"billingPeriod": "ANNUALLY", "price": {"amount": annual, "currency": "eur"}}]}]})
+}
+
+/// The revenue a publish's preview says would move is the revenue the publish moved: the
+/// subscriptions it moved pay, on the version they reached, what the preview said they would
+/// (the next preview's "before" is this one's "after"), counted from the rows it moved.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn stigg_preview_revenue_is_what_the_publish_moves(pool: PgPool) {
+    let stack = Stack::start(pool, 2, 7).await;
+    varied_plan(&stack, "paid").await;
+    // version 1: 10 usd a month or 96 eur a year (8 a month); the draft 12 usd or 120 eur (10)
+    for (version, charges) in [(1, flat_fee(10, 96)), (2, flat_fee(12, 120))] {
+        sqlx::query("UPDATE plan_versions SET charges = $1 WHERE plan_id = 'paid' AND version_number = $2")
+            .bind(charges)
+            .bind(version)
+            .execute(&stack.pool)
+            .await
+            .unwrap();
+    }
+    let body = json!({"migrationType": "ALL_CUSTOMERS"});
+    let (preview, _) = preview_all(&stack, "/api/v1/plans/paid/publish/preview", &body, true).await;
+
+    let task_id = stack.api.publish("paid", "ALL_CUSTOMERS").await;
+    let task = stack.api.wait_task(&task_id).await;
+    assert_eq!(task["status"], "COMPLETED", "{task}");
+    let moved = buckets(
+        &stack.pool,
+        &format!(
+            "SELECT s.billing_period, count(*) FROM subscription_version_history h
+             JOIN subscriptions s ON s.id = h.subscription_id WHERE h.task_id = '{task_id}' GROUP BY 1"
+        ),
+    )
+    .await;
+    let (monthly, annual) = (moved["MONTHLY"], moved["ANNUALLY"]);
+    let currency = |currency: &str, n: i64, before: i64, after: i64| {
+        json!({"currency": currency, "subscriptionsCount": n, "mrrBefore": (n * before).to_string(),
+               "mrrAfter": (n * after).to_string(), "mrrDelta": (n * (after - before)).to_string(),
+               "upCount": n, "downCount": 0, "sameCount": 0, "withUnvaluedChargesCount": 0})
+    };
+    assert_eq!(
+        preview["revenue"],
+        json!({"byCurrency": [currency("eur", annual, 8, 10), currency("usd", monthly, 10, 12)],
+               "unvaluedCount": 0, "unvaluedByReason": {}}),
+    );
+
+    // the same prices once more: those moved now pay what the first preview said they would
+    stack.api.draft("paid", json!({"displayName": "v3"})).await;
+    sqlx::query("UPDATE plan_versions SET charges = $1 WHERE plan_id = 'paid' AND version_number = 3")
+        .bind(flat_fee(12, 120))
+        .execute(&stack.pool)
+        .await
+        .unwrap();
+    let (next, _) = preview_all(&stack, "/api/v1/plans/paid/publish/preview", &body, true).await;
+    assert_eq!(next["revenue"]["byCurrency"].as_array().map(Vec::len), Some(2), "{next}");
+    for (before, after) in next["revenue"]["byCurrency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .zip(preview["revenue"]["byCurrency"].as_array().unwrap())
+    {
+        assert_eq!(before["currency"], after["currency"]);
+        assert_eq!(before["mrrBefore"], after["mrrAfter"], "{next}");
+        assert_eq!(before["sameCount"], after["subscriptionsCount"]);
+    }
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn stigg_preview_of_new_customers_equals_what_the_publish_moves(pool: PgPool) {
     let stack = Stack::start(pool, 1, 7).await;
