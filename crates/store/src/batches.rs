@@ -109,6 +109,24 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
     if task.task_type() == TaskType::PublishAddon {
         // an add-on publish moves the add-on its live holders in the range hold
         let (moved, failed) = crate::addons::move_batch(conn, &task, batch.lo, batch.hi).await?;
+        if moved > 0 && webhooks::subscribed(conn, task.environment(), WebhookEventType::SubscriptionsMigrated).await? {
+            // the holders it moved, with the add-on versions they went from and to
+            let moved: Vec<version_changes::MovedSubscription> = sqlx::query_as(
+                "SELECT h.subscription_id, s.customer_id, fv.version_number AS from_version,
+                        tv.version_number AS to_version, h.moved_at AS effective_date
+                 FROM subscription_addon_history h
+                 JOIN subscriptions s ON s.environment_id = h.environment_id AND s.id = h.subscription_id
+                 JOIN addon_versions fv ON fv.id = h.from_version_id
+                 JOIN addon_versions tv ON tv.id = h.to_version_id
+                 WHERE h.task_id = $1 AND s.row_id >= $2 AND s.row_id < $3 ORDER BY h.subscription_id",
+            )
+            .bind(task.id)
+            .bind(batch.lo)
+            .bind(batch.hi)
+            .fetch_all(&mut **conn)
+            .await?;
+            version_changes::announce_migrated(conn, &task, &moved).await?;
+        }
         return settle(conn, task_id, seq, worker, &batch, (moved, failed, 0)).await;
     }
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {

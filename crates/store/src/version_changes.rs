@@ -247,12 +247,15 @@ pub(crate) const MOVED_FROM_HISTORY: &str =
     LEFT JOIN plan_versions fv ON fv.id = h.from_version_id
     JOIN plan_versions tv ON tv.id = h.to_version_id";
 
-/// The data of a `subscriptions.*` event: the task, its plan, and the subscriptions.
+/// The data of a `subscriptions.*` event: the task, its plan (or add-on), and the
+/// subscriptions.
 pub fn subscriptions_event(task: &tasks::Task, subscriptions: &[MovedSubscription]) -> serde_json::Value {
     json!({
         "taskId": task.id,
         "taskType": task.task_type.as_str(),
         "planId": task.plan_id,
+        // set when the versions are an add-on's (an add-on publish and its rollback)
+        "addonId": task.addon_id,
         "count": subscriptions.len(),
         "subscriptions": subscriptions,
     })

@@ -38,6 +38,11 @@ async fn an_addon_publish_moves_exactly_its_live_holders_in_batches(pool: PgPool
     // a holder that stopped being live is not moved
     sqlx::query("UPDATE subscriptions SET status = 'CANCELED' WHERE id = 's0'").execute(&stack.pool).await.unwrap();
 
+    // an endpoint subscribed to moves, so that each batch announces its holders
+    let admin = store::api_keys::create_key(&stack.pool, "stack", store::api_keys::Scope::Admin, None).await.unwrap();
+    let admin = crate::client::ApiClient::new(stack.api.base.clone(), admin.secret);
+    let hook = json!({"url": "http://unreachable.invalid/hook", "events": ["subscriptions.migrated"]});
+    admin.post("/api/v1/webhooks", hook).await;
     stack.api.post("/api/v1/addons/seats/draft", json!({})).await;
     stack.api.patch("/api/v1/addons/seats", json!({"displayName": "Seats (2026)"})).await;
     let task = publish_addon(&stack, "seats", "ALL_CUSTOMERS").await;
@@ -59,6 +64,27 @@ async fn an_addon_publish_moves_exactly_its_live_holders_in_batches(pool: PgPool
         ))
         .await;
     assert_eq!(history, 29);
+    let announced: Vec<serde_json::Value> = sqlx::query_scalar(
+        "SELECT body::jsonb FROM webhook_events WHERE event_type = 'subscriptions.migrated' ORDER BY created_at",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    let mut announced_ids: Vec<&str> = Vec::new();
+    for event in &announced {
+        let data = &event["data"];
+        assert_eq!(
+            (&data["addonId"], &data["planId"], &data["taskId"]),
+            (&json!("seats"), &Value::Null, &json!(all_task))
+        );
+        for moved in data["subscriptions"].as_array().unwrap() {
+            assert_eq!((&moved["fromVersion"], &moved["toVersion"]), (&json!(1), &json!(2)), "{moved}");
+            announced_ids.push(moved["subscriptionId"].as_str().unwrap());
+        }
+    }
+    announced_ids.sort_unstable();
+    announced_ids.dedup();
+    assert_eq!(announced_ids.len(), 29, "every moved holder announced once");
 
     let (_, moved) = stack.api.call(Method::GET, "/api/v1/subscriptions/s4", None).await;
     assert_eq!(moved["data"]["addons"], json!([{"id": "seats", "quantity": 2, "versionNumber": 2}]), "{moved}");
