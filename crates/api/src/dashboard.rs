@@ -37,6 +37,7 @@ const APP_JS: &str = include_str!("../assets/dashboard/app.js");
 const APP_CSS: &str = include_str!("../assets/dashboard/app.css");
 const DEAD_LETTERS_JS: &str = include_str!("../assets/dashboard/dead-letters.js");
 const WEBHOOKS_JS: &str = include_str!("../assets/dashboard/webhooks.js");
+const CHARTS_JS: &str = include_str!("../assets/dashboard/charts.js");
 
 pub fn routes(state: AppState) -> Router<AppState> {
     let session = Router::new()
@@ -45,6 +46,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/api/tasks", get(tasks))
         .route("/dashboard/api/tasks/{id}", get(task))
         .route("/dashboard/api/tasks/{id}/events", get(crate::tasks::events))
+        .route("/dashboard/api/tasks/{id}/batches", get(task_batches))
         .route("/dashboard/api/tasks/{id}/retry", post(crate::tasks::retry))
         .route("/dashboard/api/tasks/{id}/cancel", post(crate::tasks::cancel))
         .route("/dashboard/api/tasks/{id}/pause", post(crate::tasks::pause))
@@ -71,6 +73,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/dashboard/app.css", get(|| asset("text/css; charset=utf-8", APP_CSS)))
         .route("/dashboard/dead-letters.js", get(|| asset("text/javascript; charset=utf-8", DEAD_LETTERS_JS)))
         .route("/dashboard/webhooks.js", get(|| asset("text/javascript; charset=utf-8", WEBHOOKS_JS)))
+        .route("/dashboard/charts.js", get(|| asset("text/javascript; charset=utf-8", CHARTS_JS)))
         .route("/dashboard/api/sign-in", post(sign_in))
         .merge(session)
 }
@@ -217,10 +220,13 @@ pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> 
     let operator = dead_letters::is_operator(&state, env).await?;
     let dead_letters = store::dead_letters::count_dead(&state.pool, env, operator).await?;
     let audit = store::dashboard::audit(&state.pool, env, 20).await?;
+    let running = store::dashboard::running_tasks(&state.pool, env, RUNNING_SHOWN + 1).await?;
     Ok(axum::Json(json!({ "data": {
         "tasksByStatus": by_status,
         "tasksByType": counts.iter().map(|(t, s, n)| json!({"taskType": t, "status": s, "count": n})).collect::<Vec<_>>(),
-        "perMinute": minutes.iter().map(|m| json!({"minute": m.minute, "completed": m.completed, "failed": m.failed})).collect::<Vec<_>>(),
+        "perMinute": minutes.iter().map(|m| json!({"minute": m.minute, "moved": m.moved, "completed": m.completed, "failed": m.failed})).collect::<Vec<_>>(),
+        "running": running.iter().take(RUNNING_SHOWN as usize).map(|t| views::task::task(t, None)).collect::<Vec<_>>(),
+        "moreRunning": running.len() as i64 > RUNNING_SHOWN,
         "workers": workers.iter().map(|w| json!({
             "id": w.id, "hostname": w.hostname, "pid": w.pid, "startedAt": w.started_at,
             "heartbeatAgeSecs": w.heartbeat_age_secs, "inFlight": w.in_flight, "stoppedAt": w.stopped_at,
@@ -234,6 +240,9 @@ pub async fn overview(State(state): State<AppState>, Caller(caller): Caller) -> 
         "signIns": audit.iter().map(|(k, a, at)| json!({"keyPrefix": k, "action": a, "at": at})).collect::<Vec<_>>(),
     }})))
 }
+
+/// Running tasks the overview lists (the rest are a click away, in the filtered task list).
+const RUNNING_SHOWN: i64 = 10;
 
 #[derive(Debug, Deserialize)]
 pub struct TasksQuery {
@@ -275,7 +284,25 @@ pub async fn tasks(
                           "next": page.next, "taskTypes": types })))
 }
 
-/// One task with everything its page shows: batches, failed items, timeline, rate and ETA.
+/// Batches of one state the task page lists at a time.
+const BATCH_PAGE: i64 = 20;
+
+fn batch_view(b: &store::dashboard::BatchRow) -> Value {
+    json!({ "seq": b.seq, "expected": b.expected, "status": b.status, "attempts": b.attempts,
+            "moved": b.moved, "failed": b.failed, "worker": b.worker, "lastError": b.last_error })
+}
+
+/// A page of a task's batches in one state, with the cursor of the next.
+async fn batch_page(state: &AppState, task: domain::TaskId, status: &str, after: i32) -> Result<Value, ApiError> {
+    let mut rows = store::dashboard::batches_in(&state.pool, task, status, after, BATCH_PAGE + 1).await?;
+    let next = (rows.len() as i64 > BATCH_PAGE).then(|| rows[BATCH_PAGE as usize - 1].seq);
+    rows.truncate(BATCH_PAGE as usize);
+    Ok(json!({ "data": rows.iter().map(batch_view).collect::<Vec<_>>(), "next": next }))
+}
+
+/// One task with everything its page shows: its live progress (rate over a sliding window,
+/// ETA, batches by state, throughput), the first page of its failed and of its pending
+/// batches, failed items, timeline.
 pub async fn task(
     State(state): State<AppState>,
     Caller(caller): Caller,
@@ -285,32 +312,53 @@ pub async fn task(
     let task = store::tasks::get(&state.pool, caller.environment_id, task_id)
         .await?
         .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")))?;
-    let mut conn = state.pool.acquire().await?;
-    let batches = store::batches::list(&mut conn, task.id).await?;
-    drop(conn);
+    let live = views::task::live(&task, &store::dashboard::live(&state.pool, task_id).await?);
+    let failed_batches = batch_page(&state, task_id, "FAILED", -1).await?;
+    let pending_batches = batch_page(&state, task_id, "PENDING", -1).await?;
     let failures = store::dashboard::item_failures(&state.pool, task_id).await?;
     let events = store::dashboard::events_after(&state.pool, caller.environment_id, task_id, 0).await?;
     let moved = store::rollbacks::history_counts(&state.pool, caller.environment_id, task_id).await?;
-    let end = task.finished_at.unwrap_or_else(chrono::Utc::now);
-    let elapsed = task.started_at.map(|s| (end - s).num_milliseconds() as f64 / 1000.0).filter(|s| *s > 0.0);
-    let rate = elapsed.map(|s| task.processed as f64 / s);
-    let eta = match (rate, task.status().is_terminal()) {
-        (Some(r), false) if r > 0.0 => Some((task.total - task.processed).max(0) as f64 / r),
-        _ => None,
-    };
     Ok(axum::Json(json!({ "data": {
         "task": crate::tasks::full_view(&state.pool, &task).await?,
-        "ratePerSec": rate,
-        "etaSecs": eta,
+        "live": live,
         "lastError": task.last_error,
-        "batches": batches.iter().map(|b| json!({
-            "seq": b.seq, "expected": b.expected, "status": b.status, "attempts": b.attempts,
-            "moved": b.moved, "failed": b.failed, "worker": b.worker,
-        })).collect::<Vec<_>>(),
+        "failedBatches": failed_batches,
+        "pendingBatches": pending_batches,
         "failures": failures.iter().map(|(s, c, m)| json!({"subscriptionId": s, "code": c, "message": m})).collect::<Vec<_>>(),
         "events": events.iter().map(event_view).collect::<Vec<_>>(),
         "movedFrom": moved.iter().map(|(v, n)| json!({"version": v, "count": n})).collect::<Vec<_>>(),
     }})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchesQuery {
+    status: String,
+    after: Option<i32>,
+}
+
+/// `GET /dashboard/api/tasks/{id}/batches?status=FAILED|PENDING&after=SEQ`: the next page of
+/// the task's batches in that state.
+pub async fn task_batches(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Query(query): Query<BatchesQuery>,
+) -> Result<axum::Json<Value>, ApiError> {
+    let task_id = parse_task_id(&id)?;
+    if store::tasks::get(&state.pool, caller.environment_id, task_id).await?.is_none() {
+        return Err(ApiError::new(ErrorCode::NotFound, format!("task `{id}` not found")));
+    }
+    let status = match query.status.as_str() {
+        s @ ("FAILED" | "PENDING" | "DONE" | "CANCELED") => s,
+        other => {
+            return Err(ApiError::new(
+                ErrorCode::BadUserInput,
+                format!("unknown batch status `{other}`; use PENDING, DONE, FAILED or CANCELED"),
+            ))
+        }
+    };
+    Ok(axum::Json(batch_page(&state, task_id, status, query.after.unwrap_or(-1)).await?))
 }
 
 pub async fn plans(State(state): State<AppState>, Caller(caller): Caller) -> Result<axum::Json<Value>, ApiError> {

@@ -275,6 +275,8 @@ pub async fn rollback(
 
 /// How often the stream looks at the task and its timeline.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(250);
+/// A `task` event that only `live` (rate, sparkline) would change is sent at most this often.
+const LIVE_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// One row of a task's timeline, as the stream and the dashboard show it.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -316,7 +318,10 @@ impl utoipa::PartialSchema for StreamEvent {
             json!({
                 "type": "object",
                 "required": ["data"],
-                "properties": { "data": { "$ref": format!("#/components/schemas/{schema}") } },
+                "properties": {
+                    "data": { "$ref": format!("#/components/schemas/{schema}") },
+                    "live": { "$ref": format!("#/components/schemas/{}", views::task::LiveProgress::name()) },
+                },
             })
         };
         let event = |name: &str, description: &str, payload: Value| {
@@ -341,7 +346,11 @@ impl utoipa::PartialSchema for StreamEvent {
                 .build()
         };
         OneOfBuilder::new()
-            .item(event("task", "The task, sent first and whenever it changes", in_data(TaskView::name().as_ref())))
+            .item(event(
+                "task",
+                "The task, sent first and whenever it changes, with `live`: its rate over a sliding window, ETA, batches by state and throughput (at most once a second when only `live` changed)",
+                in_data(TaskView::name().as_ref()),
+            ))
             .item(event(
                 "event",
                 "One timeline row, in order",
@@ -364,6 +373,10 @@ impl ToSchema for StreamEvent {
         TaskView::schemas(schemas);
         schemas.push((TimelineEvent::name().into_owned(), <TimelineEvent as utoipa::PartialSchema>::schema()));
         TimelineEvent::schemas(schemas);
+        use views::task::{BatchCounts, LiveProgress};
+        schemas.push((LiveProgress::name().into_owned(), <LiveProgress as utoipa::PartialSchema>::schema()));
+        LiveProgress::schemas(schemas);
+        schemas.push((BatchCounts::name().into_owned(), <BatchCounts as utoipa::PartialSchema>::schema()));
     }
 }
 
@@ -373,6 +386,9 @@ struct Stream {
     task_id: TaskId,
     last_event: i64,
     last_task: Option<TaskView>,
+    last_live: Option<views::task::LiveProgress>,
+    /// When `task` was last sent: a change of `live` alone waits `LIVE_EVERY` after it.
+    task_sent: Option<tokio::time::Instant>,
     pending: std::collections::VecDeque<axum::response::sse::Event>,
     done: bool,
     /// When the caller's key was last found good.
@@ -402,9 +418,15 @@ impl Stream {
             store::dashboard::events_after(&self.state.pool, self.caller.environment_id, self.task_id, self.last_event)
                 .await?;
         let view = full_view(&self.state.pool, &task).await?;
-        if self.last_task.as_ref() != Some(&view) {
-            self.pending.push_back(Event::default().event("task").data(json!({ "data": view }).to_string()));
+        let live = views::task::live(&task, &store::dashboard::live(&self.state.pool, self.task_id).await?);
+        let live_due =
+            self.last_live.as_ref() != Some(&live) && self.task_sent.is_none_or(|sent| sent.elapsed() >= LIVE_EVERY);
+        if self.last_task.as_ref() != Some(&view) || live_due {
+            self.pending
+                .push_back(Event::default().event("task").data(json!({ "data": view, "live": live }).to_string()));
             self.last_task = Some(view.clone());
+            self.last_live = Some(live.clone());
+            self.task_sent = Some(tokio::time::Instant::now());
         }
         for e in &events {
             self.last_event = e.id;
@@ -412,7 +434,8 @@ impl Stream {
                 .push_back(Event::default().event("event").id(e.id.to_string()).data(json!(event_view(e)).to_string()));
         }
         if task.status().is_terminal() {
-            self.pending.push_back(Event::default().event("end").data(json!({ "data": view }).to_string()));
+            self.pending
+                .push_back(Event::default().event("end").data(json!({ "data": view, "live": live }).to_string()));
             self.done = true;
         }
         Ok(())
@@ -420,7 +443,8 @@ impl Stream {
 }
 
 /// `GET /api/v1/tasks/{id}/events`: Server-Sent Events. `task` carries the task (the same
-/// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes; `event` carries each
+/// JSON as `GET /api/v1/tasks/{id}`, under `data`) whenever it changes, and `live` beside it
+/// (rate over a sliding window, ETA, batches by state, throughput); `event` carries each
 /// new row of its timeline; `end` carries the final task, after which the stream closes.
 /// The key is checked again every 30 s: once revoked or expired, a `revoked` event ends the stream.
 /// Each `event` has its row's id as the SSE id; a client that reconnects with
@@ -454,6 +478,8 @@ pub async fn events(
         task_id,
         last_event,
         last_task: None,
+        last_live: None,
+        task_sent: None,
         pending: Default::default(),
         done: false,
         key_checked,

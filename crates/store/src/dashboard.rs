@@ -26,10 +26,12 @@ pub async fn task_counts(pool: &PgPool, env: EnvironmentId) -> Result<Vec<(Strin
     .await?)
 }
 
-/// One minute of the last hour: tasks that finished COMPLETED, and FAILED or PARTIALLY_FAILED.
+/// One minute of the last hour: subscriptions moved (history rows written), and tasks that
+/// finished COMPLETED, and FAILED or PARTIALLY_FAILED.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct Minute {
     pub minute: DateTime<Utc>,
+    pub moved: i64,
     pub completed: i64,
     pub failed: i64,
 }
@@ -37,16 +39,142 @@ pub struct Minute {
 /// Sixty rows, oldest first, one per minute of the last hour (empty minutes included).
 pub async fn throughput(pool: &PgPool, env: EnvironmentId) -> Result<Vec<Minute>> {
     Ok(sqlx::query_as::<_, Minute>(
-        "SELECT m.minute,
-                count(t.id) FILTER (WHERE t.status = 'COMPLETED') AS completed,
-                count(t.id) FILTER (WHERE t.status IN ('FAILED', 'PARTIALLY_FAILED')) AS failed
-         FROM generate_series(date_trunc('minute', now()) - interval '59 minutes',
-                              date_trunc('minute', now()), interval '1 minute') AS m(minute)
-         LEFT JOIN tasks t ON t.environment_id = $1 AND t.finished_at IS NOT NULL
-              AND date_trunc('minute', t.finished_at) = m.minute
-         GROUP BY m.minute ORDER BY m.minute",
+        "WITH minutes AS (
+            SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes',
+                                   date_trunc('minute', now()), interval '1 minute') AS minute
+         ), finished AS (
+            SELECT date_trunc('minute', finished_at) AS minute,
+                   count(*) FILTER (WHERE status = 'COMPLETED') AS completed,
+                   count(*) FILTER (WHERE status IN ('FAILED', 'PARTIALLY_FAILED')) AS failed
+            FROM tasks WHERE environment_id = $1 AND finished_at >= date_trunc('minute', now()) - interval '59 minutes'
+            GROUP BY 1
+         ), moved AS (
+            SELECT date_trunc('minute', moved_at) AS minute, count(*) AS moved
+            FROM subscription_version_history
+            WHERE environment_id = $1 AND moved_at >= date_trunc('minute', now()) - interval '59 minutes'
+            GROUP BY 1
+         )
+         SELECT m.minute, coalesce(v.moved, 0) AS moved, coalesce(f.completed, 0) AS completed,
+                coalesce(f.failed, 0) AS failed
+         FROM minutes m LEFT JOIN finished f USING (minute) LEFT JOIN moved v USING (minute)
+         ORDER BY m.minute",
     )
     .bind(env.0)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// How long the live rate of a task looks back.
+pub const RATE_WINDOW_SECS: i64 = 30;
+/// The throughput sparkline: this many buckets of `SPARK_BUCKET_SECS` each.
+pub const SPARK_BUCKETS: i64 = 30;
+pub const SPARK_BUCKET_SECS: i64 = 10;
+
+/// Where a task's batches stand and how fast they are going, read from its batches (one
+/// index range of `task_batches`, a thousand rows for a million subscriptions).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Live {
+    /// Batches by state: `PENDING` (queued or running), `DONE`, `FAILED`, `CANCELED`.
+    pub pending: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub canceled: i64,
+    /// Items of the batches finished in the last `RATE_WINDOW_SECS` (as the task's `processed`
+    /// counts them: what a batch covered, moved or not), and the
+    /// seconds of that window the task has been running (shorter at its start).
+    pub window_items: i64,
+    pub window_secs: f64,
+    /// Items finished in each of the last `SPARK_BUCKETS` buckets, oldest first, ending when
+    /// the task ended or now.
+    pub spark: Vec<i64>,
+}
+
+impl Live {
+    /// Items a second over the window; `None` before the task started.
+    pub fn rate(&self) -> Option<f64> {
+        (self.window_secs > 0.0).then(|| self.window_items as f64 / self.window_secs)
+    }
+}
+
+/// When a task's figures end: now while it runs; once it ended, its end or its last batch's
+/// update, whichever is later (a batch whose transaction began after the ending one's, and
+/// committed before it counted, carries a later time).
+const UNTIL: &str = "CASE WHEN finished_at IS NULL THEN now() ELSE greatest(finished_at,
+    (SELECT max(updated_at) FROM task_batches WHERE task_id = $1)) END";
+
+pub async fn live(pool: &PgPool, task: TaskId) -> Result<Live> {
+    let (pending, done, failed, canceled, window_items, window_secs): (i64, i64, i64, i64, i64, f64) =
+        sqlx::query_as(&format!(
+            "WITH t AS (SELECT {UNTIL} AS until, started_at FROM tasks WHERE id = $1)
+             SELECT count(b.seq) FILTER (WHERE b.status = 'PENDING'),
+                    count(b.seq) FILTER (WHERE b.status = 'DONE'),
+                    count(b.seq) FILTER (WHERE b.status = 'FAILED'),
+                    count(b.seq) FILTER (WHERE b.status = 'CANCELED'),
+                    coalesce(sum(greatest(b.expected, b.moved + b.failed)) FILTER (WHERE b.status IN ('DONE', 'FAILED')
+                        AND b.updated_at > t.until - make_interval(secs => $2)), 0)::bigint,
+                    coalesce(EXTRACT(EPOCH FROM least(make_interval(secs => $2), t.until - t.started_at)), 0)::float8
+             FROM t LEFT JOIN task_batches b ON b.task_id = $1
+             GROUP BY t.until, t.started_at"
+        ))
+        .bind(task.0)
+        .bind(RATE_WINDOW_SECS as f64)
+        .fetch_optional(pool)
+        .await?
+        .unwrap_or((0, 0, 0, 0, 0, 0.0));
+    let spark: Vec<i64> = sqlx::query_scalar(&format!(
+        "WITH t AS (SELECT {UNTIL} AS until FROM tasks WHERE id = $1),
+              buckets AS (SELECT i, t.until - make_interval(secs => ($2 - i) * $3) AS lo,
+                                 t.until - make_interval(secs => ($2 - 1 - i) * $3) AS hi
+                          FROM t, generate_series(0, $2 - 1) AS i)
+         SELECT coalesce(sum(greatest(b.expected, b.moved + b.failed)), 0)::bigint
+         FROM buckets k LEFT JOIN task_batches b ON b.task_id = $1 AND b.status IN ('DONE', 'FAILED')
+              AND b.updated_at > k.lo AND b.updated_at <= k.hi
+         GROUP BY k.i ORDER BY k.i"
+    ))
+    .bind(task.0)
+    .bind(SPARK_BUCKETS as i32)
+    .bind(SPARK_BUCKET_SECS as f64)
+    .fetch_all(pool)
+    .await?;
+    Ok(Live { pending, done, failed, canceled, window_items, window_secs: window_secs.max(0.0), spark })
+}
+
+/// A batch as the task page lists it.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct BatchRow {
+    pub seq: i32,
+    pub expected: i64,
+    pub status: String,
+    pub attempts: i32,
+    pub moved: i64,
+    pub failed: i64,
+    pub worker: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Up to `limit` batches of the task in `status` with a `seq` above `after`, in order: the
+/// task page lists the failed and the pending ones a page at a time, never all of them.
+pub async fn batches_in(pool: &PgPool, task: TaskId, status: &str, after: i32, limit: i64) -> Result<Vec<BatchRow>> {
+    Ok(sqlx::query_as::<_, BatchRow>(
+        "SELECT seq, expected, status, attempts, moved, failed, worker, last_error FROM task_batches
+         WHERE task_id = $1 AND status = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+    )
+    .bind(task.0)
+    .bind(status)
+    .bind(after)
+    .bind(limit)
+    .fetch_all(pool)
+    .await?)
+}
+
+/// The tasks of the environment still PENDING or IN_PROGRESS, oldest first (at most `limit`).
+pub async fn running_tasks(pool: &PgPool, env: EnvironmentId, limit: i64) -> Result<Vec<crate::tasks::Task>> {
+    Ok(sqlx::query_as::<_, crate::tasks::Task>(
+        "SELECT * FROM tasks WHERE environment_id = $1 AND status IN ('PENDING', 'IN_PROGRESS')
+         ORDER BY seq LIMIT $2",
+    )
+    .bind(env.0)
+    .bind(limit)
     .fetch_all(pool)
     .await?)
 }

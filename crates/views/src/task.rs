@@ -100,3 +100,74 @@ pub fn rollout(r: &Rollout) -> serde_json::Value {
         "pausedBy": r.paused_by,
     })
 }
+
+/// A task's batches by state.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BatchCounts {
+    /// Queued or being run.
+    pub pending: i64,
+    pub done: i64,
+    pub failed: i64,
+    pub canceled: i64,
+}
+
+/// How a running task is going, as its event stream's `task` event and the dashboard carry it
+/// beside the task: the rate over a sliding window (so it falls to zero while nothing moves,
+/// rather than decaying from an average over the whole run), the ETA at that rate, its batches
+/// by state, and a throughput sparkline.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LiveProgress {
+    /// Items (moved or failed) a second over the last `rateWindowSecs` of the task's batches;
+    /// `null` before the task started and once it ended.
+    pub rate_per_sec: Option<f64>,
+    pub rate_window_secs: i64,
+    /// Seconds left at that rate; `null` while nothing moves or once the task ended.
+    pub eta_secs: Option<f64>,
+    pub batches: BatchCounts,
+    /// Items finished in each of the last buckets of `throughputBucketSecs`, oldest first,
+    /// ending now (or when the task ended).
+    pub throughput: Vec<i64>,
+    pub throughput_bucket_secs: i64,
+}
+
+/// The live view of task `t` from what `store::dashboard::live` read.
+pub fn live(t: &Task, live: &store::dashboard::Live) -> LiveProgress {
+    let running = !t.status().is_terminal();
+    let rate = live.rate().filter(|_| running);
+    let remaining = (t.total - t.processed).max(0) as f64;
+    LiveProgress {
+        // two decimals are all anyone reads, and a stream sends only what changed
+        rate_per_sec: rate.map(|r| (r * 100.0).round() / 100.0),
+        rate_window_secs: store::dashboard::RATE_WINDOW_SECS,
+        eta_secs: rate.filter(|r| *r > 0.0).map(|r| (remaining / r).round()),
+        batches: BatchCounts { pending: live.pending, done: live.done, failed: live.failed, canceled: live.canceled },
+        throughput: live.spark.clone(),
+        throughput_bucket_secs: store::dashboard::SPARK_BUCKET_SECS,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    fn counts(window_items: i64, window_secs: f64) -> store::dashboard::Live {
+        store::dashboard::Live {
+            pending: 3,
+            done: 7,
+            failed: 1,
+            canceled: 0,
+            window_items,
+            window_secs,
+            spark: vec![0, 5],
+        }
+    }
+
+    #[test]
+    fn the_rate_is_the_window_s_and_vanishes_when_nothing_moves() {
+        let live = counts(300, 30.0);
+        assert_eq!(live.rate(), Some(10.0));
+        assert_eq!(counts(0, 30.0).rate(), Some(0.0));
+        // a task that has not started has no rate at all
+        assert_eq!(counts(0, 0.0).rate(), None);
+    }
+}

@@ -64,14 +64,14 @@ function seconds(s) {
   return `${(s / 3600).toFixed(1)} h`;
 }
 
-function chart(minutes) {
-  const w = 600, h = 120, n = minutes.length || 1;
-  const max = Math.max(1, ...minutes.map((m) => Math.max(m.completed, m.failed)));
-  const line = (key) => minutes.map((m, i) => `${(i / (n - 1 || 1)) * w},${h - (m[key] / max) * (h - 10)}`).join(' ');
-  return `<svg class="chart" id="per-minute" viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="completed and failed tasks per minute">
-    <polyline fill="none" stroke="#15803d" stroke-width="2" points="${line('completed')}"/>
-    <polyline fill="none" stroke="#b91c1c" stroke-width="2" points="${line('failed')}"/>
-  </svg><div class="muted">last 60 minutes · <span class="s-COMPLETED">completed</span> · <span class="s-FAILED">failed</span> · peak ${max}/min</div>`;
+function runningTable(d) {
+  const rows = d.running.map((t) => `<tr data-task="${esc(t.id)}"><td><a href="#/task/${esc(t.id)}"><code>${esc(t.id.slice(0, 8))}</code></a></td>
+    <td>${esc(t.taskType)}</td><td>${esc(t.initiatedPackageId || '')}${t.targetVersion ? ' v' + t.targetVersion : ''}</td>
+    <td>${status(t.status)}</td><td>${bar(t)} <span class="pct">${t.progress}%</span></td>
+    <td>${t.counts.processed}/${t.counts.total}${t.counts.failed ? ` <span class="error">(${t.counts.failed} failed)</span>` : ''}</td></tr>`).join('');
+  const more = d.moreRunning ? '<p><a href="#/tasks?status=IN_PROGRESS">all running tasks →</a></p>' : '';
+  return `<table id="running"><thead><tr><th>id</th><th>type</th><th>plan</th><th>status</th><th>progress</th><th>items</th></tr></thead>
+    <tbody>${rows || '<tr><td colspan="6" class="muted">nothing is running</td></tr>'}</tbody></table>${more}`;
 }
 
 async function overview(id) {
@@ -80,15 +80,19 @@ async function overview(id) {
   const cards = STATUSES.map((s) => `<div class="card"><div class="n" id="count-${s}"><a href="#/tasks?status=${s}">${d.tasksByStatus[s] || 0}</a></div><div class="l">${s}</div></div>`).join('');
   const workers = d.workers.map((w) => `<tr><td><code>${esc(w.id)}</code></td><td>${esc(w.hostname)}:${w.pid}</td>
     <td>${w.stoppedAt ? 'stopped' : seconds(w.heartbeatAgeSecs) + ' ago'}</td><td>${w.inFlight}</td></tr>`).join('');
+  const moved = d.perMinute.reduce((n, m) => n + m.moved, 0);
   $('#view').innerHTML = `<h1>Overview</h1><div class="cards">${cards}
       <div class="card"><div class="n" id="outbox-unsent">${d.outbox.unsent}</div><div class="l">outbox unsent · oldest ${seconds(d.outbox.oldestAgeSecs)}</div></div>
       <div class="card"><div class="n" id="dead-letters-count"><a href="#/dead-letters?status=DEAD">${d.deadLetters}</a></div><div class="l">dead letters to look at</div></div></div>
+    <h2>Running</h2>${runningTable(d)}
+    <h2>Last 60 minutes</h2><svg class="chart" id="per-minute"></svg>
+    <div class="muted">${moved} subscription(s) moved · <span class="key-moved">■</span> moved · <span class="key-completed">■</span> completed · <span class="key-failed">■</span> failed or partly failed</div>
     <h2>Queues</h2>${queueTable(d.queues)}
-    <h2>Completed and failed per minute</h2>${chart(d.perMinute)}
     <h2>Workers</h2><table><thead><tr><th>id</th><th>host</th><th>heartbeat</th><th>in flight</th></tr></thead>
     <tbody>${workers || '<tr><td colspan="4" class="muted">no worker has reported</td></tr>'}</tbody></table>
     <h2>Sign-ins</h2><table id="sign-ins"><tbody>${d.signIns.map((a) => `<tr><td>${new Date(a.at).toLocaleString()}</td>
       <td>${a.action === 'sign_in' ? 'signed in' : 'signed out'}</td><td><code>${esc(a.keyPrefix)}</code></td></tr>`).join('')}</tbody></table>`;
+  drawOverviewChart($('#per-minute'), d.perMinute);
 }
 
 function queueTable(queues) {
@@ -246,10 +250,47 @@ function bulkControls() {
   $('#bulk-cancel').onclick = () => run('cancel');
 }
 
+// Rate, ETA and batches by state, from the `live` part of the task's detail or stream event.
+function renderLive(t, live) {
+  if (!live) return;
+  const b = live.batches, total = b.pending + b.done + b.failed + b.canceled;
+  const rate = live.ratePerSec == null ? '—' : `${live.ratePerSec.toFixed(1)} /s`;
+  const eta = live.etaSecs == null ? (t.rollout && t.rollout.paused ? 'paused' : '—') : seconds(live.etaSecs);
+  $('#task-live').innerHTML = `<span class="muted">rate</span> <strong id="rate">${rate}</strong> <span class="muted">over the last ${live.rateWindowSecs} s</span>
+    · <span class="muted">ETA</span> <strong id="eta">${eta}</strong>`;
+  $('#batch-summary').textContent = total
+    ? `${total} batch(es): ${b.pending} pending (queued or running), ${b.done} done, ${b.failed} failed, ${b.canceled} canceled`
+    : (['COMPLETED', 'FAILED', 'PARTIALLY_FAILED', 'CANCELED'].includes(t.status) ? 'no batches: this task moves no ranges' : 'no batches planned yet');
+  drawSparkline($('#sparkline'), live.throughput, live.throughputBucketSecs);
+}
+
+function batchRows(page) {
+  return page.data.map((b) => `<tr data-seq="${b.seq}"><td>${b.seq}</td><td>${status(b.status)}</td><td>${b.moved}/${b.expected}</td><td>${b.failed}</td>
+    <td>${b.attempts}</td><td><code>${esc(b.worker || '')}</code></td><td class="error">${esc(b.lastError || '')}</td></tr>`).join('')
+    || '<tr><td colspan="7" class="muted">none</td></tr>';
+}
+
+// The failed and the pending batches, a page at a time: a task of a thousand batches lists
+// twenty of each, with a pager.
+const batchPages = { FAILED: [], PENDING: [] };
+function renderBatchList(state, page) {
+  const id = state === 'FAILED' ? 'failed-batches' : 'pending-batches';
+  $('#' + id).innerHTML = batchRows(page);
+  const trail = batchPages[state];
+  $(`#${id}-pager`).innerHTML = `${trail.length ? `<button class="link" data-batches="${state}" data-after="first">← first</button> ` : ''}${page.next != null ? `<button class="link" data-batches="${state}" data-after="${page.next}">next ${BATCH_PAGE} →</button>` : ''}`;
+}
+const BATCH_PAGE = 20;
+
+async function loadBatches(taskId, state, after) {
+  const page = await api(`/tasks/${encodeURIComponent(taskId)}/batches?status=${state}&after=${after}`, { whole: true });
+  renderBatchList(state, page);
+}
+
 function renderTask(d) {
   const t = d.task;
   $('#task-status').innerHTML = status(t.status);
   $('#task-progress').innerHTML = `${bar(t, true)}<div><span id="progress-value">${t.progress}</span>% · ${t.counts.processed} of ${t.counts.total} processed, ${t.counts.failed} failed · affected customers ${t.affectedCustomersCount}</div>`;
+  renderLive(t, d.live);
   $('#task-actions').innerHTML = actions(t) + rollbackAction(t, d.movedFrom);
   if ($('#rollback')) $('#rollback').onclick = (e) => rollback(e.target, t, d.movedFrom);
   const link = (label, id, other) => other ? `<tr><th>${label}</th><td><a id="${id}" href="#/task/${esc(other)}"><code>${esc(other)}</code></a></td></tr>` : '';
@@ -259,11 +300,11 @@ function renderTask(d) {
     <tr><th>plan</th><td>${esc(t.initiatedPackageId || '—')} ${t.targetVersion ? 'v' + t.targetVersion : ''}</td></tr>
     <tr><th>attempts</th><td>${t.attempts}</td></tr>${rolloutFacts(t.rollout)}${policyFacts(t)}
     <tr><th>error</th><td>${t.error ? `<code>${esc(t.error.code)}</code> ${esc(t.error.message)}` : '—'}</td></tr>
-    <tr><th>rate</th><td>${d.ratePerSec != null ? d.ratePerSec.toFixed(1) + ' /s' : '—'}</td></tr>
-    <tr><th>ETA</th><td>${seconds(d.etaSecs)}</td></tr>
     <tr><th>started · ended</th><td>${t.startDate ? new Date(t.startDate).toLocaleString() : '—'} · ${t.endDate ? new Date(t.endDate).toLocaleString() : '—'}</td></tr>`;
-  if (d.batches) {
-    $('#batches').innerHTML = d.batches.map((b) => `<tr><td>${b.seq}</td><td>${status(b.status)}</td><td>${b.moved}/${b.expected}</td><td>${b.failed}</td><td>${b.attempts}</td><td><code>${esc(b.worker || '')}</code></td></tr>`).join('') || '<tr><td colspan="6" class="muted">no batches</td></tr>';
+  if (d.failedBatches) {
+    // a list paged past its first page stays where the person put it
+    if (!batchPages.FAILED.length) renderBatchList('FAILED', d.failedBatches);
+    if (!batchPages.PENDING.length) renderBatchList('PENDING', d.pendingBatches);
     $('#failures').innerHTML = d.failures.map((f) => `<tr><td><code>${esc(f.subscriptionId)}</code></td><td><code>${esc(f.code)}</code></td><td>${esc(f.message)}</td></tr>`).join('') || '<tr><td colspan="3" class="muted">none</td></tr>';
     $('#timeline').innerHTML = '';
     seenEvents = new Set();
@@ -281,22 +322,48 @@ function addEvent(e) {
 }
 
 async function taskPage(id, rid) {
-  $('#view').innerHTML = `<h1>Task <code>${esc(id)}</code> <span id="task-status"></span></h1>
+  batchPages.FAILED = []; batchPages.PENDING = [];
+  $('#view').innerHTML = `<div id="task-page"><h1>Task <code>${esc(id)}</code> <span id="task-status"></span></h1>
     <div id="task-progress"></div>
+    <p class="live-line"><span id="task-live"></span> <svg id="sparkline" class="sparkline"></svg></p>
     <p><span id="task-actions"></span> <button id="pause">Pause live updates</button> <span id="live" class="muted"></span></p>
     <table><tbody id="task-facts"></tbody></table>
-    <h2>Timeline</h2><table><thead><tr><th>when</th><th>what</th><th>message</th><th>who</th></tr></thead><tbody id="timeline"></tbody></table>
-    <h2>Batches</h2><table><thead><tr><th>#</th><th>state</th><th>moved</th><th>failed</th><th>attempts</th><th>worker</th></tr></thead><tbody id="batches"></tbody></table>
-    <h2>Failed items</h2><table><thead><tr><th>subscription</th><th>code</th><th>message</th></tr></thead><tbody id="failures"></tbody></table>`;
+    <h2>Batches</h2><p id="batch-summary" class="muted"></p>
+    <h3>Failed batches</h3><table><thead><tr><th>#</th><th>state</th><th>moved</th><th>failed</th><th>attempts</th><th>worker</th><th>error</th></tr></thead><tbody id="failed-batches"></tbody></table>
+    <p class="pager" id="failed-batches-pager"></p>
+    <h3>Pending batches (queued or running)</h3><table><thead><tr><th>#</th><th>state</th><th>moved</th><th>failed</th><th>attempts</th><th>worker</th><th>error</th></tr></thead><tbody id="pending-batches"></tbody></table>
+    <p class="pager" id="pending-batches-pager"></p>
+    <h2>Failed items</h2><table><thead><tr><th>subscription</th><th>code</th><th>message</th></tr></thead><tbody id="failures"></tbody></table>
+    <h2>Timeline</h2><table><thead><tr><th>when</th><th>what</th><th>message</th><th>who</th></tr></thead><tbody id="timeline"></tbody></table></div>`;
   let detail = await api('/tasks/' + encodeURIComponent(id));
   if (!current(rid)) return;
   renderTask(detail);
+  $('#task-page').addEventListener('click', (e) => {
+    const b = e.target.closest('button[data-batches]');
+    if (!b) return;
+    const state = b.dataset.batches, trail = batchPages[state];
+    if (b.dataset.after === 'first') trail.length = 0; else trail.push(b.dataset.after);
+    loadBatches(id, state, trail.length ? trail[trail.length - 1] : -1).catch((err) => alert(err.message));
+  });
   let paused = false;
-  const refresh = async () => { detail = await api('/tasks/' + encodeURIComponent(id)); renderTask(detail); };
+  const refresh = async () => {
+    detail = await api('/tasks/' + encodeURIComponent(id));
+    if (!current(rid)) return;
+    renderTask(detail);
+    for (const state of ['FAILED', 'PENDING']) {
+      const trail = batchPages[state];
+      if (trail.length) await loadBatches(id, state, trail[trail.length - 1]);
+    }
+  };
   const open = () => {
     source = new EventSource(`/dashboard/api/tasks/${encodeURIComponent(id)}/events`);
     $('#live').textContent = 'live';
-    source.addEventListener('task', (m) => { detail.task = JSON.parse(m.data).data; renderTask({ ...detail, batches: null }); });
+    source.addEventListener('task', (m) => {
+      const body = JSON.parse(m.data);
+      detail.task = body.data;
+      if (body.live) detail.live = body.live;
+      renderTask({ ...detail, failedBatches: null });
+    });
     source.addEventListener('event', (m) => addEvent(JSON.parse(m.data)));
     source.addEventListener('end', () => { source.close(); source = null; $('#live').textContent = 'finished'; refresh(); });
     source.onerror = () => { $('#live').textContent = 'reconnecting…'; };
@@ -355,7 +422,7 @@ async function route() {
     else if (parts[0] === 'dead-letters') await deadLetters(Object.fromEntries(new URLSearchParams(query || '')), id);
     else if (parts[0] === 'dead-letter' && parts[1]) await deadLetterPage(decodeURIComponent(parts[1]), id);
     else if (parts[0] === 'webhooks') await webhooksPage(Object.fromEntries(new URLSearchParams(query || '')), id);
-    else { await overview(id); if (current(id)) timer = setInterval(() => overview(id).catch(() => {}), 5000); }
+    else { await overview(id); if (current(id)) timer = setInterval(() => overview(id).catch(() => {}), 2000); }
   } catch (e) {
     if (e.status === 401) return showSignIn();
     if (current(id)) $('#view').innerHTML = `<p class="error">${esc(e.message)}</p>`;

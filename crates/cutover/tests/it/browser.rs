@@ -21,6 +21,13 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
+/// Screenshots the README shows: the test's name for it, and its file under docs/img/.
+const README_SCREENSHOTS: &[(&str, &str)] = &[
+    ("overview-live", "dashboard-overview.png"),
+    ("task-page-live", "dashboard-task.png"),
+    ("dead-letter-replayed", "dashboard-dead-letter.png"),
+];
+
 pub fn screenshot_dir() -> PathBuf {
     // target/screenshots, next to the tests' tmp dir
     let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).parent().unwrap().join("screenshots");
@@ -207,13 +214,20 @@ impl Browser {
         Some((v.get(0)?.as_f64()?, v.get(1)?.as_f64()?))
     }
 
-    /// Saves a PNG of the window under target/screenshots/.
+    /// Saves a PNG of the window under target/screenshots/. The ones the README shows
+    /// (`README_SCREENSHOTS`) are written over docs/img/ too when
+    /// `CUTOVER_UPDATE_README_SCREENSHOTS=1`, so the README's pictures are these tests' own.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         use base64::Engine;
         let v = self.command(reqwest::Method::GET, "/screenshot", None).await;
         let png = base64::engine::general_purpose::STANDARD.decode(v.as_str().unwrap()).unwrap();
         let path = screenshot_dir().join(format!("{name}.png"));
-        std::fs::write(&path, png).unwrap();
+        std::fs::write(&path, &png).unwrap();
+        let update = std::env::var("CUTOVER_UPDATE_README_SCREENSHOTS").is_ok_and(|v| v == "1");
+        if let (true, Some((_, readme))) = (update, README_SCREENSHOTS.iter().find(|(n, _)| *n == name)) {
+            let docs = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/img").join(readme);
+            std::fs::write(docs, &png).unwrap();
+        }
         path
     }
 }

@@ -55,9 +55,9 @@ async fn dashboard_signs_in_and_watches_a_migration_reach_100_percent() {
     browser.wait_text("#progress-value", Duration::from_secs(60), |t| t == "100").await;
     browser.wait_text("#task-status", Duration::from_secs(30), |t| t == "COMPLETED").await;
     browser.wait_text("#live", Duration::from_secs(10), |t| t == "finished").await;
-    // the batches table and the timeline came from the server, not only the stream
-    browser.wait_text("#batches", Duration::from_secs(10), |t| t.contains("DONE")).await;
-    assert_eq!(browser.count("#batches tr").await, 10);
+    // the batch summary and the timeline came from the server, not only the stream
+    browser.wait_text("#batch-summary", Duration::from_secs(10), |t| t.contains("10 done")).await;
+    assert_eq!(browser.count("#pending-batches tr[data-seq]").await, 0);
     assert!(browser.text("#timeline").await.contains("finished"));
     browser.screenshot("task-page").await;
 
@@ -410,6 +410,153 @@ async fn dashboard_rolls_back_a_migration_after_saying_what_moves_and_pages_the_
     browser.wait_text("#preview-subscriptions", Duration::from_secs(10), |t| t == "6").await;
     assert_eq!(browser.text("#preview-would-fail").await, "no");
     browser.screenshot("publish-preview").await;
+
+    let violations = csp_violations(&browser).await;
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// `[top, height]` of every element matching `css`, as drawn.
+async fn heights(browser: &Browser, css: &str) -> Vec<(f64, f64)> {
+    let v = browser
+        .eval(
+            "return [...document.querySelectorAll(arguments[0])].map((e) => { const r = e.getBoundingClientRect(); return [r.top, r.height]; })",
+            json!([css]),
+        )
+        .await;
+    v.as_array().unwrap().iter().map(|p| (p[0].as_f64().unwrap(), p[1].as_f64().unwrap())).collect()
+}
+
+/// Pixels per unit of the SVG `css`, as the browser draws it.
+async fn svg_scale(browser: &Browser, css: &str) -> f64 {
+    browser.eval("return document.querySelector(arguments[0]).getScreenCTM().d", json!([css])).await.as_f64().unwrap()
+}
+
+/// The sum of the `data-value`s of the elements matching `css`.
+async fn drawn_sum(browser: &Browser, css: &str) -> i64 {
+    browser
+        .eval(
+            "return [...document.querySelectorAll(arguments[0])].reduce((n, e) => n + Number(e.dataset.value), 0)",
+            json!([css]),
+        )
+        .await
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_task_page_is_live_from_its_first_event_pages_its_batches_and_the_overview_charts_what_moved() {
+    let mut deployment =
+        Deployment::with_env(&[("CUTOVER_BATCH_SIZE", "5"), ("CUTOVER_SCHEDULER_TICK_MS", "200")]).await;
+    let api = deployment.api().await;
+    let admin_key = key(&deployment, "admin").await;
+    let admin = ApiClient::new(api.base.clone(), admin_key.clone());
+    deployment.start_worker("w0");
+    api.plan_with_subscriptions("big", 300).await;
+    api.draft("big", json!({"displayName": "Big (2026)"})).await;
+    // a rollout paused before any worker runs: its first cohort is planned and moves nobody
+    deployment.kill("w0").await;
+    let answer = api.post("/api/v1/plans/big/rollouts", json!({"cohorts": [50, 100], "interval": "PT2S"})).await;
+    let task = answer["data"]["taskId"].as_str().unwrap().to_owned();
+    admin.post(&format!("/api/v1/tasks/{task}/pause"), json!({})).await;
+    deployment.start_worker("w1");
+    crate::harness::wait_for("the first cohort to be planned", Duration::from_secs(30), || async {
+        api.task(&task).await["rollout"]["currentCohort"]["index"] == 0
+    })
+    .await;
+    let pending = deployment
+        .scalar(&format!("SELECT count(*) FROM task_batches WHERE task_id = '{task}' AND status = 'PENDING'"))
+        .await;
+    assert!(pending > 20, "{pending} batches: too few to page");
+
+    let browser = Browser::start().await;
+    sign_in(&browser, &api.base, &admin_key).await;
+    browser.goto(&format!("{}/dashboard#/task/{task}", api.base)).await;
+    // the stream's first `task` event carries the rate, the ETA and the batches by state
+    let first = browser
+        .eval_async(
+            "const done = arguments[arguments.length - 1];
+             const s = new EventSource('/dashboard/api/tasks/' + arguments[0] + '/events');
+             s.addEventListener('task', (m) => { s.close(); done(JSON.parse(m.data)); });",
+            json!([task]),
+        )
+        .await;
+    let live = &first["live"];
+    assert_eq!(live["batches"]["pending"], pending, "{first}");
+    assert_eq!((live["ratePerSec"].as_f64(), live["etaSecs"].clone()), (Some(0.0), json!(null)), "{first}");
+    assert_eq!(live["throughput"].as_array().unwrap().len(), 30, "{first}");
+    // the page: a summary, the rate and a paused ETA, and twenty pending batches a page
+    browser
+        .wait_text("#batch-summary", Duration::from_secs(10), |t| {
+            t.starts_with(&format!("{pending} batch(es): {pending} pending"))
+        })
+        .await;
+    assert_eq!(browser.text("#rate").await, "0.0 /s");
+    assert_eq!(browser.text("#eta").await, "paused");
+    assert_eq!(browser.count("#pending-batches tr[data-seq]").await, 20);
+    assert_eq!(browser.count("#failed-batches tr[data-seq]").await, 0);
+    browser.click("#pending-batches-pager button[data-after]:not([data-after='first'])").await;
+    browser.wait_text("#pending-batches-pager", Duration::from_secs(10), |t| t.contains("first")).await;
+    let rest = (pending - 20).min(20) as usize;
+    assert_eq!(browser.count("#pending-batches tr[data-seq]").await, rest);
+    assert!(browser.text("#rollout-state").await.contains("paused"));
+    // the overview lists it as running, its bar drawn at what it says
+    browser.goto(&format!("{}/dashboard#/overview", api.base)).await;
+    assert_drawn(&browser, &format!("#running tr[data-task='{task}']"), 0.0).await;
+
+    admin.post(&format!("/api/v1/tasks/{task}/resume"), json!({})).await;
+    let done = api.wait_task_within(&task, Duration::from_secs(90)).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    let batches = deployment.scalar(&format!("SELECT count(*) FROM task_batches WHERE task_id = '{task}'")).await;
+
+    browser.goto(&format!("{}/dashboard#/task/{task}", api.base)).await;
+    browser
+        .wait_text("#batch-summary", Duration::from_secs(10), |t| {
+            t.contains(&format!("0 pending (queued or running), {batches} done"))
+        })
+        .await;
+    assert_eq!(browser.count("#pending-batches tr[data-seq]").await, 0);
+    // the sparkline draws every item moved, the fullest bucket at full height
+    assert_eq!(drawn_sum(&browser, "#sparkline rect.spark-bar").await, 300);
+    let bars = heights(&browser, "#sparkline rect.spark-bar").await;
+    let tallest = bars.iter().map(|b| b.1).fold(0.0, f64::max);
+    // 38 of the sparkline's 40 units, in pixels as the browser scales its units
+    let expected = 38.0 * svg_scale(&browser, "#sparkline").await;
+    assert!(
+        expected > 20.0 && (tallest - expected).abs() <= 1.0,
+        "tallest sparkline bar {tallest} px, not {expected}: {bars:?}"
+    );
+    browser.screenshot("task-page-live").await;
+
+    // the overview: subscriptions moved per minute and tasks finished, drawn to their axis
+    browser.goto(&format!("{}/dashboard#/overview", api.base)).await;
+    browser.wait("#per-minute rect.bar-moved", Duration::from_secs(10)).await;
+    browser.wait_text("#running", Duration::from_secs(10), |t| t.contains("nothing is running")).await;
+    assert_eq!(drawn_sum(&browser, "#per-minute rect.bar-moved").await, 300);
+    // the import that made the subscriptions, and the rollout
+    let completed = deployment.scalar("SELECT count(*) FROM tasks WHERE status = 'COMPLETED'").await;
+    assert_eq!((drawn_sum(&browser, "#per-minute rect.bar-completed").await, completed), (2, 2));
+    let axis_max = browser
+        .eval("return Number(document.querySelector('#per-minute g.panel').dataset.max)", json!([]))
+        .await
+        .as_f64()
+        .unwrap();
+    let ticks = browser.text("#per-minute g.panel").await;
+    assert!(ticks.contains("subscriptions moved per minute") && ticks.contains(&format!("{axis_max}")), "{ticks}");
+    let tallest = browser
+        .eval(
+            "return Math.max(...[...document.querySelectorAll('#per-minute rect.bar-moved')].map((e) => Number(e.dataset.value)))",
+            json!([]),
+        )
+        .await
+        .as_f64()
+        .unwrap();
+    // the panel is 120 units high
+    let scale = svg_scale(&browser, "#per-minute").await;
+    let drawn_max = heights(&browser, "#per-minute rect.bar-moved").await.iter().map(|b| b.1).fold(0.0, f64::max);
+    let expected = tallest / axis_max * 120.0 * scale;
+    assert!((drawn_max - expected).abs() <= 1.5, "tallest bar {drawn_max} px, expected {expected} px");
+    assert!(browser.text("#per-minute").await.contains("min"), "no time axis");
+    browser.screenshot("overview-live").await;
 
     let violations = csp_violations(&browser).await;
     assert!(violations.is_empty(), "{violations:#?}");
