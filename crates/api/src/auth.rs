@@ -48,7 +48,7 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         || parts
             .extensions
             .get::<axum::extract::MatchedPath>()
-            .is_some_and(|p| [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE].contains(&p.as_str()));
+            .is_some_and(|p| [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE, crate::preview::ADDON_ROUTE].contains(&p.as_str()));
     if !reads && !principal.scope.can_write() {
         return Err(ApiError::new(ErrorCode::AccessDeniedError, "this API key is read-only"));
     }

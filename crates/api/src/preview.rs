@@ -23,6 +23,8 @@ use uuid::Uuid;
 /// POSTs (their bodies are the requests they preview).
 pub const STIGG_ROUTE: &str = "/api/v1/plans/{id}/publish/preview";
 pub const SEQUENCE_ROUTE: &str = "/plans/{id}/preview";
+/// The add-on publish's preview (`stigg::addons::publish_preview`), a read like the others.
+pub const ADDON_ROUTE: &str = "/api/v1/addons/{id}/publish/preview";
 
 /// Why the request previewed would be accepted and its task then fail when a worker plans it:
 /// the code and message the task would end `FAILED` with.

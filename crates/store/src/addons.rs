@@ -850,3 +850,126 @@ pub(crate) async fn move_back(
     .await?
     .rows_affected() as i64)
 }
+
+/// What an add-on publish with ALL_CUSTOMERS would move, computed without moving anyone: the
+/// holders `plan_migration` would cut into batches (the same `HOLDERS` selection), counted.
+#[derive(Debug, Clone, Default)]
+pub struct AddonPreview {
+    pub total: i64,
+    pub affected_customers: i64,
+    /// (status, count), by status.
+    pub by_status: Vec<(String, i64)>,
+    /// (billing period, count), by period.
+    pub by_billing_period: Vec<(String, i64)>,
+    /// (version moved from, count), in version order.
+    pub by_version: Vec<(i32, i64)>,
+    /// A page of the holders that would move, in `row_id` order; `next` is the cursor.
+    pub ids: Page<String>,
+}
+
+/// Counts what publishing version `target_version_number` of the add-on would move, and one
+/// page of the holders after `after` (a `row_id`). Run in one REPEATABLE READ transaction for
+/// a consistent answer.
+pub async fn preview(
+    conn: &mut PgConnection,
+    env: EnvironmentId,
+    addon_id: &str,
+    target_version_number: i32,
+    after: Option<i64>,
+    limit: i64,
+) -> Result<AddonPreview> {
+    let movers = "WITH movers AS (
+            SELECT s.row_id, s.id, s.customer_id, s.status, s.billing_period, v.version_number AS from_version
+            FROM subscription_addons sa
+            JOIN subscriptions s ON s.environment_id = sa.environment_id AND s.id = sa.subscription_id
+            JOIN addon_versions v ON v.id = sa.addon_version_id
+            WHERE sa.environment_id = $1 AND sa.addon_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
+        )";
+    let grouped = |select: &str| format!("{movers} {select}");
+    let (total, affected): (i64, i64) =
+        sqlx::query_as(&grouped("SELECT count(*), count(DISTINCT customer_id) FROM movers"))
+            .bind(env.0)
+            .bind(addon_id)
+            .bind(target_version_number)
+            .bind(live_statuses())
+            .fetch_one(&mut *conn)
+            .await?;
+    let by_status: Vec<(String, i64)> =
+        sqlx::query_as(&grouped("SELECT status, count(*) FROM movers GROUP BY status ORDER BY status"))
+            .bind(env.0)
+            .bind(addon_id)
+            .bind(target_version_number)
+            .bind(live_statuses())
+            .fetch_all(&mut *conn)
+            .await?;
+    let by_billing_period: Vec<(String, i64)> = sqlx::query_as(&grouped(
+        "SELECT billing_period, count(*) FROM movers GROUP BY billing_period ORDER BY billing_period",
+    ))
+    .bind(env.0)
+    .bind(addon_id)
+    .bind(target_version_number)
+    .bind(live_statuses())
+    .fetch_all(&mut *conn)
+    .await?;
+    let by_version: Vec<(i32, i64)> = sqlx::query_as(&grouped(
+        "SELECT from_version, count(*) FROM movers GROUP BY from_version ORDER BY from_version",
+    ))
+    .bind(env.0)
+    .bind(addon_id)
+    .bind(target_version_number)
+    .bind(live_statuses())
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<(i64, String)> = sqlx::query_as(&grouped(
+        "SELECT row_id, id FROM movers WHERE ($5::bigint IS NULL OR row_id > $5) ORDER BY row_id LIMIT $6",
+    ))
+    .bind(env.0)
+    .bind(addon_id)
+    .bind(target_version_number)
+    .bind(live_statuses())
+    .bind(after)
+    .bind(limit + 1)
+    .fetch_all(&mut *conn)
+    .await?;
+    let ids = page(rows, limit, |r| r.0);
+    Ok(AddonPreview {
+        total,
+        affected_customers: affected,
+        by_status,
+        by_billing_period,
+        by_version,
+        ids: Page { items: ids.items.into_iter().map(|(_, id)| id).collect(), next: ids.next },
+    })
+}
+
+/// The draft a publish of the add-on would publish: 404 `AddonNotFound` without the add-on,
+/// 400 `PackageAlreadyPublished` without a draft; and 400
+/// `ObjectAlreadyBeingUsedByAnotherRequestError` while a task holds the add-on, as the publish
+/// itself would answer.
+pub async fn draft_to_publish(conn: &mut PgConnection, env: EnvironmentId, addon_id: &str) -> Result<(Uuid, i32)> {
+    let draft: Option<(Uuid, i32)> = sqlx::query_as(
+        "SELECT id, version_number FROM addon_versions WHERE environment_id = $1 AND addon_id = $2 AND status = 'DRAFT'",
+    )
+    .bind(env.0)
+    .bind(addon_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(draft) = draft else {
+        return Err(no_draft(conn, env, addon_id).await?);
+    };
+    let held: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM tasks WHERE environment_id = $1 AND addon_id = $2 AND holds_plan
+            AND status IN ('PENDING', 'IN_PROGRESS'))",
+    )
+    .bind(env.0)
+    .bind(addon_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    if held {
+        return Err(StoreError::rejected(
+            ErrorCode::ObjectAlreadyBeingUsedByAnotherRequestError,
+            format!("add-on `{addon_id}` is already being published by another request; retry when it ends"),
+        ));
+    }
+    Ok(draft)
+}

@@ -8,15 +8,17 @@ use super::views;
 use crate::auth::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{
-    comma_list, double_option, entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Path, QueryNames,
+    comma_list, double_option, entity_id, page_body, CreatedAtQuery, Json, KnownQuery, PageQuery, Pagination, Path,
+    QueryNames,
 };
 use crate::openapi::{Data, List, STIGG};
-use crate::AppState;
+use crate::{preview, AppState};
 use axum::extract::State;
 use axum::http::HeaderMap;
-use domain::{PlanVersionStatus, PricingType, TaskId, TaskSpec};
+use domain::{BillingPeriod, MigrationType, PlanVersionStatus, PricingType, SubscriptionStatus, TaskId, TaskSpec};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use store::addons::{self, AddonFields, AddonFilter, AddonPatch};
 use store::tasks;
 use utoipa::{IntoParams, ToSchema};
@@ -306,4 +308,97 @@ pub async fn publish(
     work.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, addon_id = %addon_id, "add-on publish accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
+}
+
+/// `POST /api/v1/addons/{id}/publish/preview`'s answer: what the publish would move.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AddonPublishPreview {
+    pub addon_id: String,
+    /// The version the publish would publish (the add-on's draft).
+    pub target_version: i32,
+    pub migration_type: MigrationType,
+    /// How many live subscriptions holding an older version of the add-on would move (none
+    /// with NEW_CUSTOMERS).
+    pub affected_subscriptions_count: i64,
+    /// The distinct customers of those.
+    pub affected_customers_count: i64,
+    /// How many of each live status would move (0 where none).
+    pub by_status: BTreeMap<String, i64>,
+    /// How many of each billing period would move (0 where none).
+    pub by_billing_period: BTreeMap<String, i64>,
+    /// How many would move from each older version of the add-on, in version order.
+    pub by_from_version: Vec<preview::FromVersion>,
+    /// One page of those that would move, in creation order.
+    pub subscription_ids: Vec<String>,
+    /// The cursor (`after`) of the next page of ids.
+    pub pagination: Pagination,
+    /// Why the task would fail once a worker plans it; an add-on publish has no catalog
+    /// checks beyond the draft itself, so this is null.
+    #[schema(required = true)]
+    pub would_fail: Option<preview::WouldFail>,
+}
+
+/// `POST /api/v1/addons/{id}/publish/preview` (Cutover's extension, as the plan publish's
+/// preview): the publish's body, validation and refusals, answered with what it would move and
+/// nothing done, from the selection its task plans from. Runs in a read-only transaction.
+#[utoipa::path(post, path = "/api/v1/addons/{id}/publish/preview", operation_id = "AddonController_previewPublishAddon", tag = STIGG, params(("id" = String, Path), PageQuery),
+    request_body = PublishPlan,
+    responses((status = 200, description = "What the publish would move, done nothing", body = Data<AddonPublishPreview>),
+        (status = 400, description = "Bad input, no draft to publish, or a publish of the add-on in flight", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["BadUserInput", "PackageAlreadyPublished", "ObjectAlreadyBeingUsedByAnotherRequestError"])))),
+        (status = 404, description = "No such add-on (`AddonNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["AddonNotFound"]))))))]
+pub async fn publish_preview(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    KnownQuery(page): KnownQuery<PageQuery>,
+    Json(body): Json<PublishPlan>,
+) -> Result<Json<Data<AddonPublishPreview>>, ApiError> {
+    let addon_id = entity_id(&id, "addon id")?;
+    let env = caller.environment_id;
+    let (after, limit) = (page.after()?, page.limit()?);
+    let mut tx = store::begin_read_only(&state.pool).await?;
+    let (_, target_version) = addons::draft_to_publish(&mut tx, env, addon_id.as_str()).await?;
+    let counted = match body.migration_type {
+        MigrationType::AllCustomers => {
+            addons::preview(&mut tx, env, addon_id.as_str(), target_version, after, limit).await?
+        }
+        MigrationType::NewCustomers => addons::AddonPreview::default(),
+    };
+    tx.rollback().await?;
+    let by_status = SubscriptionStatus::LIVE
+        .iter()
+        .map(|status| {
+            let n = counted.by_status.iter().find(|(s, _)| s == status.as_str()).map_or(0, |(_, n)| *n);
+            (status.as_str().to_owned(), n)
+        })
+        .collect();
+    let by_billing_period = BillingPeriod::ALL
+        .iter()
+        .map(|period| {
+            let n = counted.by_billing_period.iter().find(|(p, _)| p == period.as_str()).map_or(0, |(_, n)| *n);
+            (period.as_str().to_owned(), n)
+        })
+        .collect();
+    Ok(Json(Data {
+        data: AddonPublishPreview {
+            addon_id: addon_id.into_string(),
+            target_version,
+            migration_type: body.migration_type,
+            affected_subscriptions_count: counted.total,
+            affected_customers_count: counted.affected_customers,
+            by_status,
+            by_billing_period,
+            by_from_version: counted
+                .by_version
+                .iter()
+                .map(|(version, count)| preview::FromVersion { version: *version, count: *count })
+                .collect(),
+            subscription_ids: counted.ids.items,
+            pagination: Pagination { next: counted.ids.next, prev: None },
+            would_fail: None,
+        },
+    }))
 }

@@ -30,6 +30,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(addons::get, addons::update))
         .routes(routes!(addons::create_draft, addons::remove_draft))
         .routes(routes!(addons::publish))
+        .routes(routes!(addons::publish_preview))
         .routes(routes!(customers::create, customers::list))
         .routes(routes!(customers::import))
         .routes(routes!(customers::get))

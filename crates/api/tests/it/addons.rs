@@ -372,3 +372,71 @@ async fn compatible_addon_ids_must_name_real_addons(pool: PgPool) {
     let (status, body) = app.update_plan("pro", &json!({ "compatibleAddonIds": null })).await;
     assert_eq!(status, StatusCode::OK, "{body}");
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_publish_preview_counts_the_holders_and_changes_nothing(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.published_plan("pro").await;
+    app.addon("seats", "PUBLISHED").await;
+    for i in 0..4 {
+        let customer = format!("c{i}");
+        assert_eq!(app.create_customer(&customer).await.0, StatusCode::OK);
+        let addons = if i < 3 { json!([{ "id": "seats", "quantity": 1 }]) } else { json!([]) };
+        let period = if i == 0 { "ANNUALLY" } else { "MONTHLY" };
+        let body = json!({ "id": format!("s{i}"), "customerId": customer, "planId": "pro", "addons": addons, "billingPeriod": period });
+        assert_eq!(app.create_subscription(&body).await.0, StatusCode::OK);
+    }
+    // a holder that is no longer live would not move
+    sqlx::query("UPDATE subscriptions SET status = 'CANCELED' WHERE id = 's2'").execute(&app.pool).await.unwrap();
+    let all = json!({ "migrationType": "ALL_CUSTOMERS" });
+    // no draft yet
+    assert_error(
+        &app.post("/api/v1/addons/seats/publish/preview", &all).await,
+        StatusCode::BAD_REQUEST,
+        "PackageAlreadyPublished",
+    );
+    assert_eq!(app.post_empty("/api/v1/addons/seats/draft").await.0, StatusCode::OK);
+    let before = app.addon_rows().await;
+
+    let (status, body) = app.post("/api/v1/addons/seats/publish/preview?limit=1", &all).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let data = &body["data"];
+    assert_eq!(data["addonId"], "seats");
+    assert_eq!(data["targetVersion"], 2);
+    assert_eq!(data["affectedSubscriptionsCount"], 2, "{data}");
+    assert_eq!(data["affectedCustomersCount"], 2);
+    assert_eq!(data["byStatus"]["ACTIVE"], 2);
+    assert_eq!(data["byStatus"]["IN_TRIAL"], 0);
+    assert_eq!(data["byBillingPeriod"], json!({ "ANNUALLY": 1, "MONTHLY": 1 }));
+    assert_eq!(data["byFromVersion"], json!([{ "version": 1, "count": 2 }]));
+    assert_eq!(data["subscriptionIds"], json!(["s0"]));
+    assert_eq!(data["wouldFail"], Value::Null);
+    let next = data["pagination"]["next"].as_str().unwrap().to_owned();
+    let (_, rest) = app.post(&format!("/api/v1/addons/seats/publish/preview?limit=1&after={next}"), &all).await;
+    assert_eq!(rest["data"]["subscriptionIds"], json!(["s1"]), "{rest}");
+    assert_eq!(rest["data"]["pagination"]["next"], Value::Null);
+
+    let (_, new) = app.post("/api/v1/addons/seats/publish/preview", &json!({ "migrationType": "NEW_CUSTOMERS" })).await;
+    assert_eq!(new["data"]["affectedSubscriptionsCount"], 0, "{new}");
+    assert_eq!(new["data"]["subscriptionIds"], json!([]));
+    // a read-only key may preview: it is a read
+    let (status, read) = app.read_only().await.post("/api/v1/addons/seats/publish/preview", &all).await;
+    assert_eq!(status, StatusCode::OK, "{read}");
+    assert_eq!(read["data"]["affectedSubscriptionsCount"], 2);
+    assert_eq!(app.addon_rows().await, before, "a preview writes nothing");
+
+    // the publish's own refusals
+    assert_error(&app.post("/api/v1/addons/nope/publish/preview", &all).await, StatusCode::NOT_FOUND, "AddonNotFound");
+    let bad = json!({ "migrationType": "ALL_CUSTOMERS", "extra": 1 });
+    assert_error(
+        &app.post("/api/v1/addons/seats/publish/preview", &bad).await,
+        StatusCode::BAD_REQUEST,
+        "BadUserInput",
+    );
+    assert_eq!(app.publish_addon("seats", &all).await.0, StatusCode::OK);
+    assert_error(
+        &app.post("/api/v1/addons/seats/publish/preview", &all).await,
+        StatusCode::BAD_REQUEST,
+        "ObjectAlreadyBeingUsedByAnotherRequestError",
+    );
+}

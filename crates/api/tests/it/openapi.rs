@@ -28,6 +28,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/v1/addons/{id}/draft"),
     ("DELETE", "/api/v1/addons/{id}/draft"),
     ("POST", "/api/v1/addons/{id}/publish"),
+    ("POST", "/api/v1/addons/{id}/publish/preview"),
     ("POST", "/api/v1/plans/{id}/publish/preview"),
     ("POST", "/api/v1/plans/{id}/rollouts"),
     ("POST", "/api/v1/customers"),

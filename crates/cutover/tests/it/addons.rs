@@ -45,6 +45,10 @@ async fn an_addon_publish_moves_exactly_its_live_holders_in_batches(pool: PgPool
     admin.post("/api/v1/webhooks", hook).await;
     stack.api.post("/api/v1/addons/seats/draft", json!({})).await;
     stack.api.patch("/api/v1/addons/seats", json!({"displayName": "Seats (2026)"})).await;
+    // the preview counts what the publish then moves
+    let preview =
+        stack.api.post("/api/v1/addons/seats/publish/preview", json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    assert_eq!(preview["data"]["affectedSubscriptionsCount"], 29, "{preview}");
     let task = publish_addon(&stack, "seats", "ALL_CUSTOMERS").await;
     assert_eq!(task["status"], "COMPLETED", "{task}");
     assert_eq!(task["taskType"], "PUBLISH_ADDON");
