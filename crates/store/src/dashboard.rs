@@ -112,7 +112,8 @@ pub async fn live(pool: &PgPool, task: TaskId) -> Result<Live> {
                     count(b.seq) FILTER (WHERE b.status = 'CANCELED'),
                     coalesce(sum(greatest(b.expected, b.moved + b.failed)) FILTER (WHERE b.status IN ('DONE', 'FAILED')
                         AND b.updated_at > t.until - make_interval(secs => $2)), 0)::bigint,
-                    coalesce(EXTRACT(EPOCH FROM least(make_interval(secs => $2), t.until - t.started_at)), 0)::float8
+                    CASE WHEN t.started_at IS NULL THEN 0
+                         ELSE EXTRACT(EPOCH FROM least(make_interval(secs => $2), t.until - t.started_at)) END::float8
              FROM t LEFT JOIN task_batches b ON b.task_id = $1
              GROUP BY t.until, t.started_at"
         ))

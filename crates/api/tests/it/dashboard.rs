@@ -48,6 +48,28 @@ async fn an_admin_session_reads_and_acts_and_is_audited(pool: PgPool) {
     assert_eq!(status, StatusCode::OK, "{overview}");
     assert_eq!(overview["data"]["tasksByStatus"]["PENDING"], 1);
     assert_eq!(overview["data"]["perMinute"].as_array().unwrap().len(), 60);
+    assert_eq!(overview["data"]["perMinute"][59]["moved"], 0);
+    // the pending publish is running as far as the overview goes, and only it
+    let running: Vec<&Value> = overview["data"]["running"].as_array().unwrap().iter().collect();
+    assert_eq!((running.len(), running[0]["id"].clone()), (1, json!(task.to_string())));
+    assert_eq!(overview["data"]["moreRunning"], false);
+    // its page: live figures before it starts, and its batches a state at a time
+    let (status, page) = call(&app, &cookie, Method::GET, &format!("/dashboard/api/tasks/{task}"), false).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    let live = &page["data"]["live"];
+    assert_eq!(live["ratePerSec"], Value::Null, "not started: no rate: {live}");
+    assert_eq!(live["batches"], json!({"pending": 0, "done": 0, "failed": 0, "canceled": 0}));
+    assert_eq!(live["throughput"].as_array().unwrap().len(), 30);
+    assert_eq!(page["data"]["pendingBatches"], json!({"data": [], "next": null}));
+    let batches = |query: &str| format!("/dashboard/api/tasks/{task}/batches?{query}");
+    let (status, body) = call(&app, &cookie, Method::GET, &batches("status=FAILED&after=3"), false).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"data": [], "next": null})));
+    let (status, body) = call(&app, &cookie, Method::GET, &batches("status=RUNNING"), false).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("BadUserInput")), "{body}");
+    let other = uuid::Uuid::new_v4();
+    let (status, _) =
+        call(&app, &cookie, Method::GET, &format!("/dashboard/api/tasks/{other}/batches?status=FAILED"), false).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
     let (status, plans) = call(&app, &cookie, Method::GET, "/dashboard/api/plans", false).await;
     assert_eq!((status, plans["data"][0]["planId"].clone()), (StatusCode::OK, json!("plan-d")));
 
