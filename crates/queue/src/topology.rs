@@ -129,10 +129,10 @@ impl Topology {
         channel.queue_declare(&self.delay_queue(kind, seconds), queue, args).await.map(|_| ())
     }
 
-    /// Declares every delay queue it can, each on a channel of its own (a refused declare
-    /// closes its channel), and answers the ones it could not with the broker's reason: in a
-    /// cluster, a classic queue whose node is down. A retry through such a queue waits (the
-    /// consumer parks it and tries again) until the node is back.
+    /// Declares every delay queue it can, on a channel of their own that is opened again after
+    /// a refusal (a refused declare closes its channel), and answers the ones it could not with
+    /// the broker's reason: in a cluster, a classic queue whose node is down. A retry through
+    /// such a queue waits (the consumer parks it and tries again) until the node is back.
     pub async fn declare_delay_queues(&self, connection: &Connection) -> Vec<(String, lapin::Error)> {
         let mut refused = Vec::new();
         let mut channel: Option<Channel> = None;
