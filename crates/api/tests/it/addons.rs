@@ -440,3 +440,71 @@ async fn the_publish_preview_counts_the_holders_and_changes_nothing(pool: PgPool
         "ObjectAlreadyBeingUsedByAnotherRequestError",
     );
 }
+
+/// Migration 0013 on a database written before it: a plan named in another plan's
+/// `compatibleAddonIds` becomes an add-on with the same id, product and versions; it stops
+/// being a plan when nothing else used it as one, and stays one (as well) when subscriptions
+/// are on it; a plan nobody named stays a plan only.
+#[sqlx::test(migrations = false)]
+async fn migration_0013_turns_plans_named_as_addons_into_addons(pool: PgPool) {
+    let mut conn = pool.acquire().await.unwrap();
+    for migration in store::MIGRATOR.iter().filter(|m| m.version < 13) {
+        sqlx::raw_sql(&migration.sql).execute(&mut *conn).await.unwrap();
+    }
+    sqlx::raw_sql(
+        "INSERT INTO environments (id, name) VALUES ('00000000-0000-0000-0000-000000000001', 'e');
+         INSERT INTO products (environment_id, id, display_name) VALUES ('00000000-0000-0000-0000-000000000001', 'p', 'P');
+         INSERT INTO customers (environment_id, id) VALUES ('00000000-0000-0000-0000-000000000001', 'c');
+         INSERT INTO plans (environment_id, id, product_id) VALUES
+            ('00000000-0000-0000-0000-000000000001', 'main', 'p'),
+            ('00000000-0000-0000-0000-000000000001', 'seats', 'p'),
+            ('00000000-0000-0000-0000-000000000001', 'storage', 'p');
+         INSERT INTO plan_versions (id, environment_id, plan_id, version_number, status, display_name,
+                                    compatible_addon_ids, metadata) VALUES
+            ('10000000-0000-0000-0000-000000000001', '00000000-0000-0000-0000-000000000001', 'main', 1, 'PUBLISHED',
+             'Main', '[\"seats\", \"storage\"]', '{}'),
+            ('10000000-0000-0000-0000-000000000002', '00000000-0000-0000-0000-000000000001', 'seats', 1, 'PUBLISHED',
+             'Seats', NULL, '{\"k\": \"v\"}'),
+            ('10000000-0000-0000-0000-000000000003', '00000000-0000-0000-0000-000000000001', 'seats', 2, 'DRAFT',
+             'Seats 2', NULL, '{}'),
+            ('10000000-0000-0000-0000-000000000004', '00000000-0000-0000-0000-000000000001', 'storage', 1, 'PUBLISHED',
+             'Storage', NULL, '{}');
+         INSERT INTO subscriptions (environment_id, id, customer_id, plan_id, plan_version_id, status, billing_period,
+                                    start_date) VALUES
+            ('00000000-0000-0000-0000-000000000001', 's', 'c', 'storage', '10000000-0000-0000-0000-000000000004',
+             'ACTIVE', 'MONTHLY', now());",
+    )
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    let addon_migration = store::MIGRATOR.iter().find(|m| m.version == 13).expect("migration 0013");
+    sqlx::raw_sql(&format!("BEGIN; {} COMMIT;", addon_migration.sql)).execute(&mut *conn).await.unwrap();
+
+    let addons: Vec<(String, Option<String>)> =
+        sqlx::query_as("SELECT id, product_id FROM addons ORDER BY id").fetch_all(&mut *conn).await.unwrap();
+    assert_eq!(addons, [("seats".to_owned(), Some("p".to_owned())), ("storage".to_owned(), Some("p".to_owned()))]);
+    let versions: Vec<(String, i32, String, String, Value)> = sqlx::query_as(
+        "SELECT addon_id, version_number, status, display_name, metadata FROM addon_versions
+         ORDER BY addon_id, version_number",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(
+        versions,
+        [
+            ("seats".to_owned(), 1, "PUBLISHED".to_owned(), "Seats".to_owned(), json!({ "k": "v" })),
+            ("seats".to_owned(), 2, "DRAFT".to_owned(), "Seats 2".to_owned(), json!({})),
+            ("storage".to_owned(), 1, "PUBLISHED".to_owned(), "Storage".to_owned(), json!({})),
+        ]
+    );
+    // `seats` was only an add-on: no longer a plan; `storage` has a subscription on it as a plan
+    let plans: Vec<String> =
+        sqlx::query_scalar("SELECT id FROM plans ORDER BY id").fetch_all(&mut *conn).await.unwrap();
+    assert_eq!(plans, ["main", "storage"]);
+    let seats_versions: i64 = sqlx::query_scalar("SELECT count(*) FROM plan_versions WHERE plan_id = 'seats'")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(seats_versions, 0);
+}
