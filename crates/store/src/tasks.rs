@@ -49,13 +49,15 @@ impl PolicyPin {
             PolicyPin::None => "none",
             PolicyPin::InForce => "in_force",
             PolicyPin::ApprovalOnly => "approval",
+            // a policy that changes nothing pins as none, as an empty stored one does
+            PolicyPin::Given(policy) if policy.is_empty() => "none",
             PolicyPin::Given(_) => "given",
         }
     }
 
     fn given(&self) -> Option<Value> {
         match self {
-            PolicyPin::Given(policy) => Some(policy.to_json()),
+            PolicyPin::Given(policy) if !policy.is_empty() => Some(policy.to_json()),
             _ => None,
         }
     }
@@ -63,16 +65,19 @@ impl PolicyPin {
 
 /// A CTE `pinned (policy)` that computes the policy a new task pins, from the environment
 /// (`env`), plan (`plan`), `PolicyPin::mode` (`mode`) and `PolicyPin::given` (`given`)
-/// parameters of the statement it is part of. An empty policy pins as none.
+/// parameters of the statement it is part of. An empty policy (`{}`, or nothing but
+/// `"requireApproval": false`) pins as none.
 fn pinned_cte(env: &str, plan: &str, mode: &str, given: &str) -> String {
     format!(
         "pinned AS (
-            SELECT nullif(CASE {mode}::text
+            SELECT nullif(CASE WHEN raw ->> 'requireApproval' = 'false' THEN raw - 'requireApproval' ELSE raw END,
+                          '{{}}'::jsonb) AS policy
+            FROM (SELECT CASE {mode}::text
                 WHEN 'none' THEN NULL
                 WHEN 'given' THEN {given}::jsonb
                 WHEN 'approval' THEN CASE WHEN coalesce((effective_migration_policy({env}, {plan}) ->> 'requireApproval')::boolean, false)
                                           THEN '{{\"requireApproval\": true}}'::jsonb END
-                ELSE effective_migration_policy({env}, {plan}) END, '{{}}'::jsonb) AS policy
+                ELSE effective_migration_policy({env}, {plan}) END AS raw) r
         )"
     )
 }
