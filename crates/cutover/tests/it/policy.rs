@@ -123,6 +123,20 @@ async fn a_policy_with_exclusions_notice_and_approval_does_what_its_preview_said
     let (status, body) = maker.call(Method::PUT, "/api/v1/plans/gold/migration-policy", Some(policy)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     api.draft("gold", json!({"displayName": "Gold (2027)"})).await;
+    // version 1: 10 usd a month or 96 eur a year (8 a month); the draft 12 usd or 120 eur (10)
+    let fee = |monthly: i64, annual: i64| {
+        json!({"pricingType": "PAID", "pricingModels": [{"billingModel": "FLAT_FEE", "pricePeriods": [
+            {"billingPeriod": "MONTHLY", "price": {"amount": monthly, "currency": "usd"}},
+            {"billingPeriod": "ANNUALLY", "price": {"amount": annual, "currency": "eur"}}]}]})
+    };
+    for (version, charges) in [(1, fee(10, 96)), (2, fee(12, 120))] {
+        sqlx::query("UPDATE plan_versions SET charges = $1 WHERE plan_id = 'gold' AND version_number = $2")
+            .bind(charges)
+            .bind(version)
+            .execute(&deployment.pool)
+            .await
+            .unwrap();
+    }
 
     let inbox = Inbox::default();
     let url = start_receiver(inbox.clone()).await;
@@ -245,6 +259,25 @@ async fn a_policy_with_exclusions_notice_and_approval_does_what_its_preview_said
         async move { announced(&inbox, "subscriptions.migrated").len() as i64 >= expected_moves }
     })
     .await;
+    // the revenue the preview said would move is the revenue of those the task moved
+    let moved_by_period: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT s.billing_period, count(*) FROM subscription_version_history h
+         JOIN subscriptions s ON s.id = h.subscription_id WHERE h.task_id = $1::uuid GROUP BY 1 ORDER BY 1",
+    )
+    .bind(&task)
+    .fetch_all(&deployment.pool)
+    .await
+    .unwrap();
+    let moved: BTreeMap<String, i64> = moved_by_period.into_iter().collect();
+    let delta: BTreeMap<String, String> = preview["revenue"]["byCurrency"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| (c["currency"].as_str().unwrap().to_owned(), c["mrrDelta"].as_str().unwrap().to_owned()))
+        .collect();
+    assert_eq!(delta["usd"], (moved["MONTHLY"] * 2).to_string(), "{}", preview["revenue"]);
+    assert_eq!(delta["eur"], (moved["ANNUALLY"] * 2).to_string(), "{}", preview["revenue"]);
+
     let mut migrated = announced(&inbox, "subscriptions.migrated");
     migrated.sort();
     assert_eq!(migrated, once, "each moved subscription announced once as migrated");
