@@ -124,13 +124,17 @@ pub async fn live(pool: &PgPool, task: TaskId) -> Result<Live> {
         .unwrap_or((0, 0, 0, 0, 0, 0.0));
     let spark: Vec<i64> = sqlx::query_scalar(&format!(
         "WITH t AS (SELECT {UNTIL} AS until FROM tasks WHERE id = $1),
-              buckets AS (SELECT i, t.until - make_interval(secs => ($2 - i) * $3) AS lo,
-                                 t.until - make_interval(secs => ($2 - 1 - i) * $3) AS hi
-                          FROM t, generate_series(0, $2 - 1) AS i)
-         SELECT coalesce(sum(greatest(b.expected, b.moved + b.failed)), 0)::bigint
-         FROM buckets k LEFT JOIN task_batches b ON b.task_id = $1 AND b.status IN ('DONE', 'FAILED')
-              AND b.updated_at > k.lo AND b.updated_at <= k.hi
-         GROUP BY k.i ORDER BY k.i"
+              -- bucket i holds (until - ($2 - i) * $3 s, until - ($2 - 1 - i) * $3 s]: one pass
+              -- over the task's batches, whatever their number
+              filled AS (
+                SELECT ($2 - 1 - floor(EXTRACT(EPOCH FROM t.until - b.updated_at) / $3))::int AS i,
+                       sum(greatest(b.expected, b.moved + b.failed)) AS items
+                FROM t JOIN task_batches b ON b.task_id = $1 AND b.status IN ('DONE', 'FAILED')
+                     AND b.updated_at > t.until - make_interval(secs => $2 * $3) AND b.updated_at <= t.until
+                GROUP BY 1)
+         SELECT coalesce(f.items, 0)::bigint
+         FROM generate_series(0, $2 - 1) AS i LEFT JOIN filled f USING (i)
+         ORDER BY i"
     ))
     .bind(task.0)
     .bind(SPARK_BUCKETS as i32)
