@@ -93,17 +93,30 @@ pub async fn check(database_url: &str, amqp_url: &str) -> anyhow::Result<()> {
             anyhow::bail!(database.advice(&why));
         }
     }
-    if let Some(broker) = Endpoint::broker(amqp_url) {
-        if let Err(why) = broker.probe().await {
-            let advice = broker.advice(&why);
-            tracing::warn!(host = %broker.host, port = broker.port, reason = %why,
-                           "broker unreachable at start; the relay keeps retrying");
-            eprintln!(
-                "warning: {advice}\nCutover starts anyway: accepted work waits in the outbox until RabbitMQ answers."
-            );
-        }
+    if let Some((broker, why)) = unreachable_brokers(amqp_url).await {
+        let advice = broker.advice(&why);
+        tracing::warn!(host = %broker.host, port = broker.port, reason = %why,
+                       "broker unreachable at start; the relay keeps retrying");
+        eprintln!(
+            "warning: {advice}\nCutover starts anyway: accepted work waits in the outbox until RabbitMQ answers."
+        );
     }
     Ok(())
+}
+
+/// The first broker of `CUTOVER_AMQP_URL` and why it is unreachable, when none of the brokers
+/// it lists (the nodes of a cluster, comma-separated) answers; `None` once one does.
+async fn unreachable_brokers(amqp_url: &str) -> Option<(Endpoint, String)> {
+    let mut first = None;
+    for broker in queue::broker_urls(amqp_url).into_iter().filter_map(Endpoint::broker) {
+        match broker.probe().await {
+            Ok(()) => return None,
+            Err(why) => {
+                first.get_or_insert((broker, why));
+            }
+        }
+    }
+    first
 }
 
 #[cfg(test)]
@@ -122,5 +135,15 @@ mod tests {
         let advice = db.advice("connection refused");
         assert!(advice.starts_with("cannot reach PostgreSQL at db.internal:6543 (connection refused)"), "{advice}");
         assert!(advice.contains("systemctl start postgresql") && !advice.contains("secret"), "{advice}");
+    }
+
+    #[tokio::test]
+    async fn a_broker_list_is_reachable_when_any_of_its_nodes_answers() {
+        // nothing listens on a port just freed; the machine's broker does on 5672
+        let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let down = format!("amqp://guest:guest@127.0.0.1:{free}/%2f");
+        assert!(unreachable_brokers(&format!("{down},amqp://guest:guest@127.0.0.1:5672/%2f")).await.is_none());
+        let (broker, _) = unreachable_brokers(&format!("{down},{down}")).await.unwrap();
+        assert_eq!(broker.port, free);
     }
 }
