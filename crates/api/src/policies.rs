@@ -1,5 +1,6 @@
 //! Migration policies (Cutover's extension): `GET/PUT/DELETE /api/v1/plans/{id}/migration-policy`
-//! for one plan and `GET/PUT/DELETE /api/v1/migration-policy` for the environment's default.
+//! for one plan, `/api/v1/addons/{id}/migration-policy` for one add-on, and
+//! `GET/PUT/DELETE /api/v1/migration-policy` for the environment's default.
 //! Any key reads; admin keys write. A policy applies to tasks accepted after it is written:
 //! each task pins the policy in force when it is accepted (see `domain::policy`).
 
@@ -14,17 +15,16 @@ use domain::{ErrorCode, MigrationPolicy};
 use serde::Serialize;
 use serde_json::Value;
 use store::api_keys::{Principal, Scope};
-use store::policies;
+use store::policies::{self, Package};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 pub fn routes() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_plan_policy, put_plan_policy, delete_plan_policy)).routes(routes!(
-        get_default_policy,
-        put_default_policy,
-        delete_default_policy
-    ))
+    OpenApiRouter::new()
+        .routes(routes!(get_plan_policy, put_plan_policy, delete_plan_policy))
+        .routes(routes!(get_addon_policy, put_addon_policy, delete_addon_policy))
+        .routes(routes!(get_default_policy, put_default_policy, delete_default_policy))
 }
 
 /// A migration policy as the API shows it: the policy in force for the plan (or the
@@ -32,9 +32,11 @@ pub fn routes() -> OpenApiRouter<AppState> {
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct PolicyView {
-    /// The plan, or null for the environment's default.
+    /// The plan, or null.
     plan_id: Option<String>,
-    /// `PLAN` (the plan's own), `ENVIRONMENT` (the default applies) or `NONE`.
+    /// The add-on, or null; both null for the environment's default.
+    addon_id: Option<String>,
+    /// `PLAN` or `ADDON` (the package's own), `ENVIRONMENT` (the default applies) or `NONE`.
     source: &'static str,
     /// `{"statuses", "customerIds", "metadata", "renewingWithin"}`: who tasks leave alone.
     #[schema(value_type = Object)]
@@ -47,19 +49,25 @@ pub struct PolicyView {
     updated_by: Option<String>,
 }
 
-fn view(plan_id: Option<&str>, stored: Option<policies::Stored>) -> PolicyView {
-    let source = match (&stored, plan_id) {
-        (None, _) => "NONE",
-        (Some(s), Some(_)) if s.plan_id.is_some() => "PLAN",
-        (Some(_), None) => "ENVIRONMENT",
-        (Some(_), Some(_)) => "ENVIRONMENT",
+fn view(package: Package<'_>, stored: Option<policies::Stored>) -> PolicyView {
+    let source = match &stored {
+        None => "NONE",
+        Some(s) if s.is_default() => "ENVIRONMENT",
+        Some(s) if s.addon_id.is_some() => "ADDON",
+        Some(_) => "PLAN",
     };
     let (policy, updated_at, updated_by) = match stored {
         Some(s) => (s.policy, Some(s.updated_at), s.updated_by),
         None => (MigrationPolicy::default(), None, None),
     };
+    let (plan_id, addon_id) = match package {
+        Package::Plan(id) => (Some(id.to_owned()), None),
+        Package::Addon(id) => (None, Some(id.to_owned())),
+        Package::Default => (None, None),
+    };
     PolicyView {
-        plan_id: plan_id.map(str::to_owned),
+        plan_id,
+        addon_id,
         source,
         exclude: serde_json::to_value(&policy.exclude).unwrap_or(Value::Null),
         notice_period: policy.notice_period,
@@ -80,14 +88,58 @@ fn parse(body: &Value) -> Result<MigrationPolicy, ApiError> {
     MigrationPolicy::from_json(body).map_err(|why| ApiError::bad_input(format!("migration policy: {why}")))
 }
 
-/// The plan's policy in force: its own, else the environment's default.
-async fn in_force(conn: &mut sqlx::PgConnection, caller: &Principal, plan_id: &str) -> Result<PolicyView, ApiError> {
+/// 404 for a package the environment does not have.
+async fn require(conn: &mut sqlx::PgConnection, caller: &Principal, package: Package<'_>) -> Result<(), ApiError> {
     let env = caller.environment_id;
-    let stored = match policies::get(conn, env, Some(plan_id)).await? {
-        Some(own) => Some(own),
-        None => policies::get(conn, env, None).await?,
-    };
-    Ok(view(Some(plan_id), stored))
+    match package {
+        Package::Plan(id) => policies::require_plan(conn, env, id).await?,
+        Package::Addon(id) => {
+            if !store::addons::missing(conn, env, &[id.to_owned()]).await?.is_empty() {
+                return Err(store::addons::not_found(id).into());
+            }
+        }
+        Package::Default => {}
+    }
+    Ok(())
+}
+
+async fn read_policy(
+    state: &AppState,
+    caller: &Principal,
+    package: Package<'_>,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    require(&mut conn, caller, package).await?;
+    let stored = policies::in_force_stored(&mut conn, caller.environment_id, package).await?;
+    Ok(Json(Data { data: view(package, stored) }))
+}
+
+async fn write_policy(
+    state: &AppState,
+    caller: &Principal,
+    package: Package<'_>,
+    body: &Value,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    require_admin(caller)?;
+    let policy = parse(body)?;
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    require(&mut conn, caller, package).await?;
+    let stored = policies::put(&mut conn, caller.environment_id, package, &policy, &caller.key_prefix).await?;
+    tracing::info!(package = ?package, "migration policy written");
+    Ok(Json(Data { data: view(package, Some(stored)) }))
+}
+
+async fn delete_policy(
+    state: &AppState,
+    caller: &Principal,
+    package: Package<'_>,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    require_admin(caller)?;
+    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
+    require(&mut conn, caller, package).await?;
+    policies::delete(&mut conn, caller.environment_id, package).await?;
+    let stored = policies::in_force_stored(&mut conn, caller.environment_id, package).await?;
+    Ok(Json(Data { data: view(package, stored) }))
 }
 
 #[utoipa::path(get, path = "/api/v1/plans/{id}/migration-policy", operation_id = "PlanController_getMigrationPolicy", tag = STIGG,
@@ -99,10 +151,8 @@ pub async fn get_plan_policy(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    let plan_id = entity_id(&id, "plan id")?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    policies::require_plan(&mut conn, caller.environment_id, plan_id.as_str()).await?;
-    Ok(Json(Data { data: in_force(&mut conn, &caller, plan_id.as_str()).await? }))
+    let id = entity_id(&id, "plan id")?;
+    read_policy(&state, &caller, Package::Plan(id.as_str())).await
 }
 
 #[utoipa::path(put, path = "/api/v1/plans/{id}/migration-policy", operation_id = "PlanController_putMigrationPolicy", tag = STIGG,
@@ -118,15 +168,8 @@ pub async fn put_plan_policy(
     Path(id): Path<String>,
     Json(body): Json<Value>,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    require_admin(&caller)?;
-    let plan_id = entity_id(&id, "plan id")?;
-    let policy = parse(&body)?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    let env = caller.environment_id;
-    policies::require_plan(&mut conn, env, plan_id.as_str()).await?;
-    let stored = policies::put(&mut conn, env, Some(plan_id.as_str()), &policy, &caller.key_prefix).await?;
-    tracing::info!(plan_id = %plan_id, "migration policy written");
-    Ok(Json(Data { data: view(Some(plan_id.as_str()), Some(stored)) }))
+    let id = entity_id(&id, "plan id")?;
+    write_policy(&state, &caller, Package::Plan(id.as_str()), &body).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/plans/{id}/migration-policy", operation_id = "PlanController_deleteMigrationPolicy", tag = STIGG,
@@ -139,12 +182,52 @@ pub async fn delete_plan_policy(
     Caller(caller): Caller,
     Path(id): Path<String>,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    require_admin(&caller)?;
-    let plan_id = entity_id(&id, "plan id")?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    policies::require_plan(&mut conn, caller.environment_id, plan_id.as_str()).await?;
-    policies::delete(&mut conn, caller.environment_id, Some(plan_id.as_str())).await?;
-    Ok(Json(Data { data: in_force(&mut conn, &caller, plan_id.as_str()).await? }))
+    let id = entity_id(&id, "plan id")?;
+    delete_policy(&state, &caller, Package::Plan(id.as_str())).await
+}
+
+#[utoipa::path(get, path = "/api/v1/addons/{id}/migration-policy", operation_id = "AddonController_getMigrationPolicy", tag = STIGG,
+    params(("id" = String, Path, description = "The addon's id")),
+    responses((status = 200, description = "The policy in force for the addon and where it comes from", body = Data<PolicyView>),
+        (status = 404, description = "No such addon (`AddonNotFound`)", body = ErrorBody)))]
+pub async fn get_addon_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    let id = entity_id(&id, "add-on id")?;
+    read_policy(&state, &caller, Package::Addon(id.as_str())).await
+}
+
+#[utoipa::path(put, path = "/api/v1/addons/{id}/migration-policy", operation_id = "AddonController_putMigrationPolicy", tag = STIGG,
+    params(("id" = String, Path, description = "The addon's id")),
+    request_body(content = Object, description = "`{\"exclude\": {\"statuses\", \"customerIds\", \"metadata\", \"renewingWithin\"}, \"noticePeriod\", \"requireApproval\"}`"),
+    responses((status = 200, description = "The addon's policy, stored", body = Data<PolicyView>),
+        (status = 400, description = "Not a policy (`BadUserInput`)", body = ErrorBody),
+        (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody),
+        (status = 404, description = "No such addon (`AddonNotFound`)", body = ErrorBody)))]
+pub async fn put_addon_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+    Json(body): Json<Value>,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    let id = entity_id(&id, "add-on id")?;
+    write_policy(&state, &caller, Package::Addon(id.as_str()), &body).await
+}
+
+#[utoipa::path(delete, path = "/api/v1/addons/{id}/migration-policy", operation_id = "AddonController_deleteMigrationPolicy", tag = STIGG,
+    params(("id" = String, Path, description = "The addon's id")),
+    responses((status = 200, description = "The addon's own policy removed: the policy now in force (the default, or none)", body = Data<PolicyView>),
+        (status = 403, description = "Not an admin key (`AccessDeniedError`)", body = ErrorBody),
+        (status = 404, description = "No such addon (`AddonNotFound`)", body = ErrorBody)))]
+pub async fn delete_addon_policy(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<PolicyView>>, ApiError> {
+    let id = entity_id(&id, "add-on id")?;
+    delete_policy(&state, &caller, Package::Addon(id.as_str())).await
 }
 
 #[utoipa::path(get, path = "/api/v1/migration-policy", operation_id = "EnvironmentController_getMigrationPolicy", tag = STIGG,
@@ -153,9 +236,7 @@ pub async fn get_default_policy(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    let stored = policies::get(&mut conn, caller.environment_id, None).await?;
-    Ok(Json(Data { data: view(None, stored) }))
+    read_policy(&state, &caller, Package::Default).await
 }
 
 #[utoipa::path(put, path = "/api/v1/migration-policy", operation_id = "EnvironmentController_putMigrationPolicy", tag = STIGG,
@@ -168,12 +249,7 @@ pub async fn put_default_policy(
     Caller(caller): Caller,
     Json(body): Json<Value>,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    require_admin(&caller)?;
-    let policy = parse(&body)?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    let stored = policies::put(&mut conn, caller.environment_id, None, &policy, &caller.key_prefix).await?;
-    tracing::info!("default migration policy written");
-    Ok(Json(Data { data: view(None, Some(stored)) }))
+    write_policy(&state, &caller, Package::Default, &body).await
 }
 
 #[utoipa::path(delete, path = "/api/v1/migration-policy", operation_id = "EnvironmentController_deleteMigrationPolicy", tag = STIGG,
@@ -183,8 +259,5 @@ pub async fn delete_default_policy(
     State(state): State<AppState>,
     Caller(caller): Caller,
 ) -> Result<Json<Data<PolicyView>>, ApiError> {
-    require_admin(&caller)?;
-    let mut conn = state.pool.acquire().await.map_err(store::StoreError::from)?;
-    policies::delete(&mut conn, caller.environment_id, None).await?;
-    Ok(Json(Data { data: view(None, None) }))
+    delete_policy(&state, &caller, Package::Default).await
 }

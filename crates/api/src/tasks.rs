@@ -191,7 +191,10 @@ pub(crate) async fn decide(
     decision: Decision,
 ) -> Result<Json<Data<TaskView>>, ApiError> {
     if caller.scope != store::api_keys::Scope::Admin {
-        return Err(ApiError::new(ErrorCode::AccessDeniedError, "approving or rejecting a task needs an admin API key"));
+        return Err(ApiError::new(
+            ErrorCode::AccessDeniedError,
+            "approving or rejecting a task needs an admin API key",
+        ));
     }
     let task_id = parse_task_id(id)?;
     let mut tx = state.begin().await?;

@@ -5,6 +5,7 @@
 //! statement), cutting its holders into batches and moving one batch, with history rows in
 //! `subscription_addon_history`.
 
+use crate::policies::{self, PolicyPin};
 use crate::task_row::Task;
 use crate::{is_unique_violation, page, Page, Result, StoreError};
 use chrono::{DateTime, Utc};
@@ -424,6 +425,17 @@ pub struct NewPublish<'a> {
     pub message: &'a str,
     pub actor: Option<&'a str>,
     pub data: Value,
+    /// Which migration policy the task pins (the add-on's, else the environment's default).
+    pub policy: PolicyPin,
+}
+
+/// The predicate that keeps a subscription `s` the task's pinned policy (`policy`, a JSON
+/// parameter, read at `at`) leaves alone out of a selection: `policy_exclusion`, as plans use.
+fn not_excluded(policy: &str, at: &str) -> String {
+    format!(
+        "({policy}::jsonb IS NULL OR policy_exclusion({policy}::jsonb, {at}::timestamptz, s.status, s.customer_id,
+            s.metadata, s.start_date, s.billing_period) IS NULL)"
+    )
 }
 
 /// The index that lets one task at a time hold an add-on.
@@ -435,26 +447,31 @@ const HOLDER_PER_ADDON: &str = "tasks_one_holder_per_addon";
 /// publish while one holds the add-on is refused with
 /// `ObjectAlreadyBeingUsedByAnotherRequestError`.
 pub async fn accept_publish(conn: &mut PgConnection, new: &NewPublish<'_>) -> Result<Option<i32>> {
-    sqlx::query_scalar(
+    sqlx::query_scalar(&format!(
         "WITH draft AS (
             SELECT id, version_number FROM addon_versions
             WHERE environment_id = $2 AND addon_id = $4 AND status = 'DRAFT'
-        ), task AS (
+        ), {}, task AS (
             INSERT INTO tasks (id, environment_id, task_type, status, addon_id, payload, target_version_id,
-                target_version_number, idempotency_key, max_attempts, total, holds_plan)
-            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0, $11 FROM draft
+                target_version_number, idempotency_key, max_attempts, total, holds_plan,
+                policy, approval_state, approval_requested_by)
+            SELECT $1, $2, $3, 'PENDING', $4, $5, id, version_number, $6, $7, 0, $11,
+                pinned.policy, {}, $9
+            FROM draft, pinned
             RETURNING id, environment_id, target_version_number
         ), job AS (
             INSERT INTO outbox (routing_key, payload)
             SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
         ), event AS (
             INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
-            SELECT id, environment_id, 'accepted', replace($8, '{version}', target_version_number::text), $9,
+            SELECT id, environment_id, 'accepted', replace($8, '{{version}}', target_version_number::text), $9,
                 $10::jsonb || jsonb_build_object('versionNumber', target_version_number, 'addonId', $4::text)
             FROM task
         )
         SELECT target_version_number FROM task",
-    )
+        policies::pinned_cte_of("effective_addon_migration_policy", "$2", "$4", "$12", "$13"),
+        policies::APPROVAL_STATE
+    ))
     .bind(new.id.0)
     .bind(new.environment.0)
     .bind(new.spec.task_type().as_str())
@@ -466,6 +483,8 @@ pub async fn accept_publish(conn: &mut PgConnection, new: &NewPublish<'_>) -> Re
     .bind(new.actor)
     .bind(&new.data)
     .bind(new.spec.holds_plan())
+    .bind(new.policy.mode())
+    .bind(new.policy.given())
     .fetch_optional(conn)
     .await
     .map_err(|e| {
@@ -515,9 +534,15 @@ pub async fn publish_version(conn: &mut PgConnection, version_id: Uuid, task: Ta
 }
 
 /// The holders an add-on publish moves, as a SELECT to wrap in a CTE: every live subscription
-/// holding the add-on on a version older than the target. Binds $1 environment, $2 add-on id,
-/// $3 target version number, $4 live statuses.
-const HOLDERS: &str = "SELECT s.row_id, s.id, s.customer_id
+/// holding the add-on on a version older than the target, with why the task's migration policy
+/// leaves it alone (`exclusion`, NULL for those that move). Binds $1 environment, $2 add-on
+/// id, $3 target version number, $4 live statuses, $5 the pinned policy (nullable), $6 when it
+/// is read (the task's acceptance; now for a preview).
+const HOLDERS: &str =
+    "SELECT s.row_id, s.id, s.customer_id, s.status, s.billing_period, v.version_number AS from_version,
+            CASE WHEN $5::jsonb IS NULL THEN NULL
+                 ELSE policy_exclusion($5::jsonb, $6::timestamptz, s.status, s.customer_id, s.metadata,
+                                       s.start_date, s.billing_period) END AS exclusion
         FROM subscription_addons sa
         JOIN subscriptions s ON s.environment_id = sa.environment_id AND s.id = sa.subscription_id
         JOIN addon_versions v ON v.id = sa.addon_version_id
@@ -544,11 +569,32 @@ pub async fn plan_migration(
     target_version_number: i32,
     batch_size: i64,
 ) -> Result<AddonMigrationPlan> {
+    // what the task's policy leaves alone, counted on the task by reason
+    if task.policy.is_some() {
+        let sql = format!(
+            "WITH counted AS (
+                SELECT exclusion, count(*) AS n FROM ({HOLDERS}) h WHERE exclusion IS NOT NULL GROUP BY exclusion
+            )
+            UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
+                excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
+            WHERE id = $7"
+        );
+        sqlx::query(&sql)
+            .bind(task.environment_id)
+            .bind(addon_id)
+            .bind(target_version_number)
+            .bind(live_statuses())
+            .bind(&task.policy)
+            .bind(task.created_at)
+            .bind(task.id)
+            .execute(&mut *conn)
+            .await?;
+    }
     let sql = format!(
-        "WITH movers AS NOT MATERIALIZED ({HOLDERS}), planned AS (
+        "WITH movers AS NOT MATERIALIZED (SELECT * FROM ({HOLDERS}) h WHERE exclusion IS NULL), planned AS (
             INSERT INTO task_batches (task_id, seq, lo, hi, expected, status)
-            SELECT $5, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
-            FROM (SELECT row_id, ((row_number() OVER (ORDER BY row_id)) - 1) / $6 AS bucket FROM movers) numbered
+            SELECT $7, bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING'
+            FROM (SELECT row_id, ((row_number() OVER (ORDER BY row_id)) - 1) / $8 AS bucket FROM movers) numbered
             GROUP BY bucket
             RETURNING 1
         )
@@ -559,6 +605,8 @@ pub async fn plan_migration(
         .bind(addon_id)
         .bind(target_version_number)
         .bind(live_statuses())
+        .bind(&task.policy)
+        .bind(task.created_at)
         .bind(task.id)
         .bind(batch_size.max(1))
         .fetch_one(&mut *conn)
@@ -576,14 +624,14 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
     let (Some(target), Some(target_number)) = (task.target_version_id, task.target_version_number) else {
         return Err(StoreError::rejected(ErrorCode::InternalError, "task has no target version"));
     };
-    let moved = sqlx::query(
+    let moved = sqlx::query(&format!(
         "WITH candidates AS (
             SELECT sa.subscription_id, sa.addon_version_id AS from_version
             FROM subscription_addons sa
             JOIN subscriptions s ON s.environment_id = sa.environment_id AND s.id = sa.subscription_id
             JOIN addon_versions v ON v.id = sa.addon_version_id
             WHERE sa.environment_id = $1 AND sa.addon_id = $2 AND s.row_id >= $3 AND s.row_id < $4
-              AND v.version_number < $5 AND s.status = ANY($6)
+              AND v.version_number < $5 AND s.status = ANY($6) AND {}
             ORDER BY sa.subscription_id
             FOR UPDATE OF sa, s
         ), moved AS (
@@ -596,7 +644,8 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
             (environment_id, task_id, subscription_id, addon_id, from_version_id, to_version_id)
         SELECT $1, $8, subscription_id, $2, from_version, $7 FROM moved
         ON CONFLICT (task_id, subscription_id) DO NOTHING",
-    )
+        not_excluded("$9", "$10")
+    ))
     .bind(task.environment_id)
     .bind(&addon_id)
     .bind(lo)
@@ -605,21 +654,24 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
     .bind(live_statuses())
     .bind(target)
     .bind(task.id)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
 
     let planned_at = task.started_at.unwrap_or(task.created_at);
-    let failed = sqlx::query(
+    let failed = sqlx::query(&format!(
         "INSERT INTO task_item_failures (task_id, subscription_id, code, message)
          SELECT $7, s.id, $8, 'subscription is ' || s.status || ' and its add-on was not moved'
          FROM subscription_addons sa
          JOIN subscriptions s ON s.environment_id = sa.environment_id AND s.id = sa.subscription_id
          JOIN addon_versions v ON v.id = sa.addon_version_id
          WHERE sa.environment_id = $1 AND sa.addon_id = $2 AND s.row_id >= $3 AND s.row_id < $4
-           AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $9
+           AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $9 AND {}
          ON CONFLICT (task_id, subscription_id) DO NOTHING",
-    )
+        not_excluded("$10", "$11")
+    ))
     .bind(task.environment_id)
     .bind(&addon_id)
     .bind(lo)
@@ -629,6 +681,8 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
     .bind(task.id)
     .bind(ErrorCode::SubscriptionAlreadyCanceledOrExpired.as_str())
     .bind(planned_at)
+    .bind(&task.policy)
+    .bind(task.created_at)
     .execute(&mut *conn)
     .await?
     .rows_affected() as i64;
@@ -863,70 +917,62 @@ pub struct AddonPreview {
     pub by_billing_period: Vec<(String, i64)>,
     /// (version moved from, count), in version order.
     pub by_version: Vec<(i32, i64)>,
+    /// Holders the migration policy would leave alone, and (reason, count) by reason.
+    pub excluded: i64,
+    pub excluded_by_reason: Vec<(String, i64)>,
     /// A page of the holders that would move, in `row_id` order; `next` is the cursor.
     pub ids: Page<String>,
 }
 
-/// Counts what publishing version `target_version_number` of the add-on would move, and one
-/// page of the holders after `after` (a `row_id`). Run in one REPEATABLE READ transaction for
-/// a consistent answer.
+/// Counts what publishing version `target_version_number` of the add-on would move under
+/// `policy` (the one a task accepted now would pin, read at the database's now), whom the
+/// policy would leave alone, by reason, and one page of the holders after `after` (a
+/// `row_id`). Run in one REPEATABLE READ transaction for a consistent answer.
 pub async fn preview(
     conn: &mut PgConnection,
     env: EnvironmentId,
     addon_id: &str,
     target_version_number: i32,
+    policy: Option<&domain::MigrationPolicy>,
     after: Option<i64>,
     limit: i64,
 ) -> Result<AddonPreview> {
-    let movers = "WITH movers AS (
-            SELECT s.row_id, s.id, s.customer_id, s.status, s.billing_period, v.version_number AS from_version
-            FROM subscription_addons sa
-            JOIN subscriptions s ON s.environment_id = sa.environment_id AND s.id = sa.subscription_id
-            JOIN addon_versions v ON v.id = sa.addon_version_id
-            WHERE sa.environment_id = $1 AND sa.addon_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
-        )";
-    let grouped = |select: &str| format!("{movers} {select}");
+    let policy = policy.filter(|p| !p.is_empty()).map(domain::MigrationPolicy::to_json);
+    // the policy is read at the database's now, as a task accepted now would read it
+    let now = crate::db_now(conn).await?;
+    let all = format!("WITH holders AS ({HOLDERS}), movers AS (SELECT * FROM holders WHERE exclusion IS NULL)");
+    let grouped = |select: &str| format!("{all} {select}");
+    macro_rules! scoped {
+        ($query:expr) => {
+            $query.bind(env.0).bind(addon_id).bind(target_version_number).bind(live_statuses()).bind(&policy).bind(now)
+        };
+    }
     let (total, affected): (i64, i64) =
-        sqlx::query_as(&grouped("SELECT count(*), count(DISTINCT customer_id) FROM movers"))
-            .bind(env.0)
-            .bind(addon_id)
-            .bind(target_version_number)
-            .bind(live_statuses())
+        scoped!(sqlx::query_as(&grouped("SELECT count(*), count(DISTINCT customer_id) FROM movers")))
             .fetch_one(&mut *conn)
             .await?;
     let by_status: Vec<(String, i64)> =
-        sqlx::query_as(&grouped("SELECT status, count(*) FROM movers GROUP BY status ORDER BY status"))
-            .bind(env.0)
-            .bind(addon_id)
-            .bind(target_version_number)
-            .bind(live_statuses())
+        scoped!(sqlx::query_as(&grouped("SELECT status, count(*) FROM movers GROUP BY status ORDER BY status")))
             .fetch_all(&mut *conn)
             .await?;
-    let by_billing_period: Vec<(String, i64)> = sqlx::query_as(&grouped(
+    let by_billing_period: Vec<(String, i64)> = scoped!(sqlx::query_as(&grouped(
         "SELECT billing_period, count(*) FROM movers GROUP BY billing_period ORDER BY billing_period",
-    ))
-    .bind(env.0)
-    .bind(addon_id)
-    .bind(target_version_number)
-    .bind(live_statuses())
+    )))
     .fetch_all(&mut *conn)
     .await?;
-    let by_version: Vec<(i32, i64)> = sqlx::query_as(&grouped(
+    let by_version: Vec<(i32, i64)> = scoped!(sqlx::query_as(&grouped(
         "SELECT from_version, count(*) FROM movers GROUP BY from_version ORDER BY from_version",
-    ))
-    .bind(env.0)
-    .bind(addon_id)
-    .bind(target_version_number)
-    .bind(live_statuses())
+    )))
     .fetch_all(&mut *conn)
     .await?;
-    let rows: Vec<(i64, String)> = sqlx::query_as(&grouped(
-        "SELECT row_id, id FROM movers WHERE ($5::bigint IS NULL OR row_id > $5) ORDER BY row_id LIMIT $6",
-    ))
-    .bind(env.0)
-    .bind(addon_id)
-    .bind(target_version_number)
-    .bind(live_statuses())
+    let excluded_by_reason: Vec<(String, i64)> = scoped!(sqlx::query_as(&grouped(
+        "SELECT exclusion, count(*) FROM holders WHERE exclusion IS NOT NULL GROUP BY exclusion ORDER BY exclusion",
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    let rows: Vec<(i64, String)> = scoped!(sqlx::query_as(&grouped(
+        "SELECT row_id, id FROM movers WHERE ($7::bigint IS NULL OR row_id > $7) ORDER BY row_id LIMIT $8",
+    )))
     .bind(after)
     .bind(limit + 1)
     .fetch_all(&mut *conn)
@@ -938,6 +984,8 @@ pub async fn preview(
         by_status,
         by_billing_period,
         by_version,
+        excluded: excluded_by_reason.iter().map(|(_, n)| n).sum(),
+        excluded_by_reason,
         ids: Page { items: ids.items.into_iter().map(|(_, id)| id).collect(), next: ids.next },
     })
 }

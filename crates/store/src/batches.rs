@@ -4,8 +4,8 @@
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
-use crate::work::Work;
 use crate::version_changes::{self, MOVED_FROM_HISTORY};
+use crate::work::Work;
 use crate::{rollbacks, rollouts, tasks, webhooks, Result, StoreError};
 use domain::{ErrorCode, TaskId, TaskStatus, TaskType, VersionChangeBehaviour, WebhookEventType};
 use sqlx::PgConnection;

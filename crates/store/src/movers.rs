@@ -125,7 +125,8 @@ pub fn task_scope(
     behaviour: VersionChangeBehaviour,
     effective_from: Option<chrono::DateTime<chrono::Utc>>,
 ) -> Result<Scope> {
-    let policy = task.policy().map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?;
+    let policy =
+        task.policy().map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?;
     let scope = Scope {
         environment: task.environment(),
         plan_id: task.plan_id.clone().unwrap_or_default(),

@@ -4,6 +4,8 @@
 //! announce the end to the unit of work (`Announcement::TaskEnded`), whose commit writes the
 //! webhook event in the same transaction.
 
+pub use crate::policies::PolicyPin;
+use crate::policies::{pinned_cte, APPROVAL_STATE};
 pub use crate::task_row::Task;
 use crate::work::{Announcement, Work};
 use crate::{is_unique_violation, page, Hooks, Page, Result, StoreError};
@@ -29,62 +31,6 @@ pub struct NewTask {
     /// Who asked for it (an API key's prefix): the one admin who may not approve it.
     pub requested_by: Option<String>,
 }
-
-/// Which migration policy a new task pins when it is accepted (`tasks.policy`).
-#[derive(Debug, Clone, PartialEq)]
-pub enum PolicyPin {
-    /// None: the task moves no plan's subscriptions as a whole (an import, one subscription).
-    None,
-    /// The policy in force for its plan: the plan's own, else the environment's default.
-    InForce,
-    /// Only the approval rule of the policy in force (a rollback).
-    ApprovalOnly,
-    /// This one, already narrowed from the policy in force by the request's own.
-    Given(domain::MigrationPolicy),
-}
-
-impl PolicyPin {
-    fn mode(&self) -> &'static str {
-        match self {
-            PolicyPin::None => "none",
-            PolicyPin::InForce => "in_force",
-            PolicyPin::ApprovalOnly => "approval",
-            // a policy that changes nothing pins as none, as an empty stored one does
-            PolicyPin::Given(policy) if policy.is_empty() => "none",
-            PolicyPin::Given(_) => "given",
-        }
-    }
-
-    fn given(&self) -> Option<Value> {
-        match self {
-            PolicyPin::Given(policy) if !policy.is_empty() => Some(policy.to_json()),
-            _ => None,
-        }
-    }
-}
-
-/// A CTE `pinned (policy)` that computes the policy a new task pins, from the environment
-/// (`env`), plan (`plan`), `PolicyPin::mode` (`mode`) and `PolicyPin::given` (`given`)
-/// parameters of the statement it is part of. An empty policy (`{}`, or nothing but
-/// `"requireApproval": false`) pins as none.
-fn pinned_cte(env: &str, plan: &str, mode: &str, given: &str) -> String {
-    format!(
-        "pinned AS (
-            SELECT nullif(CASE WHEN raw ->> 'requireApproval' = 'false' THEN raw - 'requireApproval' ELSE raw END,
-                          '{{}}'::jsonb) AS policy
-            FROM (SELECT CASE {mode}::text
-                WHEN 'none' THEN NULL
-                WHEN 'given' THEN {given}::jsonb
-                WHEN 'approval' THEN CASE WHEN coalesce((effective_migration_policy({env}, {plan}) ->> 'requireApproval')::boolean, false)
-                                          THEN '{{\"requireApproval\": true}}'::jsonb END
-                ELSE effective_migration_policy({env}, {plan}) END AS raw) r
-        )"
-    )
-}
-
-/// The approval state a task with `pinned.policy` starts in.
-const APPROVAL_STATE: &str =
-    "CASE WHEN coalesce((pinned.policy ->> 'requireApproval')::boolean, false) THEN 'PENDING' END";
 
 /// The index that lets one task at a time hold a plan.
 pub(crate) const HOLDER_PER_PLAN: &str = "tasks_one_holder_per_plan";

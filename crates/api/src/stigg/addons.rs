@@ -289,6 +289,23 @@ pub async fn publish(
             return Ok(Json(Data { data: TaskRef { task_id: TaskId(existing.id) } }));
         }
     }
+    // a publish that moves holders obeys the add-on's migration policy; its moves cannot wait
+    // for a notice (an add-on's moves are never scheduled), so a notice is refused, not ignored
+    let policy = match migration_type {
+        MigrationType::NewCustomers => tasks::PolicyPin::None,
+        MigrationType::AllCustomers => {
+            let package = store::policies::Package::Addon(addon_id.as_str());
+            let in_force = store::policies::in_force_stored(&mut work, env, package).await?;
+            if let Some(notice) = in_force.as_ref().and_then(|s| s.policy.notice_period.as_ref()) {
+                return Err(ApiError::bad_input(format!(
+                    "the migration policy in force for add-on `{addon_id}` has a noticePeriod ({notice}): an add-on \
+                     publish moves its holders at once and cannot wait for notice; remove the notice from the \
+                     add-on's policy, or publish with NEW_CUSTOMERS"
+                )));
+            }
+            tasks::PolicyPin::InForce
+        }
+    };
     let task_id = TaskId::new();
     let message = format!("publish of add-on version {{version}} with {migration_type}");
     let new = addons::NewPublish {
@@ -301,6 +318,7 @@ pub async fn publish(
         message: &message,
         actor: Some(&caller.key_prefix),
         data: json!({ "migrationType": migration_type }),
+        policy,
     };
     if addons::accept_publish(&mut work, &new).await?.is_none() {
         return Err(addons::no_draft(&mut work, env, addon_id.as_str()).await?.into());
@@ -337,6 +355,12 @@ pub struct AddonPublishPreview {
     /// checks beyond the draft itself, so this is null.
     #[schema(required = true)]
     pub would_fail: Option<preview::WouldFail>,
+    /// Holders the add-on's migration policy in force would leave alone (not counted above),
+    /// and by reason: `status`, `customer`, `metadata`, `renewingWithin` (0 where none).
+    pub excluded_count: i64,
+    pub excluded_by_reason: BTreeMap<String, i64>,
+    /// Whether the task would wait for an admin other than the requester to approve it.
+    pub requires_approval: bool,
 }
 
 /// `POST /api/v1/addons/{id}/publish/preview` (Cutover's extension, as the plan publish's
@@ -363,10 +387,16 @@ pub async fn publish_preview(
     let (_, target_version) = addons::draft_to_publish(&mut tx, env, addon_id.as_str()).await?;
     let counted = match body.migration_type {
         MigrationType::AllCustomers => {
-            addons::preview(&mut tx, env, addon_id.as_str(), target_version, after, limit).await?
+            let package = store::policies::Package::Addon(addon_id.as_str());
+            let in_force = store::policies::in_force_stored(&mut tx, env, package).await?.map(|s| s.policy);
+            let counted =
+                addons::preview(&mut tx, env, addon_id.as_str(), target_version, in_force.as_ref(), after, limit)
+                    .await?;
+            (counted, in_force)
         }
-        MigrationType::NewCustomers => addons::AddonPreview::default(),
+        MigrationType::NewCustomers => (addons::AddonPreview::default(), None),
     };
+    let (counted, in_force) = counted;
     tx.rollback().await?;
     let by_status = SubscriptionStatus::LIVE
         .iter()
@@ -399,6 +429,15 @@ pub async fn publish_preview(
             subscription_ids: counted.ids.items,
             pagination: Pagination { next: counted.ids.next, prev: None },
             would_fail: None,
+            excluded_count: counted.excluded,
+            excluded_by_reason: domain::policy::EXCLUSION_REASONS
+                .iter()
+                .map(|reason| {
+                    let n = counted.excluded_by_reason.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n);
+                    ((*reason).to_owned(), n)
+                })
+                .collect(),
+            requires_approval: in_force.is_some_and(|p| p.require_approval),
         },
     }))
 }

@@ -404,3 +404,70 @@ async fn a_sequence_update_obeys_the_policy_of_its_plan(pool: sqlx::PgPool) {
     let (_, excluded) = stack.api.call(Method::GET, "/billing-schedules/seq-s0", None).await;
     assert!(excluded["scheduledVersionChange"].is_null(), "{excluded}");
 }
+
+/// An add-on publish under the add-on's migration policy: the preview counts whom it leaves
+/// alone, the task waits for another admin, then moves every holder but the excluded ones, and
+/// a policy with a notice (which an add-on's immediate moves cannot honour) is refused.
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn an_addon_publish_obeys_the_policy_of_its_addon(pool: sqlx::PgPool) {
+    let stack = crate::stack::Stack::start(pool, 1, 7).await;
+    stack.api.plan_with_subscriptions("main", 0).await;
+    let seats = json!({"id": "seats", "displayName": "Seats", "productId": "product", "status": "PUBLISHED"});
+    stack.api.post("/api/v1/addons", seats).await;
+    let customers: Vec<Value> = (0..20).map(|i| json!({"id": format!("c{i}")})).collect();
+    stack.api.post("/api/v1/customers/import", json!({ "customers": customers })).await;
+    let subscriptions: Vec<Value> = (0..20)
+        .map(|i| {
+            json!({"id": format!("s{i}"), "customerId": format!("c{i}"), "planId": "main",
+                   "metadata": {"tier": if i < 3 { "legacy" } else { "std" }},
+                   "addons": [{"id": "seats", "quantity": 1}]})
+        })
+        .collect();
+    let import = stack.api.post("/api/v1/subscriptions/import", json!({ "subscriptions": subscriptions })).await;
+    assert_eq!(stack.api.wait_task(import["data"]["taskId"].as_str().unwrap()).await["status"], "COMPLETED");
+    let create = |pool: sqlx::PgPool| async move {
+        store::api_keys::create_key(&pool, "stack", store::api_keys::Scope::Admin, None).await.unwrap().secret
+    };
+    let maker = ApiClient::new(stack.api.base.clone(), create(stack.pool.clone()).await);
+    let checker = ApiClient::new(stack.api.base.clone(), create(stack.pool.clone()).await);
+    let path = "/api/v1/addons/seats/migration-policy";
+
+    // an unknown add-on is 404; a notice is stored but refused by the publish
+    let (status, body) = maker.call(Method::PUT, "/api/v1/addons/nope/migration-policy", Some(json!({}))).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::NOT_FOUND, json!("AddonNotFound")));
+    let (status, _) = maker.call(Method::PUT, path, Some(json!({"noticePeriod": "P7D"}))).await;
+    assert_eq!(status, StatusCode::OK);
+    stack.api.post("/api/v1/addons/seats/draft", json!({})).await;
+    let publish = json!({"migrationType": "ALL_CUSTOMERS"});
+    let (status, body) = maker.call(Method::POST, "/api/v1/addons/seats/publish", Some(publish.clone())).await;
+    assert_eq!((status, body["code"].clone()), (StatusCode::BAD_REQUEST, json!("BadUserInput")), "{body}");
+
+    let policy = json!({"exclude": {"customerIds": ["c10"], "metadata": {"tier": "legacy"}}, "requireApproval": true});
+    let (status, body) = maker.call(Method::PUT, path, Some(policy)).await;
+    assert_eq!((status, body["data"]["source"].clone()), (StatusCode::OK, json!("ADDON")), "{body}");
+    let preview = maker.post("/api/v1/addons/seats/publish/preview", publish.clone()).await;
+    assert_eq!(preview["data"]["affectedSubscriptionsCount"], 16, "{preview}");
+    assert_eq!(
+        preview["data"]["excludedByReason"],
+        json!({"status": 0, "customer": 1, "metadata": 3, "renewingWithin": 0})
+    );
+    assert_eq!(preview["data"]["requiresApproval"], true);
+
+    let task = maker.post("/api/v1/addons/seats/publish", publish).await;
+    let task = task["data"]["taskId"].as_str().unwrap().to_owned();
+    let (status, _) = maker.call(Method::POST, &format!("/api/v1/tasks/{task}/approve"), None).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, body) = checker.call(Method::POST, &format!("/api/v1/tasks/{task}/approve"), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let done = stack.api.wait_task(&task).await;
+    assert_eq!(done["status"], "COMPLETED", "{done}");
+    assert_eq!((done["counts"]["processed"].clone(), done["counts"]["excluded"].clone()), (json!(16), json!(4)));
+    let on_old: Vec<String> = sqlx::query_scalar(
+        "SELECT sa.subscription_id FROM subscription_addons sa JOIN addon_versions v ON v.id = sa.addon_version_id
+         WHERE v.version_number = 1 ORDER BY 1",
+    )
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    assert_eq!(on_old, ["s0", "s1", "s10", "s2"], "the excluded holders keep their version");
+}
