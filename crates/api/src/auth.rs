@@ -45,10 +45,10 @@ pub async fn require_key(State(state): State<AppState>, request: Request, next: 
         limiter.check(principal.key_id)?;
     }
     let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS)
-        || parts
-            .extensions
-            .get::<axum::extract::MatchedPath>()
-            .is_some_and(|p| [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE, crate::preview::ADDON_ROUTE].contains(&p.as_str()));
+        || parts.extensions.get::<axum::extract::MatchedPath>().is_some_and(|p| {
+            [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE, crate::preview::ADDON_ROUTE]
+                .contains(&p.as_str())
+        });
     if !reads && !principal.scope.can_write() {
         return Err(ApiError::new(ErrorCode::AccessDeniedError, "this API key is read-only"));
     }

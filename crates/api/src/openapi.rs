@@ -191,7 +191,8 @@ pub fn finish(mut openapi: OpenApi) -> OpenApi {
     }
     for (path, item) in openapi.paths.paths.iter_mut() {
         // previews are POSTs that only read: a read-only key may call them (see `auth`)
-        let reads = [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE, crate::preview::ADDON_ROUTE].contains(&path.as_str());
+        let reads = [crate::preview::STIGG_ROUTE, crate::preview::SEQUENCE_ROUTE, crate::preview::ADDON_ROUTE]
+            .contains(&path.as_str());
         let operations = [
             (false, &mut item.get),
             (!reads, &mut item.post),
