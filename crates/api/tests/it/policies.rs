@@ -281,3 +281,34 @@ async fn a_rollout_narrows_the_policy_and_refuses_a_notice_it_cannot_pace(pool: 
     assert_eq!(task["data"]["policy"]["exclude"], json!({"statuses": ["IN_TRIAL"], "customerIds": ["c1"]}));
     assert_eq!(task["data"]["approval"]["state"], "PENDING");
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn the_rescuer_leaves_a_task_waiting_for_approval_alone_once_its_wait_was_announced(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    let admin = app.admin().await;
+    admin.published_plan("gold").await;
+    admin.create_draft("gold").await;
+    admin.put_policy("/api/v1/migration-policy", &json!({"requireApproval": true})).await;
+    let (_, body) = admin.publish("gold", &json!({"migrationType": "ALL_CUSTOMERS"})).await;
+    let task = task_id_of(&body);
+    sqlx::query("UPDATE tasks SET updated_at = now() - interval '1 hour' WHERE id = $1")
+        .bind(task)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    let rescue = || async {
+        let mut work = store::Work::begin(&app.pool).await.unwrap();
+        let rescued = store::actions::rescue_stalled(&mut work, 60).await.unwrap();
+        work.rollback();
+        rescued.into_iter().map(|t| t.0).collect::<Vec<_>>()
+    };
+    // its announcing job may have been lost: it is announced again
+    assert_eq!(rescue().await, [task]);
+    // once a worker said it waits, it waits for an admin, not for the rescuer
+    sqlx::query("UPDATE tasks SET approval_announced = true WHERE id = $1")
+        .bind(task)
+        .execute(&app.pool)
+        .await
+        .unwrap();
+    assert!(rescue().await.is_empty());
+}
