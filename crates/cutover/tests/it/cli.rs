@@ -307,6 +307,10 @@ async fn watch_rides_out_a_cut_connection() {
     assert!(seen.windows(2).all(|w| w[0].0 <= w[1].0), "{seen:?}");
     assert_eq!(lines.last().unwrap()["task"]["status"], "COMPLETED");
     assert_eq!(lines.last().unwrap()["task"]["counts"]["processed"], 3000);
+    // the outage was said on stderr, once, and its end too; stdout stayed JSON
+    let stderr = text(&output.stderr);
+    assert_eq!(stderr.matches("api unreachable, retrying").count(), 1, "{stderr}");
+    assert!(stderr.contains("api reachable again"), "{stderr}");
 }
 
 /// A gateway in front of the api that passes requests through but answers the event stream
