@@ -255,12 +255,13 @@ function renderLive(t, live) {
   if (!live) return;
   const b = live.batches, total = b.pending + b.done + b.failed + b.canceled;
   const rate = live.ratePerSec == null ? '—' : `${live.ratePerSec.toFixed(1)} /s`;
-  const eta = live.etaSecs == null ? (t.rollout && t.rollout.paused ? 'paused' : '—') : seconds(live.etaSecs);
+  const ended = ['COMPLETED', 'FAILED', 'PARTIALLY_FAILED', 'CANCELED'].includes(t.status);
+  const eta = ended ? 'ended' : live.etaSecs == null ? (t.rollout && t.rollout.paused ? 'paused' : '—') : seconds(live.etaSecs);
   $('#task-live').innerHTML = `<span class="muted">rate</span> <strong id="rate">${rate}</strong> <span class="muted">over the last ${live.rateWindowSecs} s</span>
     · <span class="muted">ETA</span> <strong id="eta">${eta}</strong>`;
   $('#batch-summary').textContent = total
     ? `${total} batch(es): ${b.pending} pending (queued or running), ${b.done} done, ${b.failed} failed, ${b.canceled} canceled`
-    : (['COMPLETED', 'FAILED', 'PARTIALLY_FAILED', 'CANCELED'].includes(t.status) ? 'no batches: this task moves no ranges' : 'no batches planned yet');
+    : (ended ? 'no batches: this task moves no ranges' : 'no batches planned yet');
   drawSparkline($('#sparkline'), live.throughput, live.throughputBucketSecs);
 }
 

@@ -515,6 +515,7 @@ async fn a_task_page_is_live_from_its_first_event_pages_its_batches_and_the_over
         })
         .await;
     assert_eq!(browser.count("#pending-batches tr[data-seq]").await, 0);
+    assert_eq!((browser.text("#rate").await, browser.text("#eta").await), ("—".to_owned(), "ended".to_owned()));
     // the sparkline draws every item moved, the fullest bucket at full height
     assert_eq!(drawn_sum(&browser, "#sparkline rect.spark-bar").await, 300);
     let bars = heights(&browser, "#sparkline rect.spark-bar").await;
