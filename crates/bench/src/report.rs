@@ -17,6 +17,9 @@ pub struct Row {
     /// Cutover's figure over the baseline's (throughput, or baseline time / our time).
     pub ratio: Option<f64>,
     pub peak_rss_mib: Option<f64>,
+    /// For a window of several environments: the largest of their p99 latencies over the
+    /// smallest (1.0 when every environment is served alike).
+    pub p99_spread: Option<f64>,
     pub target: String,
 }
 
@@ -31,6 +34,7 @@ impl Row {
             p99_ms: None,
             ratio: None,
             peak_rss_mib: None,
+            p99_spread: None,
             target: target.to_owned(),
         }
     }
@@ -83,12 +87,12 @@ impl Report {
     pub fn print(&self) {
         println!("machine: {}{}", self.machine, if self.quick { " (quick run)" } else { "" });
         println!(
-            "{:<9} {:<34} {:>11} {:>9} {:>9} {:>9} {:>7} {:>9}  target",
+            "{:<9} {:<42} {:>11} {:>9} {:>9} {:>9} {:>7} {:>9}  target",
             "scenario", "variant", "rate/s", "seconds", "p50 ms", "p99 ms", "ratio", "RSS MiB"
         );
         for r in &self.rows {
             println!(
-                "{:<9} {:<34} {:>11} {:>9} {:>9} {:>9} {:>7} {:>9}  {}",
+                "{:<9} {:<42} {:>11} {:>9} {:>9} {:>9} {:>7} {:>9}  {}",
                 r.scenario,
                 r.variant,
                 cell(r.rate, 0),
@@ -97,7 +101,10 @@ impl Report {
                 cell(r.p99_ms, 2),
                 cell(r.ratio, 2),
                 cell(r.peak_rss_mib, 1),
-                r.target
+                match r.p99_spread {
+                    Some(spread) => format!("{} (p99 spread {spread:.2} ×)", r.target),
+                    None => r.target.clone(),
+                }
             );
         }
     }

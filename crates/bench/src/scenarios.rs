@@ -41,12 +41,21 @@ impl Size {
 }
 
 async fn environment(pool: &PgPool) -> anyhow::Result<Uuid> {
-    Ok(sqlx::query_scalar("SELECT id FROM environments WHERE name = 'bench'").fetch_one(pool).await?)
+    environment_named(pool, "bench").await
+}
+
+async fn environment_named(pool: &PgPool, name: &str) -> anyhow::Result<Uuid> {
+    Ok(sqlx::query_scalar("SELECT id FROM environments WHERE name = $1").bind(name).fetch_one(pool).await?)
 }
 
 /// `count` plans `<prefix><n>`, each with a draft version 1 and no subscriptions.
 async fn seed_drafts(pool: &PgPool, prefix: &str, count: usize) -> anyhow::Result<()> {
-    let env = environment(pool).await?;
+    seed_drafts_in(pool, "bench", prefix, count).await
+}
+
+/// `seed_drafts` in the environment named `environment`.
+async fn seed_drafts_in(pool: &PgPool, environment: &str, prefix: &str, count: usize) -> anyhow::Result<()> {
+    let env = environment_named(pool, environment).await?;
     sqlx::query(
         "INSERT INTO products (environment_id, id, display_name) VALUES ($1, 'bench', 'Bench') ON CONFLICT DO NOTHING",
     )
@@ -144,9 +153,20 @@ async fn migrate_in_one_statement(pool: &PgPool, plan: &str, target: Uuid) -> an
 }
 
 async fn publish(client: &reqwest::Client, d: &Deployment, plan: &str, migration: &str) -> anyhow::Result<String> {
+    publish_with(client, d, &d.key, plan, migration).await
+}
+
+/// `publish` with the API key `key` (of another environment).
+async fn publish_with(
+    client: &reqwest::Client,
+    d: &Deployment,
+    key: &str,
+    plan: &str,
+    migration: &str,
+) -> anyhow::Result<String> {
     let response = client
         .post(format!("{}/api/v1/plans/{plan}/publish", d.base))
-        .header("X-API-KEY", &d.key)
+        .header("X-API-KEY", key)
         .json(&serde_json::json!({ "migrationType": migration }))
         .send()
         .await?;
@@ -371,9 +391,14 @@ pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
 }
 
 /// Publishes of plans with no subscriptions, accepted → COMPLETED, beside a bare AMQP loop
-/// (confirmed publish, consume, ack) of as many messages.
+/// (confirmed publish, consume, ack) of as many messages: first in one environment, then
+/// spread over `TENANTS` environments publishing at once, each environment's latency
+/// (accepted → COMPLETED, read from its task rows) reported apart to show that none starves.
 pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     let n = size.dispatch_publishes;
+    let mut rows = Vec::new();
+    let mut profiles = Vec::new();
+
     let mut d = Deployment::new(binary, "dispatch").await?;
     seed_drafts(&d.pool, "d", n).await?;
     d.start_api().await?;
@@ -387,14 +412,14 @@ pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
             let (client, d) = (&client, &d);
             async move { publish(client, d, &format!("d{i}"), "NEW_CUSTOMERS").await }
         })
-        .buffer_unordered(16)
+        .buffer_unordered(DISPATCH_CLIENTS)
         .collect()
         .await;
     anyhow::ensure!(accepted.iter().all(|a| a.is_ok()), "some publishes failed");
     wait_until(&d.pool, "SELECT count(*) FROM tasks WHERE status = 'COMPLETED'", n as i64, Duration::from_secs(900))
         .await?;
     let ours_secs = started.elapsed().as_secs_f64();
-    let profile = probe.finish(&d, "dispatch", "cutover", n as u64).await;
+    profiles.push(probe.finish(&d, "dispatch", "cutover", n as u64).await);
 
     let base_secs = bare_amqp_loop(n, &d.prefix).await?;
     let mut row = Row::new("dispatch", format!("cutover, {n} publishes"), "≥ 0.5 × baseline rate");
@@ -402,11 +427,103 @@ pub async fn dispatch(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
     row.seconds = Some(ours_secs);
     row.ratio = Some(base_secs / ours_secs);
     row.peak_rss_mib = d.peak_rss_mib("worker-0");
+    rows.push(row);
     let mut base = Row::new("dispatch", format!("baseline bare AMQP, {n} messages"), "");
     base.rate = Some(n as f64 / base_secs);
     base.seconds = Some(base_secs);
     d.finish().await?;
-    Ok((vec![row, base], vec![profile]))
+
+    let (tenant_rows, tenant_profile) = dispatch_tenants(binary, n, base_secs).await?;
+    rows.extend(tenant_rows);
+    rows.push(base);
+    profiles.push(tenant_profile);
+    Ok((rows, profiles))
+}
+
+/// Concurrent publishes in the dispatch scenario, in all (as many as its client has).
+const DISPATCH_CLIENTS: usize = 16;
+
+/// Environments publishing at once in the dispatch scenario's multi-tenant window.
+const TENANTS: usize = 8;
+
+/// The multi-tenant window of `dispatch`: `TENANTS` environments, each with its own key and
+/// plans, each publishing its share of `n` with `DISPATCH_CLIENTS / TENANTS` clients, all at
+/// once, against one api and one worker. Answers a row for the whole (its ratio against the
+/// same bare AMQP loop, `base_secs` for `n` messages; `p99_spread` the largest environment's
+/// p99 over the smallest's) and a row per environment with its p50 and p99 accepted → COMPLETED.
+async fn dispatch_tenants(binary: &Path, n: usize, base_secs: f64) -> anyhow::Result<(Vec<Row>, Profile)> {
+    let per_tenant = (n / TENANTS).max(1);
+    let total = per_tenant * TENANTS;
+    let mut d = Deployment::new(binary, "dispatch").await?;
+    let mut keys = Vec::with_capacity(TENANTS);
+    for t in 0..TENANTS {
+        let name = format!("tenant-{t}");
+        let key = store::api_keys::create_key(&d.pool, &name, store::api_keys::Scope::Server, None).await?.secret;
+        seed_drafts_in(&d.pool, &name, "d", per_tenant).await?;
+        keys.push(key);
+    }
+    d.start_api().await?;
+    d.start_worker("worker-0", &[])?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let client = reqwest::Client::new();
+    let probe = Probe::start(&d).await;
+    let started = Instant::now();
+    let clients = (DISPATCH_CLIENTS / TENANTS).max(1);
+    let accepted: Vec<Vec<anyhow::Result<String>>> = futures::future::join_all(keys.iter().map(|key| {
+        let (client, d) = (&client, &d);
+        futures::stream::iter(1..=per_tenant)
+            .map(move |i| async move { publish_with(client, d, key, &format!("d{i}"), "NEW_CUSTOMERS").await })
+            .buffer_unordered(clients)
+            .collect::<Vec<_>>()
+    }))
+    .await;
+    anyhow::ensure!(accepted.iter().flatten().all(|a| a.is_ok()), "some publishes failed");
+    wait_until(
+        &d.pool,
+        "SELECT count(*) FROM tasks WHERE status = 'COMPLETED'",
+        total as i64,
+        Duration::from_secs(900),
+    )
+    .await?;
+    let secs = started.elapsed().as_secs_f64();
+    let variant = format!("cutover, {TENANTS} environments");
+    let profile = probe.finish(&d, "dispatch", &variant, total as u64).await;
+
+    let gaps: Vec<(String, f64)> = sqlx::query_as(
+        "SELECT e.name, EXTRACT(EPOCH FROM t.finished_at - t.created_at)::float8
+         FROM tasks t JOIN environments e ON e.id = t.environment_id
+         WHERE t.task_type = 'PUBLISH_PLAN' AND t.status = 'COMPLETED'",
+    )
+    .fetch_all(&d.pool)
+    .await?;
+    let mut tenant_rows = Vec::with_capacity(TENANTS);
+    for t in 0..TENANTS {
+        let name = format!("tenant-{t}");
+        let mut samples: Vec<Duration> =
+            gaps.iter().filter(|(env, _)| *env == name).map(|(_, s)| Duration::from_secs_f64(s.max(0.0))).collect();
+        anyhow::ensure!(samples.len() == per_tenant, "{name} completed {} of {per_tenant}", samples.len());
+        let mut row = Row::new("dispatch", format!("  {name}: accepted → COMPLETED"), "");
+        row.p50_ms = Some(percentile(&mut samples, 50.0));
+        row.p99_ms = Some(percentile(&mut samples, 99.0));
+        tenant_rows.push(row);
+    }
+    let p99s = tenant_rows.iter().filter_map(|r| r.p99_ms);
+    let (lowest, highest) = p99s.fold((f64::INFINITY, 0.0_f64), |(lo, hi), p| (lo.min(p), hi.max(p)));
+    let mut row = Row::new(
+        "dispatch",
+        format!("{variant}, {total} publishes"),
+        "≥ 0.5 × baseline rate; no environment's p99 > 2 × another's",
+    );
+    row.rate = Some(total as f64 / secs);
+    row.seconds = Some(secs);
+    // the baseline moved `n` messages; scaled to `total` (n rounded down to a multiple of TENANTS)
+    row.ratio = Some(base_secs * (total as f64 / n as f64) / secs);
+    row.peak_rss_mib = d.peak_rss_mib("worker-0");
+    row.p99_spread = (lowest > 0.0).then(|| highest / lowest);
+    d.finish().await?;
+    let mut rows = vec![row];
+    rows.extend(tenant_rows);
+    Ok((rows, profile))
 }
 
 /// Publishes `n` persistent messages with confirms to a quorum queue while a consumer acks
