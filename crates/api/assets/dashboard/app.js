@@ -111,20 +111,16 @@ function actions(t) {
   if (running && t.rollout) out += t.rollout.paused
     ? `<button data-act="resume" data-id="${esc(t.id)}">Resume</button> `
     : `<button data-act="pause" data-id="${esc(t.id)}">Pause rollout</button> `;
-  if (running) out += `<button class="danger" data-act="cancel" data-id="${esc(t.id)}">Cancel</button>`;
-  return out;
-}
-
   // maker-checker: another admin approves or rejects; the requester sees who it waits for
   if (t.status === 'PENDING' && t.approval && t.approval.state === 'PENDING') {
     out += t.approval.requestedBy === me.keyPrefix
       ? '<span id="approval-wait" class="muted">waits for another admin to approve it</span> '
       : `<button data-act="approve" data-id="${esc(t.id)}">Approve</button> <button class="danger" data-act="reject" data-id="${esc(t.id)}">Reject</button> `;
   }
-// A finished task that moved subscriptions and was not rolled back yet can be, from its page.
-function rollbackAction(t, movedFrom) {
-  const finished = ['COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'].includes(t.status);
-  if (!me.canWrite || !finished || t.rolledBackBy || t.taskType === 'ROLLBACK_MIGRATION' || !movedFrom || !movedFrom.length) return '';
+  if (running) out += `<button class="danger" data-act="cancel" data-id="${esc(t.id)}">Cancel</button>`;
+  return out;
+}
+
 // What a task's migration policy did: who it left alone, by reason, and the approval.
 function policyFacts(t) {
   if (!t.policy && !t.approval) return '';
@@ -145,6 +141,10 @@ function policyFacts(t) {
   return out;
 }
 
+// A finished task that moved subscriptions and was not rolled back yet can be, from its page.
+function rollbackAction(t, movedFrom) {
+  const finished = ['COMPLETED', 'PARTIALLY_FAILED', 'FAILED', 'CANCELED'].includes(t.status);
+  if (!me.canWrite || !finished || t.rolledBackBy || t.taskType === 'ROLLBACK_MIGRATION' || !movedFrom || !movedFrom.length) return '';
   return ` <button class="danger" id="rollback" data-id="${esc(t.id)}">Rollback</button>`;
 }
 
