@@ -377,6 +377,48 @@ pub async fn remove_draft(conn: &mut PgConnection, env: EnvironmentId, addon_id:
     Ok(())
 }
 
+/// Archives every published version: the add-on is given to no new subscription (its holders
+/// keep it). 400 `DraftAddonCantBeArchived` for one never published; 400 `BadUserInput` when
+/// it is archived already.
+pub async fn archive(conn: &mut PgConnection, env: EnvironmentId, addon_id: &str) -> Result<AddonVersion> {
+    lock_addon(conn, env, addon_id).await?;
+    refuse_while_publishing(conn, env, addon_id).await?;
+    let archived = sqlx::query(
+        "UPDATE addon_versions SET status = 'ARCHIVED', updated_at = now()
+         WHERE environment_id = $1 AND addon_id = $2 AND status = 'PUBLISHED'",
+    )
+    .bind(env.0)
+    .bind(addon_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if archived == 0 {
+        let has_archived: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM addon_versions WHERE environment_id = $1 AND addon_id = $2 AND status = 'ARCHIVED')",
+        )
+        .bind(env.0)
+        .bind(addon_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Err(if has_archived {
+            StoreError::rejected(ErrorCode::BadUserInput, format!("add-on `{addon_id}` is archived already"))
+        } else {
+            StoreError::rejected(
+                ErrorCode::DraftAddonCantBeArchived,
+                format!("add-on `{addon_id}` has never been published; a draft cannot be archived"),
+            )
+        });
+    }
+    Ok(sqlx::query_as::<_, AddonVersion>(&format!(
+        "{SELECT} WHERE v.environment_id = $1 AND v.addon_id = $2 AND v.status <> 'DRAFT'
+         ORDER BY v.version_number DESC LIMIT 1"
+    ))
+    .bind(env.0)
+    .bind(addon_id)
+    .fetch_one(&mut *conn)
+    .await?)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct AddonFilter {
     pub product_id: Option<String>,
@@ -697,8 +739,9 @@ pub struct Holding {
 }
 
 /// The version a new holder of `h` gets: the add-on's newest published one. Refuses an
-/// unknown add-on (404 `AddonNotFound`), one never published (400 `UnPublishedPackage`) and a
-/// quantity above that version's `maxQuantity` (400 `AddonQuantityExceedsLimitError`).
+/// unknown add-on (404 `AddonNotFound`), one never published (400 `UnPublishedPackage`), an
+/// archived one (400 `EntityIsArchivedError`) and a quantity above that version's
+/// `maxQuantity` (400 `AddonQuantityExceedsLimitError`).
 pub async fn holding_version(conn: &mut PgConnection, env: EnvironmentId, h: &Holding) -> Result<Uuid> {
     let latest: Option<(Uuid, Option<i32>)> = sqlx::query_as(
         "SELECT id, max_quantity FROM addon_versions
@@ -710,13 +753,23 @@ pub async fn holding_version(conn: &mut PgConnection, env: EnvironmentId, h: &Ho
     .fetch_optional(&mut *conn)
     .await?;
     let Some((version, max)) = latest else {
-        if missing(conn, env, std::slice::from_ref(&h.addon_id)).await?.is_empty() {
-            return Err(StoreError::rejected(
+        let archived: Option<bool> = sqlx::query_scalar(
+            "SELECT bool_or(status = 'ARCHIVED') FROM addon_versions WHERE environment_id = $1 AND addon_id = $2",
+        )
+        .bind(env.0)
+        .bind(&h.addon_id)
+        .fetch_one(&mut *conn)
+        .await?;
+        return Err(match archived {
+            None => not_found(&h.addon_id),
+            Some(true) => {
+                StoreError::rejected(ErrorCode::EntityIsArchivedError, format!("add-on `{}` is archived", h.addon_id))
+            }
+            Some(false) => StoreError::rejected(
                 ErrorCode::UnPublishedPackage,
                 format!("add-on `{}` has no published version", h.addon_id),
-            ));
-        }
-        return Err(not_found(&h.addon_id));
+            ),
+        });
     };
     if let Some(max) = max.filter(|max| h.quantity > *max) {
         return Err(StoreError::rejected(

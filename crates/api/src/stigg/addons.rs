@@ -258,6 +258,23 @@ pub async fn remove_draft(
     Ok(Json(Data { data: AddonRef { id } }))
 }
 
+#[utoipa::path(post, path = "/api/v1/addons/{id}/archive", operation_id = "AddonController_archiveAddon", tag = STIGG, params(("id" = String, Path)),
+    responses((status = 200, description = "The archived add-on: new subscriptions cannot take it; its holders keep it", body = Data<views::Addon>),
+        (status = 400, description = "Never published (`DraftAddonCantBeArchived`), archived already, or a publish of it is in flight", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["BadUserInput", "DraftAddonCantBeArchived", "ObjectAlreadyBeingUsedByAnotherRequestError"])))),
+        (status = 404, description = "No such add-on (`AddonNotFound`)", body = ErrorBody,
+            extensions(("x-error-codes" = json!(["AddonNotFound"]))))))]
+pub async fn archive(
+    State(state): State<AppState>,
+    Caller(caller): Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Data<views::Addon>>, ApiError> {
+    let mut tx = state.begin().await?;
+    let version = addons::archive(&mut tx, caller.environment_id, &id).await?;
+    tx.commit(&state.hooks()).await?;
+    Ok(Json(Data { data: views::addon(&version) }))
+}
+
 /// `POST /api/v1/addons/{id}/publish`: the plan publish's contract for an add-on. One
 /// statement pins the draft and writes the task (holding the add-on), its outbox row and its
 /// first event, and the handler answers the task id; the workers do the rest.

@@ -29,6 +29,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(addons::create, addons::list))
         .routes(routes!(addons::get, addons::update))
         .routes(routes!(addons::create_draft, addons::remove_draft))
+        .routes(routes!(addons::archive))
         .routes(routes!(addons::publish))
         .routes(routes!(addons::publish_preview))
         .routes(routes!(customers::create, customers::list))

@@ -508,3 +508,33 @@ async fn migration_0013_turns_plans_named_as_addons_into_addons(pool: PgPool) {
         .unwrap();
     assert_eq!(seats_versions, 0);
 }
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn an_archived_addon_is_given_to_no_new_subscription_and_its_holders_keep_it(pool: PgPool) {
+    let app = TestApp::spawn(pool).await;
+    app.published_plan("pro").await;
+    app.addon("seats", "PUBLISHED").await;
+    app.addon("draft-only", "DRAFT").await;
+    assert_eq!(app.create_customer("c1").await.0, StatusCode::OK);
+    let holder =
+        json!({ "id": "s1", "customerId": "c1", "planId": "pro", "addons": [{ "id": "seats", "quantity": 1 }] });
+    assert_eq!(app.create_subscription(&holder).await.0, StatusCode::OK);
+
+    let before = app.addon_rows().await;
+    let never = app.post_empty("/api/v1/addons/draft-only/archive").await;
+    assert_error(&never, StatusCode::BAD_REQUEST, "DraftAddonCantBeArchived");
+    assert_error(&app.post_empty("/api/v1/addons/nope/archive").await, StatusCode::NOT_FOUND, "AddonNotFound");
+    assert_eq!(app.addon_rows().await, before);
+
+    let (status, archived) = app.post_empty("/api/v1/addons/seats/archive").await;
+    assert_eq!(status, StatusCode::OK, "{archived}");
+    assert_eq!(archived["data"]["status"], "ARCHIVED");
+    assert_eq!(archived["data"]["isLatest"], false);
+    assert_error(&app.post_empty("/api/v1/addons/seats/archive").await, StatusCode::BAD_REQUEST, "BadUserInput");
+    assert_eq!(ids(&app.get("/api/v1/addons?status=ARCHIVED").await), ["seats"]);
+    // the holder keeps it; a new subscription cannot take it
+    let (_, held) = app.get_subscription("s1").await;
+    assert_eq!(held["data"]["addons"], json!([{ "id": "seats", "quantity": 1, "versionNumber": 1 }]));
+    let new = json!({ "id": "s2", "customerId": "c1", "planId": "pro", "addons": [{ "id": "seats", "quantity": 1 }] });
+    assert_error(&app.create_subscription(&new).await, StatusCode::BAD_REQUEST, "EntityIsArchivedError");
+}

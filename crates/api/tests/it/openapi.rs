@@ -27,6 +27,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/v1/addons/{id}"),
     ("POST", "/api/v1/addons/{id}/draft"),
     ("DELETE", "/api/v1/addons/{id}/draft"),
+    ("POST", "/api/v1/addons/{id}/archive"),
     ("POST", "/api/v1/addons/{id}/publish"),
     ("POST", "/api/v1/addons/{id}/publish/preview"),
     ("POST", "/api/v1/plans/{id}/publish/preview"),
