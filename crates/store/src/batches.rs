@@ -103,6 +103,27 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
         // a rollback moves back what its task moved; whoever is no longer where that task put
         // them is left alone and counted as skipped
         let moved = rollbacks::move_back(conn, &task, batch.lo, batch.hi).await?;
+        // a plan's subscriptions moved back are announced like any move (an add-on's holders
+        // are in the add-on history, which `subscriptions.migrated` does not describe)
+        if moved > 0
+            && task.addon_id.is_none()
+            && webhooks::subscribed(conn, task.environment(), WebhookEventType::SubscriptionsMigrated).await?
+        {
+            let sql = format!(
+                "{MOVED_FROM_HISTORY} WHERE h.task_id = $1 AND h.subscription_id IN (
+                    SELECT o.subscription_id FROM subscription_version_history o
+                    WHERE o.task_id = $2 AND o.id >= $3 AND o.id < $4)
+                 ORDER BY h.subscription_id"
+            );
+            let moved: Vec<version_changes::MovedSubscription> = sqlx::query_as(&sql)
+                .bind(task.id)
+                .bind(task.rollback_of)
+                .bind(batch.lo)
+                .bind(batch.hi)
+                .fetch_all(&mut **conn)
+                .await?;
+            version_changes::announce_migrated(conn, &task, &moved).await?;
+        }
         let skipped = (batch.expected - moved).max(0);
         return settle(conn, task_id, seq, worker, &batch, (moved, 0, skipped)).await;
     }

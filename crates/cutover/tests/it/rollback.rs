@@ -46,6 +46,15 @@ async fn a_rollback_restores_exactly_the_moved_subscriptions_and_leaves_others_a
     }
     sqlx::query("UPDATE subscriptions SET status = 'CANCELED' WHERE id = 'rb-s4'").execute(&stack.pool).await.unwrap();
     let before = versions(&stack.pool).await;
+    // an endpoint subscribed to moves hears of each subscription moved back
+    let admin = store::api_keys::create_key(&stack.pool, "stack", store::api_keys::Scope::Admin, None).await.unwrap();
+    let admin = crate::client::ApiClient::new(stack.api.base.clone(), admin.secret);
+    admin
+        .post(
+            "/api/v1/webhooks",
+            json!({"url": "http://unreachable.invalid/hook", "events": ["subscriptions.migrated"]}),
+        )
+        .await;
 
     let accepted = api.post(&format!("/api/v1/tasks/{original}/rollback"), json!({})).await;
     let rollback = accepted["data"]["taskId"].as_str().unwrap().to_owned();
@@ -83,6 +92,17 @@ async fn a_rollback_restores_exactly_the_moved_subscriptions_and_leaves_others_a
     .unwrap();
     assert_eq!(back.len(), 26, "{back:?}");
     assert!(back.iter().all(|(_, from, to)| (*from, *to) == (2, 1)), "{back:?}");
+    let mut announced: Vec<String> = sqlx::query_scalar(
+        "SELECT s ->> 'subscriptionId' FROM webhook_events e, jsonb_array_elements(e.body::jsonb -> 'data' -> 'subscriptions') s
+         WHERE e.event_type = 'subscriptions.migrated' AND e.body::jsonb -> 'data' ->> 'taskId' = $1",
+    )
+    .bind(&rollback)
+    .fetch_all(&stack.pool)
+    .await
+    .unwrap();
+    announced.sort();
+    let moved_back: Vec<String> = back.iter().map(|(id, ..)| id.clone()).collect();
+    assert_eq!(announced, moved_back, "each subscription moved back is announced once");
     let kinds: Vec<String> = sqlx::query_scalar("SELECT kind FROM task_events WHERE task_id = $1::uuid ORDER BY id")
         .bind(&rollback)
         .fetch_all(&stack.pool)
