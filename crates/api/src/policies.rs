@@ -92,7 +92,7 @@ fn parse(body: &Value) -> Result<MigrationPolicy, ApiError> {
 async fn require(conn: &mut sqlx::PgConnection, caller: &Principal, package: Package<'_>) -> Result<(), ApiError> {
     let env = caller.environment_id;
     match package {
-        Package::Plan(id) => policies::require_plan(conn, env, id).await?,
+        Package::Plan(id) => store::plans::require(conn, env, id).await?,
         Package::Addon(id) => {
             if !store::addons::missing(conn, env, &[id.to_owned()]).await?.is_empty() {
                 return Err(store::addons::not_found(id).into());

@@ -308,13 +308,9 @@ pub fn moves(scope: &Scope, p: &Preview, impact: &Impact, would_fail: Option<Wou
         pagination: Pagination { next: p.ids.next.clone(), prev: None },
         would_fail,
         excluded_count: p.excluded,
-        excluded_by_reason: domain::policy::EXCLUSION_REASONS
-            .iter()
-            .map(|reason| {
-                let n = p.excluded_by_reason.iter().find(|b| b.key == *reason).map_or(0, |b| b.count);
-                ((*reason).to_owned(), n)
-            })
-            .collect(),
+        excluded_by_reason: domain::policy::by_reason(|reason| {
+            p.excluded_by_reason.iter().find(|b| b.key == reason).map(|b| b.count)
+        }),
         notice_period: scope.policy.as_ref().and_then(|p| p.notice_period.clone()),
         requires_approval: scope.policy.as_ref().is_some_and(|p| p.require_approval),
         revenue: Revenue {

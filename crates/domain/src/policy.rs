@@ -43,6 +43,12 @@ pub struct Exclusions {
 /// Why a policy left a subscription alone, in the order they are tried.
 pub const EXCLUSION_REASONS: [&str; 4] = ["status", "customer", "metadata", "renewingWithin"];
 
+/// Every exclusion reason with its count (0 where `count` knows none), the shape tasks and
+/// previews answer `excludedByReason` in, so a caller reads any reason without checking for it.
+pub fn by_reason(count: impl Fn(&str) -> Option<i64>) -> std::collections::BTreeMap<String, i64> {
+    EXCLUSION_REASONS.iter().map(|reason| ((*reason).to_owned(), count(reason).unwrap_or(0))).collect()
+}
+
 /// The most a duration in a policy may be: a notice of more than a year is a mistake.
 const MAX_DAYS: u64 = 366;
 

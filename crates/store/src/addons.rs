@@ -471,15 +471,6 @@ pub struct NewPublish<'a> {
     pub policy: PolicyPin,
 }
 
-/// The predicate that keeps a subscription `s` the task's pinned policy (`policy`, a JSON
-/// parameter, read at `at`) leaves alone out of a selection: `policy_exclusion`, as plans use.
-fn not_excluded(policy: &str, at: &str) -> String {
-    format!(
-        "({policy}::jsonb IS NULL OR policy_exclusion({policy}::jsonb, {at}::timestamptz, s.status, s.customer_id,
-            s.metadata, s.start_date, s.billing_period) IS NULL)"
-    )
-}
-
 /// The index that lets one task at a time hold an add-on.
 const HOLDER_PER_ADDON: &str = "tasks_one_holder_per_addon";
 
@@ -613,15 +604,7 @@ pub async fn plan_migration(
 ) -> Result<AddonMigrationPlan> {
     // what the task's policy leaves alone, counted on the task by reason
     if task.policy.is_some() {
-        let sql = format!(
-            "WITH counted AS (
-                SELECT exclusion, count(*) AS n FROM ({HOLDERS}) h WHERE exclusion IS NOT NULL GROUP BY exclusion
-            )
-            UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
-                excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
-            WHERE id = $7"
-        );
-        sqlx::query(&sql)
+        sqlx::query(&policies::record_exclusions_sql(HOLDERS, "$7"))
             .bind(task.environment_id)
             .bind(addon_id)
             .bind(target_version_number)
@@ -686,7 +669,7 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
             (environment_id, task_id, subscription_id, addon_id, from_version_id, to_version_id)
         SELECT $1, $8, subscription_id, $2, from_version, $7 FROM moved
         ON CONFLICT (task_id, subscription_id) DO NOTHING",
-        not_excluded("$9", "$10")
+        policies::not_excluded("$9", "$10")
     ))
     .bind(task.environment_id)
     .bind(&addon_id)
@@ -712,7 +695,7 @@ pub(crate) async fn move_batch(conn: &mut PgConnection, task: &Task, lo: i64, hi
          WHERE sa.environment_id = $1 AND sa.addon_id = $2 AND s.row_id >= $3 AND s.row_id < $4
            AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $9 AND {}
          ON CONFLICT (task_id, subscription_id) DO NOTHING",
-        not_excluded("$10", "$11")
+        policies::not_excluded("$10", "$11")
     ))
     .bind(task.environment_id)
     .bind(&addon_id)

@@ -4,6 +4,7 @@
 //! history's UNIQUE (task_id, subscription_id) makes a double move impossible even so.
 
 use crate::movers::{bind_scope, Scope, MOVERS};
+use crate::policies::not_excluded;
 use crate::version_changes::{self, MOVED_FROM_HISTORY};
 use crate::work::Work;
 use crate::{rollbacks, rollouts, tasks, webhooks, Result, StoreError};
@@ -173,15 +174,14 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
         .map_err(|invalid| StoreError::rejected(ErrorCode::InvalidTaskSpec, invalid.to_string()))?
         .effective_from_outset();
 
-    let moved = sqlx::query(
+    let moved = sqlx::query(&format!(
         "WITH candidates AS (
             SELECT s.environment_id, s.id, s.plan_version_id AS from_version
             FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
             WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
               AND v.version_number < $5 AND s.status = ANY($6)
               AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
-              AND ($13::jsonb IS NULL OR policy_exclusion($13, $14, s.status, s.customer_id, s.metadata,
-                                                          s.start_date, s.billing_period) IS NULL)
+              AND {}
             FOR UPDATE OF s
         ), moved AS (
             UPDATE subscriptions s SET plan_version_id = $7, updated_at = now()
@@ -193,7 +193,8 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
             (environment_id, task_id, subscription_id, from_version_id, to_version_id, effective_from)
         SELECT $1, $8, id, from_version, $7, CASE WHEN $9 THEN start_date ELSE now() END FROM moved
         ON CONFLICT (task_id, subscription_id) DO NOTHING",
-    )
+        not_excluded("$13", "$14")
+    ))
     .bind(task.environment_id)
     .bind(&task.plan_id)
     .bind(batch.lo)
@@ -214,17 +215,17 @@ pub async fn run(conn: &mut Work, task_id: TaskId, seq: i32, worker: &str) -> Re
 
     // Subscriptions that were live when the task was planned but no longer are: recorded
     // with their reason rather than silently skipped.
-    let failed = sqlx::query(
+    let failed = sqlx::query(&format!(
         "INSERT INTO task_item_failures (task_id, subscription_id, code, message)
          SELECT $8, s.id, $9, 'subscription is ' || s.status || ' and was not moved'
          FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
          WHERE s.environment_id = $1 AND s.plan_id = $2 AND s.row_id >= $3 AND s.row_id < $4
            AND v.version_number < $5 AND NOT (s.status = ANY($6)) AND s.updated_at >= $7
            AND ($10::int IS NULL OR s.customer_id = ANY($11) OR rollout_bucket($12, s.id) < $10)
-           AND ($13::jsonb IS NULL OR policy_exclusion($13, $14, s.status, s.customer_id, s.metadata,
-                                                       s.start_date, s.billing_period) IS NULL)
+           AND {}
          ON CONFLICT (task_id, subscription_id) DO NOTHING",
-    )
+        not_excluded("$13", "$14")
+    ))
     .bind(task.environment_id)
     .bind(&task.plan_id)
     .bind(batch.lo)

@@ -105,15 +105,7 @@ pub async fn record_exclusions(conn: &mut PgConnection, task_id: Uuid, scope: &S
     if scope.policy.is_none() {
         return Ok(0);
     }
-    let sql = format!(
-        "WITH counted AS (
-            SELECT exclusion, count(*) AS n FROM ({MOVERS}) c WHERE exclusion IS NOT NULL GROUP BY exclusion
-        )
-        UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
-            excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
-        WHERE id = $9
-        RETURNING excluded"
-    );
+    let sql = crate::policies::record_exclusions_sql(MOVERS, "$9");
     Ok(bind_scope!(sqlx::query_scalar(&sql), scope).bind(task_id).fetch_one(&mut *conn).await?)
 }
 

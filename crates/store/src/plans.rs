@@ -305,6 +305,15 @@ pub async fn versions(pool: &PgPool, env: EnvironmentId, plan_id: &str) -> Resul
     .await?)
 }
 
+/// Refuses with 404 `PlanNotFound` when the environment has no plan `plan_id`.
+pub async fn require(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
+    if plan_exists(conn, env, plan_id).await? {
+        Ok(())
+    } else {
+        Err(not_found(plan_id))
+    }
+}
+
 async fn plan_exists(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<bool> {
     Ok(sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plans WHERE environment_id = $1 AND id = $2)")
         .bind(env.0)

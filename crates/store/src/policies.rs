@@ -136,19 +136,6 @@ pub async fn delete(conn: &mut PgConnection, env: EnvironmentId, package: Packag
         > 0)
 }
 
-/// Refuses with 404 `PlanNotFound` when the environment has no plan `plan_id`.
-pub async fn require_plan(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str) -> Result<()> {
-    let found: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM plans WHERE environment_id = $1 AND id = $2)")
-        .bind(env.0)
-        .bind(plan_id)
-        .fetch_one(conn)
-        .await?;
-    if !found {
-        return Err(StoreError::rejected(ErrorCode::PlanNotFound, format!("plan `{plan_id}` not found")));
-    }
-    Ok(())
-}
-
 /// Which migration policy a new task pins when it is accepted (`tasks.policy`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum PolicyPin {
@@ -210,3 +197,28 @@ pub(crate) fn pinned_cte_of(function: &str, env: &str, plan: &str, mode: &str, g
 /// The approval state a task with `pinned.policy` starts in.
 pub(crate) const APPROVAL_STATE: &str =
     "CASE WHEN coalesce((pinned.policy ->> 'requireApproval')::boolean, false) THEN 'PENDING' END";
+
+/// The predicate that keeps out of a selection the subscriptions `s` a task's pinned policy
+/// (the JSON parameter `policy`, read at the parameter `at`) leaves alone: `policy_exclusion`,
+/// the one rule the movers selection, batch moves, rollout cohorts and add-on batches share.
+pub(crate) fn not_excluded(policy: &str, at: &str) -> String {
+    format!(
+        "({policy}::jsonb IS NULL OR policy_exclusion({policy}::jsonb, {at}::timestamptz, s.status, s.customer_id,
+            s.metadata, s.start_date, s.billing_period) IS NULL)"
+    )
+}
+
+/// The statement that pins on task `task` (a parameter) what its policy left alone —
+/// `tasks.excluded` and `excluded_by_reason` — counted from `selection`, a SELECT with an
+/// `exclusion` column (the movers or an add-on's holders). Answers `excluded`.
+pub(crate) fn record_exclusions_sql(selection: &str, task: &str) -> String {
+    format!(
+        "WITH counted AS (
+            SELECT exclusion, count(*) AS n FROM ({selection}) c WHERE exclusion IS NOT NULL GROUP BY exclusion
+        )
+        UPDATE tasks SET excluded = coalesce((SELECT sum(n) FROM counted), 0),
+            excluded_by_reason = (SELECT coalesce(jsonb_object_agg(exclusion, n), '{{}}') FROM counted)
+        WHERE id = {task}
+        RETURNING excluded"
+    )
+}

@@ -8,6 +8,7 @@
 //! memory. It decides nothing about HTTP or queues.
 
 pub use crate::cohorts::{get, percentage_json, Rollout};
+use crate::policies::not_excluded;
 use crate::work::Work;
 use crate::{events, outbox, tasks, Result, StoreError};
 use chrono::{DateTime, Utc};
@@ -107,7 +108,7 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
         ));
     };
     let target = task.target_version_number.unwrap_or(i32::MAX);
-    let (batches, subscriptions): (i64, i64) = sqlx::query_as(
+    let (batches, subscriptions): (i64, i64) = sqlx::query_as(&format!(
         "WITH planned AS (
             INSERT INTO task_batches (task_id, seq, lo, hi, expected, status, cohort)
             SELECT $5, $7 + bucket, min(row_id), max(row_id) + 1, count(*), 'PENDING', $8
@@ -116,14 +117,14 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
                 FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
                 WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
                   AND (s.customer_id = ANY($9) OR rollout_bucket($10, s.id) < $11)
-                  AND ($12::jsonb IS NULL OR policy_exclusion($12, $13, s.status, s.customer_id, s.metadata,
-                                                              s.start_date, s.billing_period) IS NULL)
+                  AND {}
             ) numbered
             GROUP BY bucket
             RETURNING expected
         )
         SELECT count(*), coalesce(sum(expected), 0)::bigint FROM planned",
-    )
+        not_excluded("$12", "$13")
+    ))
     .bind(task.environment_id)
     .bind(&task.plan_id)
     .bind(target)
@@ -141,14 +142,14 @@ pub async fn start_cohort(conn: &mut Work, task: &tasks::Task, cohort: i32, batc
     .await?;
 
     // the total is what has been done plus what the whole rollout still has to move
-    let (remaining, customers): (i64, i64) = sqlx::query_as(
+    let (remaining, customers): (i64, i64) = sqlx::query_as(&format!(
         "SELECT count(*), count(DISTINCT s.customer_id)
          FROM subscriptions s JOIN plan_versions v ON v.id = s.plan_version_id
          WHERE s.environment_id = $1 AND s.plan_id = $2 AND v.version_number < $3 AND s.status = ANY($4)
            AND (s.customer_id = ANY($5) OR rollout_bucket($6, s.id) < $7)
-           AND ($8::jsonb IS NULL OR policy_exclusion($8, $9, s.status, s.customer_id, s.metadata,
-                                                      s.start_date, s.billing_period) IS NULL)",
-    )
+           AND {}",
+        not_excluded("$8", "$9")
+    ))
     .bind(task.environment_id)
     .bind(&task.plan_id)
     .bind(target)

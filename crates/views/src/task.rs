@@ -65,14 +65,8 @@ pub fn task(t: &Task, rollout: Option<&Rollout>) -> TaskView {
 /// without checking for it.
 fn excluded_by_reason(t: &Task) -> serde_json::Value {
     let counted = t.excluded_by_reason.as_ref().and_then(|v| v.as_object());
-    let reasons: serde_json::Map<String, serde_json::Value> = domain::policy::EXCLUSION_REASONS
-        .iter()
-        .map(|reason| {
-            let n = counted.and_then(|c| c.get(*reason)).and_then(|v| v.as_i64()).unwrap_or(0);
-            ((*reason).to_owned(), n.into())
-        })
-        .collect();
-    serde_json::Value::Object(reasons)
+    let reasons = domain::policy::by_reason(|reason| counted.and_then(|c| c.get(reason)).and_then(|v| v.as_i64()));
+    json!(reasons)
 }
 
 /// How a rollout shows on its task: the cohorts asked for, the cohort now running or last run

@@ -447,13 +447,9 @@ pub async fn publish_preview(
             pagination: Pagination { next: counted.ids.next, prev: None },
             would_fail: None,
             excluded_count: counted.excluded,
-            excluded_by_reason: domain::policy::EXCLUSION_REASONS
-                .iter()
-                .map(|reason| {
-                    let n = counted.excluded_by_reason.iter().find(|(r, _)| r == reason).map_or(0, |(_, n)| *n);
-                    ((*reason).to_owned(), n)
-                })
-                .collect(),
+            excluded_by_reason: domain::policy::by_reason(|reason| {
+                counted.excluded_by_reason.iter().find(|(r, _)| r == reason).map(|(_, n)| *n)
+            }),
             requires_approval: in_force.is_some_and(|p| p.require_approval),
         },
     }))
