@@ -84,13 +84,20 @@ async fn a_policy_with_exclusions_notice_and_approval_does_what_its_preview_said
         .collect();
     api.post("/api/v1/customers/import", json!({ "customers": customers })).await;
     let now = Utc::now();
+    // monthly, renewing within the next three days whatever the month: an anchor a month and
+    // a day back would clamp at a month's end (Oct 31 renews Nov 30, today, then Dec 31)
+    let soon = now + Days::minutes(10);
+    let renewing = (1..=3)
+        .filter_map(|k| (now + Days::days(k)).checked_sub_months(chrono::Months::new(1)))
+        .find(|start| domain::BillingPeriod::Monthly.next_billing_date(*start, soon) <= now + Days::days(3))
+        .expect("one of the next three days is a monthly billing date of some anchor");
     let subscriptions: Vec<Value> = (0..N)
         .map(|i| {
             let customer = if (500..505).contains(&i) { format!("vip-{i}") } else { format!("gold-c{i}") };
             let (kind, _) = fixture(i);
             let annual = kind == "moves" && i % 5 == 0;
             let start = match kind {
-                "renewingWithin" => now.checked_sub_months(chrono::Months::new(1)).unwrap() + Days::days(1),
+                "renewingWithin" => renewing,
                 _ if annual => now - Days::days(100),
                 _ => now - Days::days(10),
             };
