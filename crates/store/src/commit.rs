@@ -9,7 +9,7 @@ use crate::plans::{self, PlanVersion};
 use crate::task_row::Task;
 use crate::work::{Announcement, Conn, Work};
 use crate::{events, outbox, webhooks, Result, StoreError};
-use domain::{PlanVersionStatus, TaskType, WebhookEventType};
+use domain::{EnvironmentId, PlanVersionStatus, TaskType, WebhookEventType};
 use serde_json::Value;
 use sqlx::PgConnection;
 use std::sync::Arc;
@@ -65,8 +65,17 @@ impl Work {
             outbox::enqueue_all(&mut self, &jobs).await?;
         }
         let announcements = std::mem::take(&mut self.announcements);
-        for announcement in &announcements {
-            announce(&mut self, hooks.announcer.as_ref(), announcement).await?;
+        if !announcements.is_empty() {
+            // most environments have no endpoint: one look for the whole unit saves a statement
+            // per announcement, and reading what the unheard ones would carry
+            let envs: Vec<EnvironmentId> = announcements.iter().map(|a| a.environment()).collect();
+            let heard = webhooks::subscriptions(&mut self, &envs).await?;
+            for announcement in &announcements {
+                let Some(event_type) = announcement.event_type() else { continue };
+                if heard.hears(announcement.environment(), event_type) {
+                    announce(&mut self, hooks.announcer.as_ref(), announcement, event_type).await?;
+                }
+            }
         }
         if let Conn::Tx(tx) = self.conn {
             tx.commit().await?;
@@ -83,35 +92,50 @@ impl Work {
     }
 }
 
-/// Writes one announcement's webhook event and its deliveries (none when no endpoint of the
-/// environment subscribes to it).
-async fn announce(conn: &mut PgConnection, announcer: &dyn Announcer, announcement: &Announcement) -> Result<()> {
+/// Writes one announcement's webhook event of `event_type` and its deliveries (none when no
+/// endpoint of the environment subscribes to it).
+async fn announce(
+    conn: &mut PgConnection,
+    announcer: &dyn Announcer,
+    announcement: &Announcement,
+    event_type: WebhookEventType,
+) -> Result<()> {
     match announcement {
         Announcement::TaskEnded(task) => {
-            let Some(event_type) = WebhookEventType::for_task_status(task.status()) else {
-                return Ok(());
-            };
             let rollout =
                 if task.task_type() == TaskType::StagedRollout { cohorts::get(conn, task.id()).await? } else { None };
             let data = announcer.task_ended(task, rollout.as_ref()).map_err(unrenderable)?;
             webhooks::emit(conn, task.environment(), event_type, data).await
         }
-        Announcement::Approval(event_type, task) => {
+        Announcement::Approval(_, task) => {
             let data = announcer.task_ended(task, None).map_err(unrenderable)?;
-            webhooks::emit(conn, task.environment(), *event_type, data).await
+            webhooks::emit(conn, task.environment(), event_type, data).await
         }
         &Announcement::VersionPublished { environment, version } => {
-            let event_type = WebhookEventType::PlanVersionPublished;
-            // most environments have no endpoint: one cheap look instead of reading the version
-            if !webhooks::subscribed(conn, environment, event_type).await? {
-                return Ok(());
-            }
             let version = plans::get_version(conn, environment, version).await?;
             if version.status() != PlanVersionStatus::Published {
                 return Ok(());
             }
             let data = announcer.version_published(&version).map_err(unrenderable)?;
             webhooks::emit(conn, environment, event_type, data).await
+        }
+    }
+}
+
+impl Announcement {
+    fn environment(&self) -> EnvironmentId {
+        match self {
+            Announcement::TaskEnded(task) | Announcement::Approval(_, task) => task.environment(),
+            Announcement::VersionPublished { environment, .. } => *environment,
+        }
+    }
+
+    /// The webhook event it is heard as; `None` for a task end no event names.
+    fn event_type(&self) -> Option<WebhookEventType> {
+        match self {
+            Announcement::TaskEnded(task) => WebhookEventType::for_task_status(task.status()),
+            Announcement::Approval(event_type, _) => Some(*event_type),
+            Announcement::VersionPublished { .. } => Some(WebhookEventType::PlanVersionPublished),
         }
     }
 }

@@ -337,6 +337,30 @@ pub async fn subscribed(conn: &mut PgConnection, env: EnvironmentId, event_type:
     .await?)
 }
 
+/// Which event types the enabled endpoints of `envs` subscribe to, as `(environment, event
+/// type)` pairs, in one statement: what a unit of work asks once before announcing its changes.
+pub async fn subscriptions(conn: &mut PgConnection, envs: &[EnvironmentId]) -> Result<Subscriptions> {
+    let envs: Vec<Uuid> = envs.iter().map(|env| env.0).collect();
+    let pairs: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT DISTINCT environment_id, unnest(events) FROM webhook_endpoints
+         WHERE environment_id = ANY($1) AND enabled",
+    )
+    .bind(&envs)
+    .fetch_all(conn)
+    .await?;
+    Ok(Subscriptions(pairs.into_iter().collect()))
+}
+
+/// The event types some enabled endpoint of an environment subscribes to (`subscriptions`).
+#[derive(Debug, Default)]
+pub struct Subscriptions(std::collections::HashSet<(Uuid, String)>);
+
+impl Subscriptions {
+    pub fn hears(&self, env: EnvironmentId, event_type: WebhookEventType) -> bool {
+        self.0.contains(&(env.0, event_type.as_str().to_owned()))
+    }
+}
+
 /// Where a delivery stands. Stored as PENDING, DELIVERED or FAILED; a PENDING delivery with a
 /// recorded (failed) attempt is RETRYING.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
