@@ -9,7 +9,6 @@
 
 use crate::{Result, StoreError};
 use domain::{EnvironmentId, ErrorCode, TaskType};
-use serde_json::Value;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -21,42 +20,63 @@ pub async fn publish_refusal(
     env: EnvironmentId,
     version_id: Uuid,
 ) -> Result<Option<(ErrorCode, String)>> {
-    let refs: Option<(Option<String>, Option<Value>)> = sqlx::query_as(
-        "SELECT parent_plan_id, compatible_addon_ids FROM plan_versions WHERE environment_id = $1 AND id = $2",
+    let mut refusals = publish_refusals(conn, &[(env, version_id)]).await?;
+    Ok(refusals.pop().map(|(_, refusal)| refusal))
+}
+
+/// `publish_refusal` for many versions in one statement — each `(environment, version)` pair
+/// a draft to publish — answering only the versions that would be refused, with their
+/// refusal. What a worker planning a set of publishes asks once for the whole set.
+pub async fn publish_refusals(
+    conn: &mut PgConnection,
+    versions: &[(EnvironmentId, Uuid)],
+) -> Result<Vec<(Uuid, (ErrorCode, String))>> {
+    let (envs, ids): (Vec<Uuid>, Vec<Uuid>) = versions.iter().map(|(env, id)| (env.0, *id)).unzip();
+    // per version: its base plan if that has no published (or archived) version, whether its
+    // compatibleAddonIds are a list of ids, and the first of them with no published version
+    let rows: Vec<(Uuid, Option<String>, bool, Option<String>)> = sqlx::query_as(
+        "SELECT v.id,
+            (SELECT p.id FROM plans p
+             WHERE p.environment_id = v.environment_id AND p.id = v.parent_plan_id
+               AND NOT EXISTS (SELECT 1 FROM plan_versions pv
+                               WHERE pv.environment_id = p.environment_id AND pv.plan_id = p.id
+                                 AND pv.status <> 'DRAFT')),
+            coalesce(jsonb_typeof(v.compatible_addon_ids), 'null') = 'null'
+              OR (jsonb_typeof(v.compatible_addon_ids) = 'array'
+                  AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(v.compatible_addon_ids) e
+                                  WHERE jsonb_typeof(e) <> 'string')),
+            (SELECT a.id FROM jsonb_array_elements_text(
+                        CASE WHEN jsonb_typeof(v.compatible_addon_ids) = 'array'
+                             THEN v.compatible_addon_ids ELSE '[]' END) WITH ORDINALITY AS c(id, n)
+             JOIN addons a ON a.environment_id = v.environment_id AND a.id = c.id
+             WHERE NOT EXISTS (SELECT 1 FROM addon_versions av
+                               WHERE av.environment_id = a.environment_id AND av.addon_id = a.id
+                                 AND av.status <> 'DRAFT')
+             ORDER BY c.n LIMIT 1)
+         FROM unnest($1::uuid[], $2::uuid[]) AS asked(environment_id, id)
+         JOIN plan_versions v ON v.environment_id = asked.environment_id AND v.id = asked.id",
     )
-    .bind(env.0)
-    .bind(version_id)
-    .fetch_optional(&mut *conn)
+    .bind(&envs)
+    .bind(&ids)
+    .fetch_all(conn)
     .await?;
-    let Some((parent, addons)) = refs else {
-        return Ok(None);
-    };
-    let addons: Vec<String> = match addons {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => serde_json::from_value(v).map_err(|e| {
-            StoreError::rejected(
+    let mut refusals = Vec::new();
+    for (version, draft_parent, addons_readable, draft_addon) in rows {
+        if let Some(parent) = draft_parent {
+            let message = format!("base plan `{parent}` is still a draft");
+            refusals.push((version, (ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft, message)));
+        } else if !addons_readable {
+            // stored data that does not read is an error, never "no add-ons"
+            return Err(StoreError::rejected(
                 ErrorCode::InternalError,
-                format!("stored compatibleAddonIds are not a list of ids: {e}"),
-            )
-        })?,
-    };
-    let parents: Vec<&str> = parent.iter().map(String::as_str).collect();
-    let unpublished_parent = if parents.is_empty() { Vec::new() } else { unpublished(conn, env, &parents).await? };
-    if let Some(parent) = parent.filter(|p| unpublished_parent.contains(p)) {
-        return Ok(Some((
-            ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft,
-            format!("base plan `{parent}` is still a draft"),
-        )));
+                format!("stored compatibleAddonIds of version {version} are not a list of ids"),
+            ));
+        } else if let Some(addon) = draft_addon {
+            let message = format!("compatible add-on `{addon}` is still a draft");
+            refusals.push((version, (ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft, message)));
+        }
     }
-    let unpublished_addons =
-        if addons.is_empty() { Vec::new() } else { unpublished_addons(conn, env, &addons).await? };
-    if let Some(addon) = addons.into_iter().find(|a| unpublished_addons.contains(a)) {
-        return Ok(Some((
-            ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft,
-            format!("compatible add-on `{addon}` is still a draft"),
-        )));
-    }
-    Ok(None)
+    Ok(refusals)
 }
 
 /// The catalog refusal the planning of a task of `task_type` would meet for the version it
@@ -89,32 +109,4 @@ pub async fn planning_refusal(
             _,
         ) => Ok(None),
     }
-}
-
-/// Which of `plan_ids` exist and have no published (or archived) version: a plan cannot be
-/// published on top of them.
-async fn unpublished(conn: &mut PgConnection, env: EnvironmentId, plan_ids: &[&str]) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT p.id FROM plans p WHERE p.environment_id = $1 AND p.id = ANY($2)
-            AND NOT EXISTS (SELECT 1 FROM plan_versions v
-                            WHERE v.environment_id = $1 AND v.plan_id = p.id AND v.status <> 'DRAFT')",
-    )
-    .bind(env.0)
-    .bind(plan_ids)
-    .fetch_all(conn)
-    .await?)
-}
-
-/// Which of `addon_ids` exist with no published (or archived) version: a plan naming them as
-/// compatible add-ons cannot be published.
-async fn unpublished_addons(conn: &mut PgConnection, env: EnvironmentId, addon_ids: &[String]) -> Result<Vec<String>> {
-    Ok(sqlx::query_scalar(
-        "SELECT a.id FROM addons a WHERE a.environment_id = $1 AND a.id = ANY($2)
-            AND NOT EXISTS (SELECT 1 FROM addon_versions v
-                            WHERE v.environment_id = $1 AND v.addon_id = a.id AND v.status <> 'DRAFT')",
-    )
-    .bind(env.0)
-    .bind(addon_ids)
-    .fetch_all(conn)
-    .await?)
 }

@@ -552,19 +552,29 @@ pub async fn no_draft(conn: &mut PgConnection, env: EnvironmentId, plan_id: &str
 /// Publishes a draft, announcing it to webhooks in the same transaction. False when it is no
 /// longer a draft.
 pub async fn publish_version(conn: &mut Work, version_id: Uuid, task: Option<TaskId>) -> Result<bool> {
-    let env: Option<Uuid> = sqlx::query_scalar(
-        "UPDATE plan_versions SET status = 'PUBLISHED', published_at = now(), published_by_task = $2, updated_at = now()
-         WHERE id = $1 AND status = 'DRAFT' RETURNING environment_id",
+    Ok(!publish_versions(conn, &[(version_id, task)]).await?.is_empty())
+}
+
+/// Publishes many drafts in one statement — each version with the task that publishes it —
+/// announcing each to webhooks in the same transaction. Answers the versions published; the
+/// others were no longer drafts.
+pub async fn publish_versions(conn: &mut Work, versions: &[(Uuid, Option<TaskId>)]) -> Result<Vec<Uuid>> {
+    let (ids, tasks): (Vec<Uuid>, Vec<Option<Uuid>>) =
+        versions.iter().map(|(version, task)| (*version, task.map(|t| t.0))).unzip();
+    let published: Vec<(Uuid, Uuid)> = sqlx::query_as(
+        "UPDATE plan_versions v SET status = 'PUBLISHED', published_at = now(), published_by_task = asked.task,
+            updated_at = now()
+         FROM unnest($1::uuid[], $2::uuid[]) AS asked(id, task)
+         WHERE v.id = asked.id AND v.status = 'DRAFT' RETURNING v.id, v.environment_id",
     )
-    .bind(version_id)
-    .bind(task.map(|t| t.0))
-    .fetch_optional(&mut **conn)
+    .bind(&ids)
+    .bind(&tasks)
+    .fetch_all(&mut **conn)
     .await?;
-    let Some(env) = env else {
-        return Ok(false);
-    };
-    conn.announce(Announcement::VersionPublished { environment: EnvironmentId(env), version: version_id });
-    Ok(true)
+    for &(version, env) in &published {
+        conn.announce(Announcement::VersionPublished { environment: EnvironmentId(env), version });
+    }
+    Ok(published.into_iter().map(|(version, _)| version).collect())
 }
 
 #[derive(Debug, Default, Clone)]

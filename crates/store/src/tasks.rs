@@ -273,6 +273,41 @@ pub async fn claim(conn: &mut PgConnection, id: TaskId) -> Result<Claim> {
     })
 }
 
+/// Claims many tasks at once, for a planning transaction that plans them as a set: locks and
+/// answers those of `ids` left to plan (not planned, not finished), in one statement. A task
+/// whose row another transaction holds is skipped (`SKIP LOCKED`) rather than waited for, as
+/// is one missing, planned or finished: the caller plans what is not answered alone, with
+/// `claim`, which tells those cases apart.
+pub async fn claim_set(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<Task>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    Ok(sqlx::query_as::<_, Task>(
+        "SELECT * FROM tasks WHERE id = ANY($1) AND planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS')
+         ORDER BY id FOR UPDATE SKIP LOCKED",
+    )
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?)
+}
+
+/// Ends claimed tasks in their planning as COMPLETED, in one statement: what `finish_planning`
+/// does for one task, for a set of them, each announcing its end. Answers the ended rows.
+pub async fn complete_planned_set(work: &mut Work, ids: &[TaskId]) -> Result<Vec<Task>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let rows = sqlx::query(&format!(
+        "UPDATE tasks t SET {PLANNED}, status = 'COMPLETED', finished_at = now(), updated_at = now()
+         FROM (SELECT id, status AS was FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE) previous
+         WHERE t.id = previous.id RETURNING t.*, previous.was AS previous_status"
+    ))
+    .bind(&ids)
+    .fetch_all(&mut **work)
+    .await?;
+    let mut ended = Vec::with_capacity(rows.len());
+    for row in &rows {
+        ended.push(announce_end(work, row).await?);
+    }
+    Ok(ended)
+}
+
 /// Marks a claimed task planned: the attempt counted, started, IN_PROGRESS (a status set
 /// earlier in the same transaction stays). One statement, inside the planning transaction.
 pub async fn mark_planned(conn: &mut PgConnection, id: TaskId) -> Result<()> {

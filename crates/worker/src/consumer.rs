@@ -9,10 +9,11 @@
 
 use crate::handlers::{self, batch, JobError};
 use crate::Context;
-use domain::{ErrorCode, Job};
+use domain::{ErrorCode, Job, TaskId};
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use queue::lapin::acker::Acker;
+use queue::lapin::message::Delivery;
 use queue::lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, QueueDeclareOptions,
 };
@@ -22,6 +23,7 @@ use queue::publisher::Outgoing;
 use queue::{Publisher, QueueError, ATTEMPT_HEADER};
 use serde_json::json;
 use std::any::Any;
+use std::collections::HashSet;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -149,13 +151,22 @@ impl Consuming {
     }
 }
 
-/// Runs one job. The consumer runs the handlers (`run_handlers`); tests give it jobs of
-/// their own.
-type Runner = for<'a> fn(&'a Context, Job) -> BoxFuture<'a, Result<(), JobError>>;
-
-fn run_handlers(ctx: &Context, job: Job) -> BoxFuture<'_, Result<(), JobError>> {
-    handlers::run(ctx, job).boxed()
+/// How the consumer runs jobs: `one` runs a job alone; `set` plans a set of tasks together
+/// and answers those it planned, leaving the others to `one`. The consumer runs the handlers
+/// (`HANDLERS`); tests give it jobs of their own.
+#[derive(Clone, Copy)]
+struct Runner {
+    one: RunOne,
+    set: PlanSet,
 }
+
+type RunOne = for<'a> fn(&'a Context, Job) -> BoxFuture<'a, Result<(), JobError>>;
+type PlanSet = for<'a> fn(&'a Context, &'a [TaskId]) -> BoxFuture<'a, Result<Vec<TaskId>, JobError>>;
+
+const HANDLERS: Runner = Runner {
+    one: |ctx, job| handlers::run(ctx, job).boxed(),
+    set: |ctx, ids| handlers::set::plan_set(ctx, ids).boxed(),
+};
 
 /// Consumes until `cancel` fires, reconnecting as often as needed.
 pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
@@ -164,7 +175,7 @@ pub async fn run_consumer(ctx: Context, cancel: CancellationToken) {
 
 /// `run_consumer`, saying in `consuming` which queues it holds a consumer on.
 pub async fn run_consumer_reporting(ctx: Context, cancel: CancellationToken, consuming: Arc<Consuming>) {
-    consume_until_cancelled(ctx, cancel, Arc::new(Held::default()), consuming, run_handlers).await;
+    consume_until_cancelled(ctx, cancel, Arc::new(Held::default()), consuming, HANDLERS).await;
 }
 
 /// `run_consumer`, with the held deliveries counted in `in_flight`, its consumers reported in
@@ -265,10 +276,16 @@ async fn consume(
             .await?;
         channels.push((channel, tag));
         consuming.set(queue, true);
+        // task deliveries come in sets: every delivery already waiting, up to the set size (no
+        // linger, so a lone task is planned at once); the other queues' one at a time
+        let gathered = match queue {
+            HeldQueue::Task => consumer.ready_chunks(usize::from(ctx.settings.task_set_size.max(1))).boxed(),
+            HeldQueue::Batch | HeldQueue::Dead => consumer.map(|delivery| vec![delivery]).boxed(),
+        };
         // each stream ends with a `None` of its own, so that one queue's consumer cancelled by
         // the broker (its queue deleted, say) is seen, not silently dropped from the merge
         let ended = futures::stream::once(async move { (queue, None) });
-        streams.push(consumer.map(move |delivery| (queue, Some(delivery))).chain(ended).boxed());
+        streams.push(gathered.map(move |deliveries| (queue, Some(deliveries))).chain(ended).boxed());
     }
     let mut deliveries = futures::stream::select_all(streams);
     let mut running = JoinSet::new();
@@ -279,21 +296,36 @@ async fn consume(
         tokio::select! {
             () = cancel.cancelled() => break Ok(()),
             next = deliveries.next() => match next {
-                Some((queue, Some(Ok(delivery)))) => {
-                    let ctx = ctx.clone();
-                    let publisher = publisher.clone();
-                    let slot = in_flight.take(queue);
-                    running.spawn(async move {
-                        let _slot = slot;
-                        if queue.is_work() {
-                            handle(&ctx, &publisher, delivery, run).await;
-                        } else {
-                            let acker = delivery.acker.clone();
-                            settle_on_panic(acker, crate::dead_letters::take(&ctx, delivery)).await;
+                Some((queue, Some(gathered))) => {
+                    let mut deliveries = Vec::with_capacity(gathered.len());
+                    let mut failed = None;
+                    for delivery in gathered {
+                        match delivery {
+                            Ok(delivery) => deliveries.push(delivery),
+                            Err(e) => failed = Some(e),
                         }
-                    });
+                    }
+                    if !deliveries.is_empty() {
+                        let ctx = ctx.clone();
+                        let publisher = publisher.clone();
+                        let slots: Vec<Slot> = deliveries.iter().map(|_| in_flight.take(queue)).collect();
+                        running.spawn(async move {
+                            let _slots = slots;
+                            if queue.is_work() {
+                                handle(&ctx, &publisher, deliveries, run).await;
+                            } else {
+                                for delivery in deliveries {
+                                    let acker = delivery.acker.clone();
+                                    settle_on_panic(acker, crate::dead_letters::take(&ctx, delivery)).await;
+                                }
+                            }
+                        });
+                    }
+                    // deliveries before the error are handled; the broker redelivers the rest
+                    if let Some(e) = failed {
+                        break Err(QueueError::from(e));
+                    }
                 }
-                Some((_, Some(Err(e)))) => break Err(QueueError::from(e)),
                 // the broker cancelled this queue's consumer: reconnecting declares the
                 // topology again (re-creating a deleted queue) and subscribes every queue anew
                 Some((queue, None)) => {
@@ -378,53 +410,107 @@ fn attempt_of(headers: &Option<FieldTable>) -> u32 {
         .unwrap_or(1)
 }
 
-async fn handle(ctx: &Context, publisher: &Publisher, delivery: queue::lapin::message::Delivery, run: Runner) {
-    let attempt = attempt_of(delivery.properties.headers());
-    let job: Job = match serde_json::from_slice(&delivery.data) {
-        Ok(job) => job,
+/// Handles deliveries taken together: the tasks among them are first offered to `run.set`
+/// (when there are two or more), then every job the set did not plan runs alone, all at once,
+/// and each delivery is settled by its own job's outcome.
+async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<Delivery>, run: Runner) {
+    let mut jobs: Vec<(Delivery, Job, u32)> = Vec::with_capacity(deliveries.len());
+    for delivery in deliveries {
+        match decode(&delivery) {
+            Some((job, attempt)) => jobs.push((delivery, job, attempt)),
+            None => {
+                let dead = BasicNackOptions { requeue: false, ..BasicNackOptions::default() };
+                if let Err(e) = delivery.nack(dead).await {
+                    tracing::warn!(error = %e, "could not dead-letter a malformed message");
+                }
+            }
+        }
+    }
+    let tasks: Vec<TaskId> = jobs
+        .iter()
+        .filter_map(|(_, job, _)| match job {
+            Job::Task { task_id } => Some(*task_id),
+            Job::Batch { .. } => None,
+        })
+        .collect();
+    let planned: HashSet<TaskId> =
+        if tasks.len() > 1 { plan_set(ctx, &tasks, run).await.into_iter().collect() } else { HashSet::new() };
+    let settled = jobs.into_iter().map(|(delivery, job, attempt)| {
+        let span = tracing::info_span!("job", task_id = %job.task_id(), kind = job.routing_key(), attempt);
+        let acker = delivery.acker.clone();
+        let in_set = planned.contains(&job.task_id()) && matches!(job, Job::Task { .. });
+        let work = async move {
+            let outcome = if in_set { Ok(()) } else { run_job(ctx, job, run).await };
+            settle(ctx, publisher, delivery, job, attempt, outcome).await;
+        };
+        settle_on_panic(acker, work).instrument(span)
+    });
+    futures::future::join_all(settled).await;
+}
+
+/// The job a delivery carries, with its attempt; `None` for a malformed message, to be
+/// dead-lettered.
+fn decode(delivery: &Delivery) -> Option<(Job, u32)> {
+    match serde_json::from_slice(&delivery.data) {
+        Ok(job) => Some((job, attempt_of(delivery.properties.headers()))),
         Err(e) => {
             tracing::warn!(error = %e, bytes = delivery.data.len(), "malformed message; dead-lettering it");
-            if let Err(e) = delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await {
-                tracing::warn!(error = %e, "could not dead-letter a malformed message");
-            }
-            return;
+            None
         }
-    };
-    let span = tracing::info_span!("job", task_id = %job.task_id(), kind = job.routing_key(), attempt);
-    let acker = delivery.acker.clone();
-    let work = async {
-        let outcome = run_job(ctx, job, run).await;
-        let settle = match outcome {
-            Ok(()) => Settle::Ack,
-            Err(JobError::Transient(message)) => retry_or_give_up(ctx, publisher, &job, attempt, &message).await,
-            Err(JobError::Busy) => {
-                retry_later(ctx, publisher, &job, 2, attempt, "task is leased by another worker").await
-            }
-            Err(JobError::Permanent { code, message }) => give_up(ctx, &job, code, &message).await,
-        };
-        let result = match settle {
-            Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
-            Settle::Unrecorded => {
-                park_until_published(ctx, publisher, &job, attempt).await;
-                delivery.ack(BasicAckOptions::default()).await
-            }
-            Settle::DeadLetter => {
-                delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await
-            }
-        };
-        if let Err(e) = result {
-            // the broker will redeliver; the handlers make that harmless
-            tracing::warn!(error = %e, "could not settle the delivery");
+    }
+}
+
+/// Plans `tasks` as a set, answering those planned. A set that fails or panics plans none of
+/// them: each is then planned alone, which meets (and reports) the same trouble per task.
+async fn plan_set(ctx: &Context, tasks: &[TaskId], run: Runner) -> Vec<TaskId> {
+    match AssertUnwindSafe((run.set)(ctx, tasks)).catch_unwind().await {
+        Ok(Ok(planned)) => planned,
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, tasks = tasks.len(), "a set of tasks could not be planned together; planning each alone");
+            Vec::new()
         }
+        Err(panic) => {
+            let panic = panic_message(panic.as_ref());
+            tracing::error!(panic, tasks = tasks.len(), "planning a set of tasks panicked; planning each alone");
+            Vec::new()
+        }
+    }
+}
+
+/// Settles a delivery by its job's outcome: ack, retry later, or give up.
+async fn settle(
+    ctx: &Context,
+    publisher: &Publisher,
+    delivery: Delivery,
+    job: Job,
+    attempt: u32,
+    outcome: Result<(), JobError>,
+) {
+    let settle = match outcome {
+        Ok(()) => Settle::Ack,
+        Err(JobError::Transient(message)) => retry_or_give_up(ctx, publisher, &job, attempt, &message).await,
+        Err(JobError::Busy) => retry_later(ctx, publisher, &job, 2, attempt, "task is leased by another worker").await,
+        Err(JobError::Permanent { code, message }) => give_up(ctx, &job, code, &message).await,
     };
-    settle_on_panic(acker, work).instrument(span).await;
+    let result = match settle {
+        Settle::Ack => delivery.ack(BasicAckOptions::default()).await,
+        Settle::Unrecorded => {
+            park_until_published(ctx, publisher, &job, attempt).await;
+            delivery.ack(BasicAckOptions::default()).await
+        }
+        Settle::DeadLetter => delivery.nack(BasicNackOptions { requeue: false, ..BasicNackOptions::default() }).await,
+    };
+    if let Err(e) = result {
+        // the broker will redeliver; the handlers make that harmless
+        tracing::warn!(error = %e, "could not settle the delivery");
+    }
 }
 
 /// Runs the job, catching a panic: a panicked job is a transient failure, counted as an
 /// attempt and retried through the delay queues like any other (and, out of attempts, given
 /// up on as they are), so it neither leaves its delivery unsettled nor takes the worker down.
 async fn run_job(ctx: &Context, job: Job, run: Runner) -> Result<(), JobError> {
-    match AssertUnwindSafe(run(ctx, job)).catch_unwind().await {
+    match AssertUnwindSafe((run.one)(ctx, job)).catch_unwind().await {
         Ok(outcome) => outcome,
         Err(panic) => {
             let panic = panic_message(panic.as_ref());
@@ -608,6 +694,14 @@ mod tests {
         .boxed()
     }
 
+    /// Runs each job alone with `one`; plans no sets.
+    fn alone(one: RunOne) -> Runner {
+        fn no_set<'a>(_: &'a Context, _: &'a [TaskId]) -> BoxFuture<'a, Result<Vec<TaskId>, JobError>> {
+            async { Ok(Vec::new()) }.boxed()
+        }
+        Runner { one, set: no_set }
+    }
+
     fn job() -> Job {
         Job::Task { task_id: TaskId(uuid::Uuid::new_v4()) }
     }
@@ -656,7 +750,7 @@ mod tests {
     async fn a_panicking_job_is_a_transient_failure() {
         let ctx = offline_context();
         let job = job();
-        match run_job(&ctx, job, panicking).await {
+        match run_job(&ctx, job, alone(panicking)).await {
             Err(JobError::Transient(message)) => {
                 assert_eq!(message, format!("the job panicked: boom in {}", job.task_id()));
             }
@@ -723,8 +817,13 @@ mod tests {
         });
         let held = Arc::new(Held::default());
         let cancel = CancellationToken::new();
-        let consumer =
-            tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), Arc::default(), refused));
+        let consumer = tokio::spawn(consume_until_cancelled(
+            ctx.clone(),
+            cancel.clone(),
+            held.clone(),
+            Arc::default(),
+            alone(refused),
+        ));
 
         let job = job();
         let payload = serde_json::to_vec(&job).unwrap();
@@ -782,8 +881,13 @@ mod tests {
         });
         let held = Arc::new(Held::default());
         let cancel = CancellationToken::new();
-        let consumer =
-            tokio::spawn(consume_until_cancelled(ctx.clone(), cancel.clone(), held.clone(), Arc::default(), panicking));
+        let consumer = tokio::spawn(consume_until_cancelled(
+            ctx.clone(),
+            cancel.clone(),
+            held.clone(),
+            Arc::default(),
+            alone(panicking),
+        ));
 
         // no task row: five attempts allowed, as for any task that says nothing else
         let (fresh, last) = (job(), job());

@@ -33,6 +33,9 @@ pub struct WorkerSettings {
     /// Unacknowledged task deliveries: how many tasks this process plans at once. Planning is
     /// short and mostly waits on the database, so more of them overlap well.
     pub task_prefetch: u16,
+    /// At most how many of the task deliveries already waiting are planned together, as one
+    /// set in one transaction (`handlers::set`); 1 plans every task alone.
+    pub task_set_size: u16,
     /// Subscriptions per batch.
     pub batch_size: i64,
     /// How long a shutdown waits for in-flight jobs before it lets them go.
@@ -49,6 +52,7 @@ impl Default for WorkerSettings {
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             prefetch: 4,
             task_prefetch: 16,
+            task_set_size: 8,
             batch_size: 1000,
             shutdown_grace: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(10),

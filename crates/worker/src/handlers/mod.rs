@@ -8,6 +8,7 @@ pub mod migration;
 pub mod publish;
 pub mod rollback;
 pub mod rollout;
+pub mod set;
 
 use crate::Context;
 use domain::{ErrorCode, Job, TaskId, TaskSpec, TaskStatus};
@@ -137,12 +138,16 @@ pub(crate) async fn end_planning(
     match finished {
         Some(status) => {
             tasks::finish_planning(tx, task.id(), status, None).await?;
-            let (env, id) = (task.environment(), task.id());
-            events::record(tx, env, id, "finished", status.as_str(), None, serde_json::json!({}));
+            record_finished(tx, task, status);
         }
         None => tasks::mark_planned(tx, task.id()).await?,
     }
     Ok(())
+}
+
+/// The `finished` line of a task's timeline, for a task that ended in its planning.
+pub(crate) fn record_finished(tx: &mut store::Work, task: &Task, status: TaskStatus) {
+    events::record(tx, task.environment(), task.id(), "finished", status.as_str(), None, serde_json::json!({}));
 }
 
 /// Runs one job to its end (or to an error that says what to do next).
@@ -153,7 +158,7 @@ pub async fn run(ctx: &Context, job: Job) -> Result<(), JobError> {
     }
 }
 
-async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
+pub(crate) async fn run_task(ctx: &Context, task_id: TaskId) -> Result<(), JobError> {
     let Some((mut tx, task)) = open_planning(ctx, task_id).await? else {
         return Ok(());
     };
