@@ -10,7 +10,12 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 use tokio::process::{Child, Command};
 
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+/// The Postgres server scenarios create their databases on, as `postgres://user@host:port`:
+/// `CUTOVER_BENCH_POSTGRES`, or the local one. Another server serves, say, to profile
+/// statements on one that loads `pg_stat_statements`.
+pub fn postgres_server() -> String {
+    std::env::var("CUTOVER_BENCH_POSTGRES").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 /// The executable the benchmark starts Cutover processes with: this one, which runs
@@ -40,7 +45,7 @@ impl Deployment {
     pub async fn new(binary: &Path, name: &str) -> anyhow::Result<Self> {
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let database = format!("cutover_bench_{name}_{id}");
-        let database_url = format!("postgres://postgres@127.0.0.1:5432/{database}");
+        let database_url = format!("{}/{database}", postgres_server());
         let pool = store::connect_and_migrate(
             &database_url,
             &store::PoolSettings { max_connections: 80, ..store::PoolSettings::default() },
@@ -117,7 +122,8 @@ impl Deployment {
             let _ = child.wait().await;
         }
         self.pool.close().await;
-        let options = PgConnectOptions::from_str(ADMIN_URL)?.disable_statement_logging();
+        let options =
+            PgConnectOptions::from_str(&format!("{}/postgres", postgres_server()))?.disable_statement_logging();
         let mut conn = sqlx::PgConnection::connect_with(&options).await?;
         sqlx::query(&format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.database)).execute(&mut conn).await?;
         Ok(())
