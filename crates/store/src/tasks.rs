@@ -280,13 +280,13 @@ pub async fn claim(conn: &mut PgConnection, id: TaskId) -> Result<Claim> {
 /// `claim`, which tells those cases apart.
 pub async fn claim_set(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<Task>> {
     let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-    Ok(sqlx::query_as::<_, Task>(
-        "SELECT * FROM tasks WHERE id = ANY($1) AND planned_at IS NULL AND status IN ('PENDING', 'IN_PROGRESS')
-         ORDER BY id FOR UPDATE SKIP LOCKED",
-    )
-    .bind(&ids)
-    .fetch_all(conn)
-    .await?)
+    // by the primary key alone: with a status predicate the planner may walk the index of
+    // unfinished tasks instead, every one of them, while a backlog waits
+    let locked = sqlx::query_as::<_, Task>("SELECT * FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE SKIP LOCKED")
+        .bind(&ids)
+        .fetch_all(conn)
+        .await?;
+    Ok(locked.into_iter().filter(|task| task.planned_at.is_none() && !task.status().is_terminal()).collect())
 }
 
 /// Ends claimed tasks in their planning as COMPLETED, in one statement: what `finish_planning`
