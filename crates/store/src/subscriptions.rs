@@ -148,6 +148,24 @@ async fn subscribable_version(conn: &mut PgConnection, env: EnvironmentId, plan_
     }
 }
 
+/// Which of the `(environment, plan)` pairs have any subscription at all, whatever its status
+/// or version, in one statement: a plan with none has nobody a migration could move.
+pub async fn plans_with_subscriptions(
+    conn: &mut PgConnection,
+    plans: &[(EnvironmentId, String)],
+) -> Result<std::collections::HashSet<(EnvironmentId, String)>> {
+    let (envs, ids): (Vec<Uuid>, Vec<&str>) = plans.iter().map(|(env, plan)| (env.0, plan.as_str())).unzip();
+    let held: Vec<(Uuid, String)> = sqlx::query_as(
+        "SELECT p.environment_id, p.plan_id FROM unnest($1::uuid[], $2::text[]) AS p(environment_id, plan_id)
+         WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.environment_id = p.environment_id AND s.plan_id = p.plan_id)",
+    )
+    .bind(&envs)
+    .bind(&ids)
+    .fetch_all(conn)
+    .await?;
+    Ok(held.into_iter().map(|(env, plan)| (EnvironmentId(env), plan)).collect())
+}
+
 pub async fn get(conn: &mut PgConnection, env: EnvironmentId, id: &str) -> Result<Option<Subscription>> {
     Ok(sqlx::query_as::<_, Subscription>(&format!("{SELECT} WHERE s.environment_id = $1 AND s.id = $2"))
         .bind(env.0)

@@ -82,17 +82,23 @@ pub(crate) async fn plan_batches(
     let task_id = task.id();
     let plan = batches::plan_migration(tx, task, target_number, ctx.settings.batch_size).await?;
     tasks::set_totals(tx, task_id, plan.total, plan.affected_customers).await?;
-    if let Some(fields) = data.as_object_mut() {
-        fields.insert("total".into(), plan.total.into());
-        fields.insert("batches".into(), plan.batches.into());
-    }
-    let message = format!("{} subscriptions in {} batches", plan.total, plan.batches);
-    events::record(tx, task.environment(), task_id, "planned", &message, None, data);
+    record_planned_batches(tx, task, plan.total, plan.batches, &mut data);
     if plan.batches == 0 {
         return Ok(Some(TaskStatus::Completed));
     }
     outbox::enqueue_pending_batches(tx, task_id).await?;
     Ok(None)
+}
+
+/// The `planned` line of a task whose moves were cut into batches: `data` with `total` and
+/// `batches` added.
+pub(crate) fn record_planned_batches(tx: &mut store::Work, task: &Task, total: i64, batches: i64, data: &mut Value) {
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("total".into(), total.into());
+        fields.insert("batches".into(), batches.into());
+    }
+    let message = format!("{total} subscriptions in {batches} batches");
+    events::record(tx, task.environment(), task.id(), "planned", &message, None, data.take());
 }
 
 /// Plans the task's moves as SCHEDULED moves for the scheduler (a NEXT_BILLING_DATE change, a

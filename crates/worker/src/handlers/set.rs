@@ -1,5 +1,6 @@
 //! Planning ready tasks in sets. A worker that holds several task deliveries at once plans the
-//! light ones — publishes that end in their planning — together, in one transaction and one
+//! light ones — publishes that end in their planning: to new customers only, or to all
+//! customers of a plan nobody is subscribed to — together, in one transaction and one
 //! statement per step for the whole set: claim every task (`FOR UPDATE SKIP LOCKED`), run the
 //! catalog checks for every draft, flip every draft to PUBLISHED, end every task, write the
 //! whole set's timeline; then one commit. What a task costs in round trips and commits is
@@ -14,12 +15,12 @@
 //! fail (or whose commit does) leaves every task to that path — redelivery stays harmless,
 //! since a task planned by a set is planned, and `claim` answers `Nothing` for it.
 
-use super::{publish, record_finished, JobError};
+use super::{publish, record_finished, record_planned_batches, JobError};
 use crate::Context;
 use domain::{MigrationType, TaskId, TaskSpec, TaskType};
 use std::collections::HashSet;
 use store::tasks::{self, Task};
-use store::{catalog, plans};
+use store::{catalog, plans, subscriptions};
 
 /// Plans those of `ids` that a set takes, in one transaction, and answers the tasks it planned
 /// (and ended); the caller plans the others alone. An error leaves every task to the caller.
@@ -27,35 +28,39 @@ use store::{catalog, plans};
 pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobError> {
     let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let claimed = tasks::claim_set(&mut tx, ids).await?;
-    let light: Vec<(&Task, uuid::Uuid, i32)> = claimed.iter().filter_map(takes).collect();
-    if light.is_empty() {
+    let mut taken: Vec<Taken<'_>> = claimed.iter().filter_map(takes).collect();
+    // a migration is planned here only when its plan has no subscription at all to move
+    let migrations: Vec<_> =
+        taken.iter().filter(|t| t.moves_all).map(|t| (t.task.environment(), t.plan.to_owned())).collect();
+    if !migrations.is_empty() {
+        let held = subscriptions::plans_with_subscriptions(&mut tx, &migrations).await?;
+        taken.retain(|t| !t.moves_all || !held.contains(&(t.task.environment(), t.plan.to_owned())));
+    }
+    if taken.is_empty() {
         // nothing of the set was written: letting go of the claims is all there is to undo
         tx.rollback();
         return Ok(Vec::new());
     }
 
-    let drafts: Vec<_> = light.iter().map(|(task, version, _)| (task.environment(), *version)).collect();
+    let drafts: Vec<_> = taken.iter().map(|t| (t.task.environment(), t.version)).collect();
     let refused: HashSet<uuid::Uuid> =
         catalog::publish_refusals(&mut tx, &drafts).await?.into_iter().map(|(version, _)| version).collect();
-    let to_publish: Vec<_> = light
-        .iter()
-        .filter(|(_, version, _)| !refused.contains(version))
-        .map(|(task, version, _)| (*version, Some(task.id())))
-        .collect();
+    let to_publish: Vec<_> =
+        taken.iter().filter(|t| !refused.contains(&t.version)).map(|t| (t.version, Some(t.task.id()))).collect();
     let published: HashSet<uuid::Uuid> = plans::publish_versions(&mut tx, &to_publish).await?.into_iter().collect();
 
-    let planned: Vec<(&Task, i32)> = light
-        .iter()
-        .filter(|(_, version, _)| published.contains(version))
-        .map(|&(task, _, number)| (task, number))
-        .collect();
-    let ids: Vec<TaskId> = planned.iter().map(|(task, _)| task.id()).collect();
-    for &(task, number) in &planned {
-        publish::record_published(&mut tx, task, number);
+    let planned: Vec<&Taken<'_>> = taken.iter().filter(|t| published.contains(&t.version)).collect();
+    let ids: Vec<TaskId> = planned.iter().map(|t| t.task.id()).collect();
+    for t in &planned {
+        publish::record_published(&mut tx, t.task, t.number);
+        if t.moves_all {
+            // what planning its batches records when there is nobody to move
+            record_planned_batches(&mut tx, t.task, 0, 0, &mut serde_json::json!({}));
+        }
     }
     for ended in tasks::complete_planned_set(&mut tx, &ids).await? {
-        if let Some(&(task, _)) = planned.iter().find(|(task, _)| task.id == ended.id) {
-            record_finished(&mut tx, task, ended.status());
+        if let Some(t) = planned.iter().find(|t| t.task.id == ended.id) {
+            record_finished(&mut tx, t.task, ended.status());
         }
     }
     tx.commit(&ctx.hooks).await?;
@@ -63,15 +68,35 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
     Ok(ids)
 }
 
-/// Whether a set plans `task`, with the draft it publishes and that version's number: a
-/// publish to new customers only (nothing moves, so it ends in its planning), not waiting for
-/// an approval.
-fn takes(task: &Task) -> Option<(&Task, uuid::Uuid, i32)> {
-    let plain = task.task_type() == TaskType::PublishPlan
-        && !task.awaits_approval()
-        && matches!(task.spec(), Ok(TaskSpec::PublishPlan { migration_type: MigrationType::NewCustomers }));
-    match (plain, task.target_version_id, task.target_version_number) {
-        (true, Some(version), Some(number)) => Some((task, version, number)),
+/// A task a set plans: a publish of `version` (version number `number`) that ends in its
+/// planning.
+struct Taken<'a> {
+    task: &'a Task,
+    plan: &'a str,
+    version: uuid::Uuid,
+    number: i32,
+    /// ALL_CUSTOMERS: it ends in its planning only if its plan has nobody to move.
+    moves_all: bool,
+}
+
+/// Whether a set may plan `task`: a publish not waiting for an approval, either to new
+/// customers only (nothing moves) or to all customers with no migration policy (nothing
+/// moves when the plan has no subscription, which the set then checks).
+fn takes(task: &Task) -> Option<Taken<'_>> {
+    if task.task_type() != TaskType::PublishPlan || task.awaits_approval() {
+        return None;
+    }
+    let moves_all = match task.spec() {
+        Ok(TaskSpec::PublishPlan { migration_type: MigrationType::NewCustomers }) => false,
+        Ok(TaskSpec::PublishPlan { migration_type: MigrationType::AllCustomers })
+            if matches!(task.policy(), Ok(None)) =>
+        {
+            true
+        }
+        _ => return None,
+    };
+    match (task.target_version_id, task.target_version_number, task.plan_id.as_deref()) {
+        (Some(version), Some(number), Some(plan)) => Some(Taken { task, plan, version, number, moves_all }),
         _ => None,
     }
 }
@@ -180,12 +205,29 @@ mod tests {
         let child = draft(&pool, env, "child", Some("base")).await;
         draft(&pool, env, "base", None).await;
         let (held, all) = (draft(&pool, env, "held", None).await, draft(&pool, env, "all", None).await);
+        let empty = draft(&pool, env, "empty", None).await;
+        // "all" has a subscriber, so its migration is planned alone; "empty" has none
+        sqlx::query("INSERT INTO customers (environment_id, id) VALUES ($1, 'c')")
+            .bind(env.0)
+            .execute(&pool)
+            .await
+            .unwrap();
+        sqlx::query(
+            "INSERT INTO subscriptions (environment_id, id, customer_id, plan_id, plan_version_id, status, billing_period,
+                start_date) VALUES ($1, 's', 'c', 'all', $2, 'ACTIVE', 'MONTHLY', now())",
+        )
+        .bind(env.0)
+        .bind(all)
+        .execute(&pool)
+        .await
+        .unwrap();
         let new = MigrationType::NewCustomers;
         let task_a = publish(&pool, env, "a", a, new).await;
         let task_b = publish(&pool, env, "b", b, new).await;
         let task_child = publish(&pool, env, "child", child, new).await;
         let task_held = publish(&pool, env, "held", held, new).await;
         let task_all = publish(&pool, env, "all", all, MigrationType::AllCustomers).await;
+        let task_empty = publish(&pool, env, "empty", empty, MigrationType::AllCustomers).await;
         let missing = TaskId::new();
         // another transaction holds one task's row (an operator cancelling it, say)
         let mut holder = pool.begin().await.unwrap();
@@ -195,17 +237,20 @@ mod tests {
             .await
             .unwrap();
 
-        let set = [task_a, missing, task_child, task_held, task_all, task_b];
+        let set = [task_a, missing, task_child, task_held, task_all, task_b, task_empty];
         let mut planned = plan_set(&ctx, &set).await.unwrap();
         planned.sort();
-        let mut expected = vec![task_a, task_b];
+        let mut expected = vec![task_a, task_b, task_empty];
         expected.sort();
-        assert_eq!(planned, expected, "the set plans exactly the two plain publishes");
+        assert_eq!(planned, expected, "the set plans exactly the plain publishes and the empty migration");
         for (task, version) in [(task_a, a), (task_b, b)] {
             assert_eq!(row(&pool, task).await, ("COMPLETED".into(), None, 1, true));
             assert_eq!(timeline(&pool, task).await, ["published", "finished"]);
             assert_eq!(version_status(&pool, version).await, "PUBLISHED");
         }
+        assert_eq!(row(&pool, task_empty).await, ("COMPLETED".into(), None, 1, true));
+        assert_eq!(timeline(&pool, task_empty).await, ["published", "planned", "finished"]);
+        assert_eq!(version_status(&pool, empty).await, "PUBLISHED");
         // the others are as they were: nothing of the set touched them
         for (task, version) in [(task_child, child), (task_held, held), (task_all, all)] {
             assert_eq!(row(&pool, task).await, ("PENDING".into(), None, 0, false));
@@ -225,7 +270,9 @@ mod tests {
             ("FAILED".into(), Some("PlanCannotBePublishWhenBasePlanIsDraft".into()), 1, true)
         );
         assert_eq!(version_status(&pool, child).await, "DRAFT");
-        assert_eq!(row(&pool, task_all).await.0, "COMPLETED", "nobody to move: it ends in its planning");
+        // alone, the migration with a subscriber plans (that subscriber is on the version published)
+        assert_eq!(row(&pool, task_all).await.0, "COMPLETED");
+        assert_eq!(timeline(&pool, task_all).await, ["published", "planned", "finished"]);
 
         // the same set delivered again plans nothing and changes nothing
         let before: Vec<(String, i32, i64)> = sqlx::query_as(
