@@ -3,7 +3,8 @@
 //! admin other than the requester must approve it first (`requireApproval`). A policy is set
 //! per plan and per environment (the default); a task pins the one in force when it is
 //! accepted, and a staged rollout's body may narrow it further (`narrowed_by`). The SQL that
-//! applies a pinned policy is `policy_exclusion` and `policy_not_before` (migration 0012).
+//! applies a pinned policy's exclusions is `policy_exclusion` (migration 0012); its notice is
+//! added in `store::movers::not_before`.
 
 use crate::rollout::parse_iso8601_duration;
 use crate::SubscriptionStatus;

@@ -76,7 +76,7 @@ impl Scope {
 }
 
 /// The first instant a task accepted at `at` under `policy` may move anyone, when it has a
-/// notice period (the same sum as SQL's `policy_not_before`).
+/// notice period.
 pub fn not_before(policy: &MigrationPolicy, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
     let notice = policy.notice_period.as_deref()?;
     let notice = domain::rollout::parse_iso8601_duration(notice).ok()?;

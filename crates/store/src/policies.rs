@@ -178,7 +178,8 @@ pub(crate) fn pinned_cte(env: &str, plan: &str, mode: &str, given: &str) -> Stri
 }
 
 /// `pinned_cte` for a package whose policy in force the SQL function `function(env, id)` reads
-/// (`effective_addon_migration_policy` for an add-on).
+/// (`effective_addon_migration_policy` for an add-on). `OFFSET 0` keeps the subquery from
+/// being folded into each use of `raw`, so the lookup runs once per statement, not once per use.
 pub(crate) fn pinned_cte_of(function: &str, env: &str, plan: &str, mode: &str, given: &str) -> String {
     format!(
         "pinned AS (
@@ -189,7 +190,7 @@ pub(crate) fn pinned_cte_of(function: &str, env: &str, plan: &str, mode: &str, g
                 WHEN 'given' THEN {given}::jsonb
                 WHEN 'approval' THEN CASE WHEN coalesce(({function}({env}, {plan}) ->> 'requireApproval')::boolean, false)
                                           THEN '{{\"requireApproval\": true}}'::jsonb END
-                ELSE {function}({env}, {plan}) END AS raw) r
+                ELSE {function}({env}, {plan}) END AS raw OFFSET 0) r
         )"
     )
 }
