@@ -31,8 +31,11 @@ pub struct Profile {
 pub struct Statement {
     pub query: String,
     pub calls_per_op: f64,
+    /// Execution time per operation.
     pub ms_per_op: f64,
     pub mean_ms: f64,
+    /// Planning time per operation: 0 unless the server sets `pg_stat_statements.track_planning`.
+    pub plan_ms_per_op: f64,
 }
 
 /// Clock ticks per second of /proc's utime and stime; 100 on every Linux this runs on.
@@ -138,23 +141,24 @@ fn sample(d: &Deployment) -> BTreeMap<String, f64> {
 }
 
 async fn top_statements(pool: &PgPool, ops: u64) -> Vec<Statement> {
-    let rows: Vec<(String, i64, f64, f64)> = sqlx::query_as(
-        "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time
+    let rows: Vec<(String, i64, f64, f64, f64)> = sqlx::query_as(
+        "SELECT regexp_replace(query, '\\s+', ' ', 'g'), calls, total_exec_time, mean_exec_time, total_plan_time
          FROM pg_stat_statements
          WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
            AND query NOT LIKE '%pg_stat_%' AND query NOT LIKE '%pg_database%'
-         ORDER BY total_exec_time DESC LIMIT 12",
+         ORDER BY total_exec_time + total_plan_time DESC LIMIT 12",
     )
     .fetch_all(pool)
     .await
     .unwrap_or_default();
     let ops = ops.max(1) as f64;
     rows.into_iter()
-        .map(|(query, calls, total, mean)| Statement {
+        .map(|(query, calls, total, mean, plan)| Statement {
             query: query.chars().take(160).collect(),
             calls_per_op: calls as f64 / ops,
             ms_per_op: total / ops,
             mean_ms: mean,
+            plan_ms_per_op: plan / ops,
         })
         .collect()
 }

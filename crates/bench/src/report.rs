@@ -123,8 +123,8 @@ impl Report {
             );
             for s in &p.statements {
                 println!(
-                    "  {:>7.2} calls/op {:>8.4} ms/op {:>8.3} ms mean  {}",
-                    s.calls_per_op, s.ms_per_op, s.mean_ms, s.query
+                    "  {:>7.2} calls/op {:>8.4} ms/op {:>8.3} ms mean {:>8.4} plan ms/op  {}",
+                    s.calls_per_op, s.ms_per_op, s.mean_ms, s.plan_ms_per_op, s.query
                 );
             }
         }
