@@ -308,13 +308,14 @@ async fn consume(
                     if !deliveries.is_empty() {
                         let ctx = ctx.clone();
                         let publisher = publisher.clone();
-                        let slots: Vec<Slot> = deliveries.iter().map(|_| in_flight.take(queue)).collect();
+                        // each delivery holds its slot until it is settled
+                        let held: Vec<(Delivery, Slot)> =
+                            deliveries.into_iter().map(|delivery| (delivery, in_flight.take(queue))).collect();
                         running.spawn(async move {
-                            let _slots = slots;
                             if queue.is_work() {
-                                handle(&ctx, &publisher, deliveries, run).await;
+                                handle(&ctx, &publisher, held, run).await;
                             } else {
-                                for delivery in deliveries {
+                                for (delivery, _slot) in held {
                                     let acker = delivery.acker.clone();
                                     settle_on_panic(acker, crate::dead_letters::take(&ctx, delivery)).await;
                                 }
@@ -413,11 +414,11 @@ fn attempt_of(headers: &Option<FieldTable>) -> u32 {
 /// Handles deliveries taken together: the tasks among them are first offered to `run.set`
 /// (when there are two or more), then every job the set did not plan runs alone, all at once,
 /// and each delivery is settled by its own job's outcome.
-async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<Delivery>, run: Runner) {
-    let mut jobs: Vec<(Delivery, Job, u32)> = Vec::with_capacity(deliveries.len());
-    for delivery in deliveries {
+async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<(Delivery, Slot)>, run: Runner) {
+    let mut jobs: Vec<(Delivery, Slot, Job, u32)> = Vec::with_capacity(deliveries.len());
+    for (delivery, slot) in deliveries {
         match decode(&delivery) {
-            Some((job, attempt)) => jobs.push((delivery, job, attempt)),
+            Some((job, attempt)) => jobs.push((delivery, slot, job, attempt)),
             None => {
                 let dead = BasicNackOptions { requeue: false, ..BasicNackOptions::default() };
                 if let Err(e) = delivery.nack(dead).await {
@@ -428,18 +429,19 @@ async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<Delivery>,
     }
     let tasks: Vec<TaskId> = jobs
         .iter()
-        .filter_map(|(_, job, _)| match job {
+        .filter_map(|(_, _, job, _)| match job {
             Job::Task { task_id } => Some(*task_id),
             Job::Batch { .. } => None,
         })
         .collect();
     let planned: HashSet<TaskId> =
         if tasks.len() > 1 { plan_set(ctx, &tasks, run).await.into_iter().collect() } else { HashSet::new() };
-    let settled = jobs.into_iter().map(|(delivery, job, attempt)| {
+    let settled = jobs.into_iter().map(|(delivery, slot, job, attempt)| {
         let span = tracing::info_span!("job", task_id = %job.task_id(), kind = job.routing_key(), attempt);
         let acker = delivery.acker.clone();
         let in_set = planned.contains(&job.task_id()) && matches!(job, Job::Task { .. });
         let work = async move {
+            let _slot = slot;
             let outcome = if in_set { Ok(()) } else { run_job(ctx, job, run).await };
             settle(ctx, publisher, delivery, job, attempt, outcome).await;
         };
