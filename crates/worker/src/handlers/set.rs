@@ -29,6 +29,10 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
     let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
     let claimed = tasks::claim_set(&mut tx, ids).await?;
     let mut taken: Vec<Taken<'_>> = claimed.iter().filter_map(takes).collect();
+    // one publish per draft: a task holds its plan while in flight, so two of a set never
+    // share one; should they, the second is planned alone and meets the draft already gone
+    let mut drafts_seen = HashSet::new();
+    taken.retain(|t| drafts_seen.insert(t.version));
     // a migration is planned here only when its plan has no subscription at all to move
     let migrations: Vec<_> =
         taken.iter().filter(|t| t.moves_all).map(|t| (t.task.environment(), t.plan.to_owned())).collect();
