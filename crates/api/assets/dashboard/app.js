@@ -366,7 +366,12 @@ async function taskPage(id, rid) {
       renderTask({ ...detail, failedBatches: null });
     });
     source.addEventListener('event', (m) => addEvent(JSON.parse(m.data)));
-    source.addEventListener('end', () => { source.close(); source = null; $('#live').textContent = 'finished'; refresh(); });
+    // "finished" once the page shows the final state: the stream's last event updates the
+    // counts, the detail fetched after it the batch lists and timeline
+    source.addEventListener('end', () => {
+      source.close(); source = null;
+      refresh().catch(() => {}).finally(() => { $('#live').textContent = 'finished'; });
+    });
     source.onerror = () => { $('#live').textContent = 'reconnecting…'; };
   };
   $('#pause').onclick = () => {
