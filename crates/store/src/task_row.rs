@@ -94,6 +94,11 @@ impl Task {
             .transpose()
     }
 
+    /// Neither planned nor finished: what a claim takes.
+    pub fn left_to_plan(&self) -> bool {
+        self.planned_at.is_none() && !self.status().is_terminal()
+    }
+
     /// Whether the task waits for an admin's approval before it starts.
     pub fn awaits_approval(&self) -> bool {
         self.approval_state.as_deref() == Some("PENDING")

@@ -268,7 +268,7 @@ pub async fn claim(conn: &mut PgConnection, id: TaskId) -> Result<Claim> {
     };
     Ok(match task {
         None => Claim::Missing,
-        Some(task) if task.planned_at.is_some() || task.status().is_terminal() => Claim::Nothing,
+        Some(task) if !task.left_to_plan() => Claim::Nothing,
         Some(task) => Claim::Claimed(Box::new(task)),
     })
 }
@@ -286,26 +286,13 @@ pub async fn claim_set(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<Ta
         .bind(&ids)
         .fetch_all(conn)
         .await?;
-    Ok(locked.into_iter().filter(|task| task.planned_at.is_none() && !task.status().is_terminal()).collect())
+    Ok(locked.into_iter().filter(Task::left_to_plan).collect())
 }
 
 /// Ends claimed tasks in their planning as COMPLETED, in one statement: what `finish_planning`
 /// does for one task, for a set of them, each announcing its end. Answers the ended rows.
 pub async fn complete_planned_set(work: &mut Work, ids: &[TaskId]) -> Result<Vec<Task>> {
-    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-    let rows = sqlx::query(&format!(
-        "UPDATE tasks t SET {PLANNED}, status = 'COMPLETED', finished_at = now(), updated_at = now()
-         FROM (SELECT id, status AS was FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE) previous
-         WHERE t.id = previous.id RETURNING t.*, previous.was AS previous_status"
-    ))
-    .bind(&ids)
-    .fetch_all(&mut **work)
-    .await?;
-    let mut ended = Vec::with_capacity(rows.len());
-    for row in &rows {
-        ended.push(announce_end(work, row).await?);
-    }
-    Ok(ended)
+    end_all(work, PLANNED, ids, TaskStatus::Completed, None).await
 }
 
 /// Marks a claimed task planned: the attempt counted, started, IN_PROGRESS (a status set
@@ -391,26 +378,42 @@ async fn end(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
-    let row = sqlx::query(&format!(
+    let ended = end_all(conn, also, &[id], status, error).await?;
+    ended.into_iter().next().ok_or(StoreError::Database(sqlx::Error::RowNotFound))
+}
+
+/// `end` for each of `ids`, in one statement (rows locked in id order). Answers the ended rows;
+/// an id with no task answers none.
+async fn end_all(
+    conn: &mut Work,
+    also: &str,
+    ids: &[TaskId],
+    status: TaskStatus,
+    error: Option<(ErrorCode, &str)>,
+) -> Result<Vec<Task>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    // the status each task had before comes back too, so that only a task that was not
+    // already terminal announces its end
+    let rows = sqlx::query(&format!(
         "UPDATE tasks t SET {also}, status = $2, error_code = coalesce($3, t.error_code),
             last_error = coalesce($4, t.last_error), finished_at = now(), updated_at = now()
-         {ENDING}"
+         FROM (SELECT id, status AS was FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE) previous
+         WHERE t.id = previous.id RETURNING t.*, previous.was AS previous_status"
     ))
-    .bind(id.0)
+    .bind(&ids)
     .bind(status.as_str())
     .bind(error.map(|(code, _)| code.as_str()))
     .bind(error.map(|(_, message)| message))
-    .fetch_one(&mut **conn)
+    .fetch_all(&mut **conn)
     .await?;
-    announce_end(conn, &row).await
+    let mut ended = Vec::with_capacity(rows.len());
+    for row in &rows {
+        ended.push(announce_end(conn, row).await?);
+    }
+    Ok(ended)
 }
 
-/// The tail of a statement that ends a task: it also answers the status the task had before,
-/// so that only a task that was not already terminal announces its end.
-const ENDING: &str = "FROM (SELECT status AS was FROM tasks WHERE id = $1 FOR UPDATE) previous
-         WHERE t.id = $1 RETURNING t.*, previous.was AS previous_status";
-
-/// Reads the task an `ENDING` statement answered and, if it has just reached a terminal
+/// Reads the task an ending statement (`end_all`) answered and, if it has just reached a terminal
 /// status, writes its webhook event in the same transaction.
 async fn announce_end(work: &mut Work, row: &sqlx::postgres::PgRow) -> Result<Task> {
     let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;

@@ -63,9 +63,7 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
         }
     }
     for ended in tasks::complete_planned_set(&mut tx, &ids).await? {
-        if let Some(t) = planned.iter().find(|t| t.task.id == ended.id) {
-            record_finished(&mut tx, t.task, ended.status());
-        }
+        record_finished(&mut tx, &ended, ended.status());
     }
     tx.commit(&ctx.hooks).await?;
     tracing::info!(planned = ids.len(), alone = claimed.len() - ids.len(), "publishes planned as a set");
