@@ -328,13 +328,7 @@ pub async fn emit(
 /// Whether any enabled endpoint of `env` subscribes to `event_type`: most environments have none, and
 /// one cheap look saves reading what the event would carry.
 pub async fn subscribed(conn: &mut PgConnection, env: EnvironmentId, event_type: WebhookEventType) -> Result<bool> {
-    Ok(sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM webhook_endpoints WHERE environment_id = $1 AND $2 = ANY(events) AND enabled)",
-    )
-    .bind(env.0)
-    .bind(event_type.as_str())
-    .fetch_one(conn)
-    .await?)
+    Ok(subscriptions(conn, &[env]).await?.hears(env, event_type))
 }
 
 /// Which event types the enabled endpoints of `envs` subscribe to, as `(environment, event
