@@ -176,13 +176,18 @@ async fn publish_with(
 }
 
 async fn wait_until(pool: &PgPool, sql: &str, expected: i64, deadline: Duration) -> anyhow::Result<()> {
+    poll(pool, sql, |n| n >= expected, deadline).await
+}
+
+/// Reads the count `sql` answers until `done` holds of it, or fails past `deadline`.
+async fn poll(pool: &PgPool, sql: &str, done: impl Fn(i64) -> bool, deadline: Duration) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
-        if n >= expected {
+        if done(n) {
             return Ok(());
         }
-        anyhow::ensure!(start.elapsed() < deadline, "gave up waiting for `{sql}` ({n} of {expected})");
+        anyhow::ensure!(start.elapsed() < deadline, "gave up waiting for `{sql}` (last read {n})");
         // short waits are watched closely; long ones less often, so that the watching does
         // not take a share of the CPU the measured processes need (resolution stays ≤ 1 %)
         let pause = (start.elapsed() / 100).clamp(Duration::from_millis(2), Duration::from_millis(100));
@@ -191,22 +196,10 @@ async fn wait_until(pool: &PgPool, sql: &str, expected: i64, deadline: Duration)
 }
 
 /// Waits until every accepted task has ended, then checks that all `n` completed. It watches
-/// the unfinished ones — a small partial index — rather than counting the completed ones, a
-/// scan of the whole table each time, which took a share of the CPU the run measures.
+/// the unfinished ones rather than counting the completed ones each time.
 async fn wait_all_completed(pool: &PgPool, n: i64) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        let unfinished: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')")
-                .fetch_one(pool)
-                .await?;
-        if unfinished == 0 {
-            break;
-        }
-        anyhow::ensure!(start.elapsed() < Duration::from_secs(900), "gave up waiting: {unfinished} tasks unfinished");
-        let pause = (start.elapsed() / 100).clamp(Duration::from_millis(2), Duration::from_millis(100));
-        tokio::time::sleep(pause).await;
-    }
+    let unfinished = "SELECT count(*) FROM tasks WHERE status IN ('PENDING', 'IN_PROGRESS')";
+    poll(pool, unfinished, |left| left == 0, Duration::from_secs(900)).await?;
     let completed: i64 =
         sqlx::query_scalar("SELECT count(*) FROM tasks WHERE status = 'COMPLETED'").fetch_one(pool).await?;
     anyhow::ensure!(completed == n, "{completed} of {n} tasks completed");
