@@ -26,8 +26,8 @@ pub async fn publish_refusal(
 
 /// `publish_refusal` for many versions in one statement — each `(environment, version)` pair
 /// a draft to publish — answering only the versions that would be refused, with their
-/// refusal. What a worker planning a set of publishes asks once for the whole set.
-pub async fn publish_refusals(
+/// refusal.
+async fn publish_refusals(
     conn: &mut PgConnection,
     versions: &[(EnvironmentId, Uuid)],
 ) -> Result<Vec<(Uuid, (ErrorCode, String))>> {

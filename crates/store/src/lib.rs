@@ -190,10 +190,34 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
 
 /// Begins a transaction that waits at most `timeout` for a row lock: a row locked elsewhere
 /// for too long fails this try (a transient error, retried later) instead of stalling a
-/// worker. The `BEGIN` and the `SET LOCAL lock_timeout` go as one query, one round trip.
+/// worker. Its statements are planned with their values (`CUSTOM_PLANS`). The `BEGIN` and the
+/// `SET LOCAL`s go as one query, one round trip.
 pub async fn begin_with_lock_timeout(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-    Ok(pool.begin_with(format!("BEGIN; SET LOCAL lock_timeout = {ms}")).await?)
+    Ok(pool.begin_with(format!("BEGIN; SET LOCAL lock_timeout = {ms}; {CUSTOM_PLANS}")).await?)
+}
+
+/// Plans every statement of the transaction for the values it is given, never from the plan a
+/// connection cached for its text. A cached (generic) plan is costed once, for the table sizes
+/// of that moment, and kept for the connection's life: one made while `tasks` held a few pages
+/// scans the whole table for every set of ids later (a hash join over a sequential scan
+/// instead of the primary key), which is what a server that never analyzes its tables
+/// (`autovacuum` off) keeps doing for good. A custom plan is costed at each execution for the
+/// table as it is then. The worker's transactions (planning, batches, scheduler passes), whose
+/// statements address rows by sets of ids, run this way; it costs a planning of each statement
+/// (tens of microseconds), against scans that grow with the table. Not the relay's: its read
+/// of unsent rows has one right plan (the partial index `outbox_unsent`), which the generic
+/// plan finds and a custom one, without statistics, does not.
+const CUSTOM_PLANS: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
+
+/// From here to the end of the transaction, statements use the plans cached for them again.
+/// For the rows a transaction ends with (timeline, announcements), written by statements that
+/// read no table but run a foreign-key check per row: the check's cached plan is by primary
+/// key whatever the table's size, and planning it again for every row is all a custom plan
+/// would change.
+pub async fn plan_generically(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query("SET LOCAL plan_cache_mode = auto").execute(conn).await?;
+    Ok(())
 }
 
 /// Begins a transaction that can only read, over one snapshot: what a preview runs in, so

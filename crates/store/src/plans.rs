@@ -559,14 +559,28 @@ pub async fn publish_version(conn: &mut Work, version_id: Uuid, task: Option<Tas
 /// announcing each to webhooks in the same transaction. Answers the versions published; the
 /// others were no longer drafts.
 pub async fn publish_versions(conn: &mut Work, versions: &[(Uuid, Option<TaskId>)]) -> Result<Vec<Uuid>> {
+    flip(conn, versions, "").await
+}
+
+/// `publish_versions` for the drafts no catalog check could refuse — no base plan, no
+/// compatible add-on (`catalog::publish_refusal` reads nothing else) — leaving the others
+/// drafts. What a set of publishes flips without running the checks: a draft it leaves is
+/// planned alone, checks and all.
+pub async fn publish_unchecked_versions(conn: &mut Work, versions: &[(Uuid, Option<TaskId>)]) -> Result<Vec<Uuid>> {
+    flip(conn, versions, "AND v.parent_plan_id IS NULL AND coalesce(v.compatible_addon_ids, 'null') IN ('null', '[]')")
+        .await
+}
+
+/// The statement of `publish_versions`, with `also` added to its condition.
+async fn flip(conn: &mut Work, versions: &[(Uuid, Option<TaskId>)], also: &str) -> Result<Vec<Uuid>> {
     let (ids, tasks): (Vec<Uuid>, Vec<Option<Uuid>>) =
         versions.iter().map(|(version, task)| (*version, task.map(|t| t.0))).unzip();
-    let published: Vec<(Uuid, Uuid)> = sqlx::query_as(
+    let published: Vec<(Uuid, Uuid)> = sqlx::query_as(&format!(
         "UPDATE plan_versions v SET status = 'PUBLISHED', published_at = now(), published_by_task = asked.task,
             updated_at = now()
          FROM unnest($1::uuid[], $2::uuid[]) AS asked(id, task)
-         WHERE v.id = asked.id AND v.status = 'DRAFT' RETURNING v.id, v.environment_id",
-    )
+         WHERE v.id = asked.id AND v.status = 'DRAFT' {also} RETURNING v.id, v.environment_id"
+    ))
     .bind(&ids)
     .bind(&tasks)
     .fetch_all(&mut **conn)

@@ -111,6 +111,11 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     let (a, b) = (draft(&pool, env, "a", None).await, draft(&pool, env, "b", None).await);
     let child = draft(&pool, env, "child", Some("base")).await;
     draft(&pool, env, "base", None).await;
+    // a child of a published base plan passes the catalog checks, which only a task planned
+    // alone runs
+    let live = draft(&pool, env, "live", None).await;
+    sqlx::query("UPDATE plan_versions SET status = 'PUBLISHED' WHERE id = $1").bind(live).execute(&pool).await.unwrap();
+    let grown = draft(&pool, env, "grown", Some("live")).await;
     let (held, all) = (draft(&pool, env, "held", None).await, draft(&pool, env, "all", None).await);
     let empty = draft(&pool, env, "empty", None).await;
     // "all" has a subscriber, so its migration is planned alone; "empty" has none
@@ -132,6 +137,7 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     let task_a = publish(&pool, env, "a", a, new).await;
     let task_b = publish(&pool, env, "b", b, new).await;
     let task_child = publish(&pool, env, "child", child, new).await;
+    let task_grown = publish(&pool, env, "grown", grown, new).await;
     let task_held = publish(&pool, env, "held", held, new).await;
     let task_all = publish(&pool, env, "all", all, MigrationType::AllCustomers).await;
     let task_empty = publish(&pool, env, "empty", empty, MigrationType::AllCustomers).await;
@@ -140,7 +146,7 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     let mut holder = pool.begin().await.unwrap();
     sqlx::query("SELECT 1 FROM tasks WHERE id = $1 FOR UPDATE").bind(task_held.0).execute(&mut *holder).await.unwrap();
 
-    let set = [task_a, missing, task_child, task_held, task_all, task_b, task_empty];
+    let set = [task_a, missing, task_child, task_held, task_all, task_b, task_empty, task_grown];
     let mut planned = plan_set(&ctx, &set).await.unwrap();
     planned.sort();
     let mut expected = vec![task_a, task_b, task_empty];
@@ -155,7 +161,7 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     assert_eq!(timeline(&pool, task_empty).await, ["published", "planned", "finished"]);
     assert_eq!(version_status(&pool, empty).await, "PUBLISHED");
     // the others are as they were: nothing of the set touched them
-    for (task, version) in [(task_child, child), (task_held, held), (task_all, all)] {
+    for (task, version) in [(task_child, child), (task_held, held), (task_all, all), (task_grown, grown)] {
         assert_eq!(row(&pool, task).await, ("PENDING".into(), None, 0, false));
         assert_eq!(version_status(&pool, version).await, "DRAFT");
     }
@@ -166,6 +172,9 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     run_task(&ctx, task_held).await.unwrap();
     run_task(&ctx, task_child).await.unwrap();
     run_task(&ctx, task_all).await.unwrap();
+    run_task(&ctx, task_grown).await.unwrap();
+    assert_eq!(row(&pool, task_grown).await, ("COMPLETED".into(), None, 1, true));
+    assert_eq!(version_status(&pool, grown).await, "PUBLISHED");
     assert!(matches!(run_task(&ctx, missing).await, Err(JobError::Permanent { .. })));
     assert_eq!(row(&pool, task_held).await, ("COMPLETED".into(), None, 1, true));
     assert_eq!(

@@ -1,16 +1,16 @@
 //! Planning ready tasks in sets. A worker that holds several task deliveries at once plans the
 //! light ones — publishes that end in their planning: to new customers only, or to all
 //! customers of a plan nobody is subscribed to — together, in one transaction and one
-//! statement per step for the whole set: claim every task (`FOR UPDATE SKIP LOCKED`), run the
-//! catalog checks for every draft, flip every draft to PUBLISHED, end every task, write the
-//! whole set's timeline; then one commit. What a task costs in round trips and commits is
-//! then shared by the set.
+//! statement per step for the whole set: claim every task (`FOR UPDATE SKIP LOCKED`), flip
+//! every draft no catalog check could refuse (no base plan, no compatible add-on) to
+//! PUBLISHED, end every task, write the whole set's timeline; then one commit. What a task
+//! costs in round trips and commits is then shared by the set.
 //!
 //! The set only takes the plain case. A task it does not take is planned alone by
 //! `run_task` once the set's transaction has ended, exactly as if it had arrived alone: a task
-//! of another kind, one waiting for approval, one whose row another transaction holds, one the
-//! catalog checks refuse, one whose draft is no longer a draft, a missing or already planned
-//! one. So a refusal or a failure of one task never fails the others, each task's outcome is
+//! of another kind, one waiting for approval, one whose row another transaction holds, one
+//! whose draft has a base plan or compatible add-ons (the catalog checks run alone), one whose
+//! draft is no longer a draft, a missing or already planned one. So a refusal or a failure of one task never fails the others, each task's outcome is
 //! decided by the one code path that decides it for a task alone, and a set whose statements
 //! fail (or whose commit does) leaves every task to that path — redelivery stays harmless,
 //! since a task planned by a set is planned, and `claim` answers `Nothing` for it.
@@ -20,7 +20,7 @@ use crate::Context;
 use domain::{MigrationType, TaskId, TaskSpec, TaskType};
 use std::collections::HashSet;
 use store::tasks::{self, Task};
-use store::{catalog, plans, subscriptions};
+use store::{plans, subscriptions};
 
 /// Plans those of `ids` that a set takes, in one transaction, and answers the tasks it planned
 /// (and ended); the caller plans the others alone. An error leaves every task to the caller.
@@ -46,12 +46,12 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
         return Ok(Vec::new());
     }
 
-    let drafts: Vec<_> = taken.iter().map(|t| (t.task.environment(), t.version)).collect();
-    let refused: HashSet<uuid::Uuid> =
-        catalog::publish_refusals(&mut tx, &drafts).await?.into_iter().map(|(version, _)| version).collect();
-    let to_publish: Vec<_> =
-        taken.iter().filter(|t| !refused.contains(&t.version)).map(|t| (t.version, Some(t.task.id()))).collect();
-    let published: HashSet<uuid::Uuid> = plans::publish_versions(&mut tx, &to_publish).await?.into_iter().collect();
+    // a draft with a base plan or compatible add-ons stays a draft here, for its task to be
+    // planned alone, where the catalog checks run: the set runs none (planning them was most
+    // of what the set's statements cost, for drafts that rarely need them)
+    let to_publish: Vec<_> = taken.iter().map(|t| (t.version, Some(t.task.id()))).collect();
+    let published: HashSet<uuid::Uuid> =
+        plans::publish_unchecked_versions(&mut tx, &to_publish).await?.into_iter().collect();
 
     let planned: Vec<&Taken<'_>> = taken.iter().filter(|t| published.contains(&t.version)).collect();
     let ids: Vec<TaskId> = planned.iter().map(|t| t.task.id()).collect();
@@ -65,6 +65,8 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
     for ended in tasks::complete_planned_set(&mut tx, &ids).await? {
         record_finished(&mut tx, &ended, ended.status());
     }
+    // the set's statements over sets of ids are done; its timeline is not one of them
+    store::plan_generically(&mut tx).await?;
     tx.commit(&ctx.hooks).await?;
     tracing::info!(planned = ids.len(), alone = claimed.len() - ids.len(), "publishes planned as a set");
     Ok(ids)
