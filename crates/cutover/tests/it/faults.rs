@@ -533,6 +533,32 @@ async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answe
     eprintln!("answering 200 again {:?} after the database came back", restored.elapsed());
 }
 
+/// Connections left idle in the pool while the database was away are tested before they are
+/// used again: once it is back, no call meets a connection the outage broke.
+#[tokio::test(flavor = "multi_thread")]
+async fn once_the_database_is_back_no_call_meets_a_connection_the_outage_broke() {
+    let mut proxy = crate::proxy::Port::start("127.0.0.1:5432").await;
+    let mut d = Deployment::new().await;
+    let via_proxy = d.database_url.replace(":5432/", &format!(":{}/", proxy.port));
+    let api = d.api_with(&[("CUTOVER_DATABASE_URL", via_proxy)]).await;
+    let http = reqwest::Client::new();
+    let tasks = format!("{}/api/v1/tasks", api.base);
+    // calls at once, each on a connection of its own: the pool keeps them all, idle, afterwards
+    let calls = || {
+        futures::future::join_all(
+            (0..8).map(|_| async { http.get(&tasks).header("X-API-KEY", &api.key).send().await.unwrap().status() }),
+        )
+    };
+    assert!(calls().await.iter().all(|s| *s == 200));
+
+    // the database goes away while nothing calls, for longer than a connection idles untested
+    proxy.stop();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    proxy.restart().await;
+    let statuses = calls().await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_publish_accepted_during_a_silent_partition_of_the_relay_completes_within_seconds() {
     let proxy = Proxy::start("127.0.0.1:5672").await;
