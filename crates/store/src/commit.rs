@@ -48,8 +48,10 @@ impl Hooks {
 }
 
 impl Work {
-    /// Writes the unit's effects, commits it, and wakes the relay. A wake with nothing new to
-    /// send costs the relay one query; a missed one would cost a poll interval.
+    /// Writes the unit's effects, commits it, and wakes the relay — unless the unit declared
+    /// that it writes no outbox rows (`writes_no_outbox_rows`) and enqueued no job. A wake with
+    /// nothing new to send costs the relay a transaction; a missed one would cost a poll
+    /// interval.
     pub async fn commit(mut self, hooks: &Hooks) -> Result<()> {
         let has_effects = !(self.events.is_empty() && self.jobs.is_empty() && self.announcements.is_empty());
         if has_effects && matches!(self.conn, Conn::Single(_)) {
@@ -85,7 +87,8 @@ impl Work {
                 log_end(task);
             }
         }
-        if let Some(relay) = &hooks.relay {
+        let woken = self.may_write_outbox || !jobs.is_empty();
+        if let Some(relay) = hooks.relay.as_ref().filter(|_| woken) {
             relay.notify_one();
         }
         Ok(())

@@ -57,11 +57,14 @@ pub struct Work {
     pub(crate) jobs: Vec<Job>,
     pub(crate) events: Vec<TimelineEvent>,
     pub(crate) announcements: Vec<Announcement>,
+    /// Whether its statements may have written outbox rows of their own (some write their job
+    /// in SQL), so that its commit wakes the relay; see `writes_no_outbox_rows`.
+    pub(crate) may_write_outbox: bool,
 }
 
 impl Work {
     fn new(conn: Conn) -> Work {
-        Work { conn, jobs: Vec::new(), events: Vec::new(), announcements: Vec::new() }
+        Work { conn, jobs: Vec::new(), events: Vec::new(), announcements: Vec::new(), may_write_outbox: true }
     }
 
     /// Begins a transaction.
@@ -85,6 +88,15 @@ impl Work {
     /// Announces a job: written to the outbox when the unit commits, never if it does not.
     pub fn enqueue(&mut self, job: Job) {
         self.jobs.push(job);
+    }
+
+    /// Declares that no statement of this unit writes outbox rows, so that its commit does not
+    /// wake the relay unless jobs were pushed with `enqueue`. For units whose statements are
+    /// known — a set of publishes ending in their planning — and commit often: every wake
+    /// costs the relay a transaction that finds nothing. A wrong declaration delays a job by
+    /// the relay's poll interval, never loses it.
+    pub fn writes_no_outbox_rows(&mut self) {
+        self.may_write_outbox = false;
     }
 
     /// Adds a line to a task's timeline, written when the unit commits.

@@ -27,6 +27,9 @@ use store::{plans, subscriptions};
 #[tracing::instrument(skip_all, fields(tasks = ids.len(), task_ids = ?ids), err)]
 pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobError> {
     let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    // a set ends its tasks in their planning: no job follows, and its commit need not wake the
+    // relay (which would find nothing, once per set)
+    tx.writes_no_outbox_rows();
     let claimed = tasks::claim_set(&mut tx, ids).await?;
     let mut taken: Vec<Taken<'_>> = claimed.iter().filter_map(takes).collect();
     // one publish per draft: a task holds its plan while in flight, so two of a set never
