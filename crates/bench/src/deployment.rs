@@ -47,7 +47,7 @@ impl Deployment {
         let database = format!("cutover_bench_{name}_{id}");
         let database_url = format!("{}/{database}", postgres_server());
         let pool = store::connect_and_migrate(
-            &database_url,
+            &format!("{database_url}?application_name={}", crate::profile::HARNESS_POOL),
             &store::PoolSettings { max_connections: 80, ..store::PoolSettings::default() },
         )
         .await?;

@@ -17,8 +17,10 @@ pub struct Profile {
     /// Operations the window did (requests, tasks, subscriptions, messages).
     pub ops: u64,
     /// CPU milliseconds per operation, by process: each Cutover process by name, `postgres`
-    /// (the backends connected to this scenario's database), `bench` (this harness: the
-    /// clients, and the baselines' own work).
+    /// (the backends connected to this scenario's database), `postgres (harness pool)` (the part
+    /// of `postgres` spent by the backends of the harness's own pool: its seeding, polls and
+    /// probes in Cutover's windows; a baseline run on that pool does its work there), `bench`
+    /// (this harness: the clients, and the baselines' own work).
     pub cpu_ms_per_op: BTreeMap<String, f64>,
     /// Transactions committed in the scenario's database per operation.
     pub commits_per_op: f64,
@@ -59,14 +61,22 @@ pub struct Probe {
     statements: bool,
 }
 
-async fn backend_pids(pool: &PgPool) -> Vec<u32> {
-    sqlx::query_scalar::<_, i32>("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-        .fetch_all(pool)
-        .await
-        .unwrap_or_default()
-        .into_iter()
-        .map(|p| p as u32)
-        .collect()
+/// The `application_name` of the harness's own pool (`Deployment::pool`).
+pub const HARNESS_POOL: &str = "cutover-bench";
+
+/// The backends connected to the scenario's database, each with whether it serves the
+/// harness's own pool.
+async fn backend_pids(pool: &PgPool) -> Vec<(u32, bool)> {
+    sqlx::query_as::<_, (i32, bool)>(
+        "SELECT pid, application_name = $1 FROM pg_stat_activity WHERE datname = current_database()",
+    )
+    .bind(HARNESS_POOL)
+    .fetch_all(pool)
+    .await
+    .unwrap_or_default()
+    .into_iter()
+    .map(|(pid, harness)| (pid as u32, harness))
+    .collect()
 }
 
 async fn commits(pool: &PgPool) -> i64 {
@@ -89,7 +99,7 @@ impl Probe {
             .await
             .is_ok();
         let mut backends = BTreeMap::new();
-        for pid in backend_pids(&d.pool).await {
+        for (pid, _) in backend_pids(&d.pool).await {
             if let Some(s) = cpu_seconds(pid) {
                 backends.insert(pid, s);
             }
@@ -107,13 +117,18 @@ impl Probe {
             cpu_ms_per_op.insert(name.clone(), per_op(spent * 1000.0));
         }
         // backends still connected; one that came and went inside the window is not counted
-        let mut postgres = 0.0;
-        for pid in backend_pids(&d.pool).await {
+        let (mut postgres, mut harness) = (0.0, 0.0);
+        for (pid, harness_pool) in backend_pids(&d.pool).await {
             if let Some(s) = cpu_seconds(pid) {
-                postgres += s - self.backends.get(&pid).copied().unwrap_or(0.0);
+                let spent = s - self.backends.get(&pid).copied().unwrap_or(0.0);
+                postgres += spent;
+                if harness_pool {
+                    harness += spent;
+                }
             }
         }
         cpu_ms_per_op.insert("postgres".into(), per_op(postgres * 1000.0));
+        cpu_ms_per_op.insert("postgres (harness pool)".into(), per_op(harness * 1000.0));
         let commits_per_op = per_op((commits(&d.pool).await - self.commits) as f64);
         let statements = if self.statements { top_statements(&d.pool, ops).await } else { Vec::new() };
         Profile {

@@ -56,7 +56,7 @@ pub(crate) async fn open_planning(
     ctx: &Context,
     task_id: TaskId,
 ) -> Result<Option<(store::Work, tasks::Task)>, JobError> {
-    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let mut tx = store::Work::begin_planning(&ctx.pool, ctx.settings.lock_timeout).await?;
     match tasks::claim(&mut tx, task_id).await? {
         Claim::Claimed(task) => Ok(Some((tx, *task))),
         Claim::Busy => Err(JobError::Busy),

@@ -26,7 +26,7 @@ use store::{plans, subscriptions};
 /// (and ended); the caller plans the others alone. An error leaves every task to the caller.
 #[tracing::instrument(skip_all, fields(tasks = ids.len(), task_ids = ?ids), err)]
 pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobError> {
-    let mut tx = store::Work::begin_with_lock_timeout(&ctx.pool, ctx.settings.lock_timeout).await?;
+    let mut tx = store::Work::begin_planning(&ctx.pool, ctx.settings.lock_timeout).await?;
     // a set ends its tasks in their planning: no job follows, and its commit need not wake the
     // relay (which would find nothing, once per set)
     tx.writes_no_outbox_rows();
