@@ -10,8 +10,9 @@
 //! `run_task` once the set's transaction has ended, exactly as if it had arrived alone: a task
 //! of another kind, one waiting for approval, one whose row another transaction holds, one
 //! whose draft has a base plan or compatible add-ons (the catalog checks run alone), one whose
-//! draft is no longer a draft, a missing or already planned one. So a refusal or a failure of one task never fails the others, each task's outcome is
-//! decided by the one code path that decides it for a task alone, and a set whose statements
+//! draft is no longer a draft, a missing or already planned one. So a refusal or a failure of
+//! one task never fails the others, each task's outcome is decided by the one code path that
+//! decides it for a task alone, and a set whose statements
 //! fail (or whose commit does) leaves every task to that path — redelivery stays harmless,
 //! since a task planned by a set is planned, and `claim` answers `Nothing` for it.
 
