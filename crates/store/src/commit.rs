@@ -214,6 +214,29 @@ mod tests {
     }
 
     #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn a_unit_that_writes_no_outbox_rows_wakes_the_relay_only_for_jobs_it_enqueued(pool: PgPool) {
+        let relay = Arc::new(Notify::new());
+        let hooks = Hooks::new(Arc::new(Silent)).with_relay(relay.clone());
+        let woken = || futures::FutureExt::now_or_never(relay.notified()).is_some();
+
+        let mut quiet = Work::begin(&pool).await.unwrap();
+        quiet.writes_no_outbox_rows();
+        quiet.commit(&hooks).await.unwrap();
+        assert!(!woken(), "nothing to send: the relay is left alone");
+
+        // the declaration covers its statements, never its jobs: one enqueued still goes at once
+        let mut mistaken = Work::begin(&pool).await.unwrap();
+        mistaken.writes_no_outbox_rows();
+        mistaken.enqueue(Job::Task { task_id: TaskId::new() });
+        mistaken.commit(&hooks).await.unwrap();
+        assert!(woken());
+        assert_eq!(outbox_rows(&pool).await, 1);
+
+        Work::begin(&pool).await.unwrap().commit(&hooks).await.unwrap();
+        assert!(woken(), "a unit that declared nothing may have written rows in SQL: it wakes the relay");
+    }
+
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
     async fn a_one_statement_unit_refuses_effects_it_could_not_commit_with_its_statement(pool: PgPool) {
         let hooks = Hooks::new(Arc::new(Silent));
         let mut work = Work::single(&pool).await.unwrap();
