@@ -390,7 +390,7 @@ pub async fn migrate(binary: &Path, size: &Size) -> anyhow::Result<Outcome> {
         let mut row = Row::new(
             "migrate",
             format!("cutover, {n} subs, {workers} worker(s)"),
-            "≤ 1.25 × baseline time; worker ≤ 64 MiB",
+            "≤ 1.1 × baseline time; worker ≤ 64 MiB",
         );
         row.rate = Some(n as f64 / ours_secs);
         row.seconds = Some(ours_secs);
