@@ -20,22 +20,10 @@ pub async fn publish_refusal(
     env: EnvironmentId,
     version_id: Uuid,
 ) -> Result<Option<(ErrorCode, String)>> {
-    let mut refusals = publish_refusals(conn, &[(env, version_id)]).await?;
-    Ok(refusals.pop().map(|(_, refusal)| refusal))
-}
-
-/// `publish_refusal` for many versions in one statement — each `(environment, version)` pair
-/// a draft to publish — answering only the versions that would be refused, with their
-/// refusal.
-async fn publish_refusals(
-    conn: &mut PgConnection,
-    versions: &[(EnvironmentId, Uuid)],
-) -> Result<Vec<(Uuid, (ErrorCode, String))>> {
-    let (envs, ids): (Vec<Uuid>, Vec<Uuid>) = versions.iter().map(|(env, id)| (env.0, *id)).unzip();
-    // per version: its base plan if that has no published (or archived) version, whether its
+    // its base plan if that has no published (or archived) version, whether its
     // compatibleAddonIds are a list of ids, and the first of them with no published version
-    let rows: Vec<(Uuid, Option<String>, bool, Option<String>)> = sqlx::query_as(
-        "SELECT v.id,
+    let row: Option<(Option<String>, bool, Option<String>)> = sqlx::query_as(
+        "SELECT
             (SELECT p.id FROM plans p
              WHERE p.environment_id = v.environment_id AND p.id = v.parent_plan_id
                AND NOT EXISTS (SELECT 1 FROM plan_versions pv
@@ -53,30 +41,27 @@ async fn publish_refusals(
                                WHERE av.environment_id = a.environment_id AND av.addon_id = a.id
                                  AND av.status <> 'DRAFT')
              ORDER BY c.n LIMIT 1)
-         FROM unnest($1::uuid[], $2::uuid[]) AS asked(environment_id, id)
-         JOIN plan_versions v ON v.environment_id = asked.environment_id AND v.id = asked.id",
+         FROM plan_versions v WHERE v.environment_id = $1 AND v.id = $2",
     )
-    .bind(&envs)
-    .bind(&ids)
-    .fetch_all(conn)
+    .bind(env.0)
+    .bind(version_id)
+    .fetch_optional(conn)
     .await?;
-    let mut refusals = Vec::new();
-    for (version, draft_parent, addons_readable, draft_addon) in rows {
-        if let Some(parent) = draft_parent {
-            let message = format!("base plan `{parent}` is still a draft");
-            refusals.push((version, (ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft, message)));
-        } else if !addons_readable {
-            // stored data that does not read is an error, never "no add-ons"
-            return Err(StoreError::rejected(
-                ErrorCode::InternalError,
-                format!("stored compatibleAddonIds of version {version} are not a list of ids"),
-            ));
-        } else if let Some(addon) = draft_addon {
-            let message = format!("compatible add-on `{addon}` is still a draft");
-            refusals.push((version, (ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft, message)));
-        }
+    let Some((draft_parent, addons_readable, draft_addon)) = row else { return Ok(None) };
+    if let Some(parent) = draft_parent {
+        Ok(Some((ErrorCode::PlanCannotBePublishWhenBasePlanIsDraft, format!("base plan `{parent}` is still a draft"))))
+    } else if !addons_readable {
+        // stored data that does not read is an error, never "no add-ons"
+        Err(StoreError::rejected(
+            ErrorCode::InternalError,
+            format!("stored compatibleAddonIds of version {version_id} are not a list of ids"),
+        ))
+    } else if let Some(addon) = draft_addon {
+        let message = format!("compatible add-on `{addon}` is still a draft");
+        Ok(Some((ErrorCode::PlanCannotBePublishWhenCompatibleAddonIsDraft, message)))
+    } else {
+        Ok(None)
     }
-    Ok(refusals)
 }
 
 /// The catalog refusal the planning of a task of `task_type` would meet for the version it
