@@ -211,15 +211,20 @@ pub async fn ensure_database(options: &PgConnectOptions) -> Result<()> {
 /// for too long fails this try (a transient error, retried later) instead of stalling a
 /// worker. The `BEGIN` and the `SET LOCAL` go as one query, one round trip.
 pub async fn begin_with_lock_timeout(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
-    let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-    Ok(pool.begin_with(format!("BEGIN; SET LOCAL lock_timeout = {ms}")).await?)
+    begin_with_settings(pool, timeout, "").await
 }
 
 /// `begin_with_lock_timeout` for a task's planning (alone or in a set), whose statements are
 /// planned for their values (`CUSTOM_PLANS`), in the same one round trip.
 pub async fn begin_planning(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
+    begin_with_settings(pool, timeout, CUSTOM_PLANS).await
+}
+
+/// `BEGIN`, the lock timeout and `also` (more `SET LOCAL`s, or nothing) as one query.
+async fn begin_with_settings(pool: &PgPool, timeout: Duration, also: &str) -> Result<Tx<'static>> {
     let ms = timeout.as_millis().clamp(1, i32::MAX as u128);
-    Ok(pool.begin_with(format!("BEGIN; SET LOCAL lock_timeout = {ms}; {CUSTOM_PLANS}")).await?)
+    let begin = format!("BEGIN; SET LOCAL lock_timeout = {ms}");
+    Ok(pool.begin_with(if also.is_empty() { begin } else { format!("{begin}; {also}") }).await?)
 }
 
 /// Plans every statement of the transaction for the values it is given, never from the plan a
