@@ -489,13 +489,24 @@ async fn the_rescuer_announces_unconsumed_work_again_with_backoff_not_every_pass
     assert_moved_exactly_once(&d, &id, "idle", 20).await;
 }
 
+/// The deployment's database URL with its port replaced by `proxy`'s.
+fn database_url_through(d: &Deployment, proxy: &crate::proxy::Port) -> String {
+    d.database_url.replace(":5432/", &format!(":{}/", proxy.port))
+}
+
+/// A deployment whose api reaches its database through a proxy the test can stop (every
+/// connection dropped, connecting refused, as with a stopped server) and restart.
+async fn api_behind_a_database_proxy() -> (crate::proxy::Port, Deployment, crate::client::ApiClient) {
+    let proxy = crate::proxy::Port::start("127.0.0.1:5432").await;
+    let mut d = Deployment::new().await;
+    let api = d.api_with(&[("CUTOVER_DATABASE_URL", database_url_through(&d, &proxy))]).await;
+    (proxy, d, api)
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answer_503_with_retry_after() {
     // the database's port goes away as a stopped server's does: connecting is refused
-    let mut proxy = crate::proxy::Port::start("127.0.0.1:5432").await;
-    let mut d = Deployment::new().await;
-    let via_proxy = d.database_url.replace(":5432/", &format!(":{}/", proxy.port));
-    let api = d.api_with(&[("CUTOVER_DATABASE_URL", via_proxy)]).await;
+    let (mut proxy, _d, api) = api_behind_a_database_proxy().await;
     let http = reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap();
     let tasks = format!("{}/api/v1/tasks", api.base);
     let list = || http.get(&tasks).header("X-API-KEY", &api.key).send();
@@ -537,10 +548,7 @@ async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answe
 /// used again: once it is back, no call meets a connection the outage broke.
 #[tokio::test(flavor = "multi_thread")]
 async fn once_the_database_is_back_no_call_meets_a_connection_the_outage_broke() {
-    let mut proxy = crate::proxy::Port::start("127.0.0.1:5432").await;
-    let mut d = Deployment::new().await;
-    let via_proxy = d.database_url.replace(":5432/", &format!(":{}/", proxy.port));
-    let api = d.api_with(&[("CUTOVER_DATABASE_URL", via_proxy)]).await;
+    let (mut proxy, _d, api) = api_behind_a_database_proxy().await;
     let http = reqwest::Client::new();
     let tasks = format!("{}/api/v1/tasks", api.base);
     // calls at once, each on a connection of its own: the pool keeps them all, idle, afterwards
@@ -625,7 +633,7 @@ async fn a_worker_is_ready_only_with_its_database_and_a_consumer_on_each_queue()
         "w",
         &[
             ("CUTOVER_AMQP_URL", format!("amqp://guest:guest@127.0.0.1:{}/%2f", broker.port)),
-            ("CUTOVER_DATABASE_URL", d.database_url.replace(":5432/", &format!(":{}/", database.port))),
+            ("CUTOVER_DATABASE_URL", database_url_through(d, &database)),
             ("CUTOVER_METRICS_LISTEN", format!("127.0.0.1:{metrics}")),
         ],
     );
