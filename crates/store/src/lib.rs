@@ -243,13 +243,21 @@ async fn begin_with_settings(pool: &PgPool, timeout: Duration, also: &str) -> Re
 /// plan finds and a custom one without statistics does not.
 const CUSTOM_PLANS: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
 
-/// From here to the end of the transaction, statements use the plans cached for them again.
-/// For the rows a transaction ends with (timeline, announcements), written by statements that
-/// read no table but run a foreign-key check per row: the check's cached plan is by primary
-/// key whatever the table's size, and planning it again for every row is all a custom plan
-/// would change.
-pub async fn plan_generically(conn: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::query("SET LOCAL plan_cache_mode = auto").execute(conn).await?;
+/// From here to the end of the transaction, every statement runs the plan its connection
+/// cached for its text (`force_generic_plan`: planned once, never again), and no plan made
+/// here reads a table from end to end (`enable_seqscan = off`). For the statements a set of
+/// tasks ends with: its ending statement addresses tasks by primary key alone
+/// (`id = ANY($1)`), which with sequential scans ruled out leaves the planner one index to
+/// choose, whatever the table's size when the plan is made — so the plan cached for it cannot
+/// turn into a scan as `tasks` grows — and the foreign-key check of each timeline row it
+/// writes is by primary key too. Under `CUSTOM_PLANS` both were planned at every execution,
+/// the check once per row. One statement (`set_config`), so that it can be prepared.
+pub async fn plan_by_key(conn: &mut sqlx::PgConnection) -> Result<()> {
+    sqlx::query(
+        "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)",
+    )
+    .execute(conn)
+    .await?;
     Ok(())
 }
 

@@ -289,10 +289,47 @@ pub async fn claim_set(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<Ta
     Ok(locked.into_iter().filter(Task::left_to_plan).collect())
 }
 
-/// Ends claimed tasks in their planning as COMPLETED, in one statement: what `finish_planning`
-/// does for one task, for a set of them, each announcing its end. Answers the ended rows.
-pub async fn complete_planned_set(work: &mut Work, ids: &[TaskId]) -> Result<Vec<Task>> {
-    end_all(work, PLANNED, ids, TaskStatus::Completed, None).await
+/// Ends claimed tasks in their planning as COMPLETED, in one statement that also writes their
+/// timeline: `timeline` (what their planning recorded, in its order), then a `finished` line
+/// for each ended task — what `finish_planning` and the unit's commit write for one task, for
+/// a set of them, with no statement of its own for the timeline. Each ended task announces its
+/// end. Answers the ended rows; a task already planned or finished is left as it is.
+///
+/// Rows are addressed by primary key alone: a predicate on `status` would let the planner walk
+/// the partial index of unfinished tasks (the whole backlog) instead. Meant to run under
+/// `crate::plan_by_key`, its text its own so that its cached plan is only ever made there.
+pub async fn complete_planned_set(
+    work: &mut Work,
+    ids: &[TaskId],
+    timeline: &[crate::TimelineEvent],
+) -> Result<Vec<Task>> {
+    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
+    let sql = format!(
+        "WITH ended AS (
+            UPDATE tasks SET {PLANNED}, status = 'COMPLETED', finished_at = now(), updated_at = now()
+            WHERE id = ANY($1) AND planned_at IS NULL AND finished_at IS NULL
+            RETURNING *
+        ), timeline AS (
+            INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
+            SELECT t, e, k, m, a, d FROM (
+                SELECT t, e, k, m, a, d, n FROM {lines}
+                UNION ALL
+                SELECT id, environment_id, 'finished', status, NULL, '{{}}',
+                    cardinality($2::uuid[]) + row_number() OVER (ORDER BY id)
+                FROM ended
+            ) written ORDER BY n
+        )
+        SELECT * FROM ended",
+        lines = crate::events::Columns::unnest(2)
+    );
+    let rows = crate::events::Columns::of(timeline).bind(sqlx::query(&sql).bind(&ids)).fetch_all(&mut **work).await?;
+    let mut ended = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;
+        work.announce(Announcement::TaskEnded(Box::new(task.clone())));
+        ended.push(task);
+    }
+    Ok(ended)
 }
 
 /// Marks a claimed task planned: the attempt counted, started, IN_PROGRESS (a status set

@@ -203,6 +203,88 @@ async fn a_set_plans_the_plain_publishes_and_leaves_every_other_task_to_be_plann
     assert_eq!(before, after);
 }
 
+/// A task's timeline as a person reads it — kind, message, actor, data, in order — with the
+/// plan's name in messages written `<plan>`, and whether each line was written no earlier than
+/// the one before it and no later than the task finished.
+async fn timeline_read(
+    pool: &PgPool,
+    task: TaskId,
+    plan: &str,
+) -> Vec<(String, String, Option<String>, serde_json::Value)> {
+    let lines: Vec<(String, String, Option<String>, serde_json::Value, bool)> = sqlx::query_as(
+        "SELECT e.kind, e.message, e.actor, e.data,
+                e.created_at >= coalesce(lag(e.created_at) OVER (ORDER BY e.id), e.created_at)
+                AND e.created_at <= t.finished_at
+         FROM task_events e JOIN tasks t ON t.id = e.task_id WHERE e.task_id = $1 ORDER BY e.id",
+    )
+    .bind(task.0)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(lines.iter().all(|l| l.4), "lines in the order they were written, none after the end: {lines:?}");
+    lines.into_iter().map(|(k, m, a, d, _)| (k, m.replace(&format!("`{plan}`"), "<plan>"), a, d)).collect()
+}
+
+/// The types of the webhook events written for `task` and for its plan's version published.
+async fn webhook_events(pool: &PgPool, task: TaskId, plan: &str) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT event_type FROM webhook_events
+         WHERE (event_type LIKE 'task.%' AND body LIKE '%' || $1::text || '%')
+            OR (event_type = 'plan.version_published' AND body LIKE '%\"' || $2 || '\"%')
+         ORDER BY event_type",
+    )
+    .bind(task.0)
+    .bind(plan)
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+#[sqlx::test(migrator = "store::MIGRATOR")]
+async fn a_set_writes_the_timeline_and_webhook_events_its_tasks_would_have_written_alone(pool: PgPool) {
+    let ctx = context(pool.clone());
+    let env = environment(&pool).await;
+    sqlx::query(
+        "INSERT INTO webhook_endpoints (id, environment_id, url, events, secret)
+         VALUES (gen_random_uuid(), $1, 'http://127.0.0.1:9/hook', ARRAY['task.completed', 'plan.version_published'], 's')",
+    )
+    .bind(env.0)
+    .execute(&pool)
+    .await
+    .unwrap();
+    let mut tasks = Vec::new();
+    for plan in ["new-set", "new-alone", "all-set", "all-alone"] {
+        let version = draft(&pool, env, plan, None).await;
+        let to = if plan.starts_with("new") { MigrationType::NewCustomers } else { MigrationType::AllCustomers };
+        tasks.push((plan, version, publish(&pool, env, plan, version, to).await));
+    }
+    let in_set: Vec<TaskId> = tasks.iter().filter(|(plan, ..)| plan.ends_with("set")).map(|t| t.2).collect();
+    assert_eq!(plan_set(&ctx, &in_set).await.unwrap().len(), 2);
+    for (plan, _, task) in &tasks {
+        if plan.ends_with("alone") {
+            run_task(&ctx, *task).await.unwrap();
+        }
+    }
+
+    for kind in ["new", "all"] {
+        let [(set_plan, _, set_task), (alone_plan, _, alone_task)] =
+            [0, 1].map(|i| tasks.iter().filter(|(plan, ..)| plan.starts_with(kind)).nth(i).copied().unwrap());
+        let from_set = timeline_read(&pool, set_task, set_plan).await;
+        assert_eq!(from_set, timeline_read(&pool, alone_task, alone_plan).await, "{kind}: the same timeline");
+        let kinds: Vec<&str> = from_set.iter().map(|l| l.0.as_str()).collect();
+        let expected: &[&str] =
+            if kind == "new" { &["published", "finished"] } else { &["published", "planned", "finished"] };
+        assert_eq!(kinds, expected);
+        assert_eq!(row(&pool, set_task).await, row(&pool, alone_task).await);
+        assert_eq!(
+            webhook_events(&pool, set_task, set_plan).await,
+            ["plan.version_published", "task.completed"],
+            "{kind}: the version published and the task's end, as alone"
+        );
+        assert_eq!(webhook_events(&pool, alone_task, alone_plan).await, ["plan.version_published", "task.completed"]);
+    }
+}
+
 #[sqlx::test(migrator = "store::MIGRATOR")]
 async fn a_set_whose_commit_fails_leaves_every_task_to_be_planned_alone(pool: PgPool) {
     let ctx = context(pool.clone());

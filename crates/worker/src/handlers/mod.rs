@@ -93,12 +93,17 @@ pub(crate) async fn plan_batches(
 /// The `planned` line of a task whose moves were cut into batches: `data` with `total` and
 /// `batches` added.
 pub(crate) fn record_planned_batches(tx: &mut store::Work, task: &Task, total: i64, batches: i64, data: &mut Value) {
+    tx.record(planned_batches(task, total, batches, data));
+}
+
+/// The `planned` line of `task`'s timeline (`record_planned_batches`).
+pub(crate) fn planned_batches(task: &Task, total: i64, batches: i64, data: &mut Value) -> store::TimelineEvent {
     if let Some(fields) = data.as_object_mut() {
         fields.insert("total".into(), total.into());
         fields.insert("batches".into(), batches.into());
     }
     let message = format!("{total} subscriptions in {batches} batches");
-    events::record(tx, task.environment(), task.id(), "planned", &message, None, data.take());
+    events::line(task.environment(), task.id(), "planned", &message, None, data.take())
 }
 
 /// Plans the task's moves as SCHEDULED moves for the scheduler (a NEXT_BILLING_DATE change, a

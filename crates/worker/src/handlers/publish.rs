@@ -72,10 +72,15 @@ pub(crate) async fn publish_draft(tx: &mut store::Work, task: &Task) -> Result<O
 
 /// The `published` line of a task's timeline: version `target_number` of its plan published.
 pub(crate) fn record_published(tx: &mut store::Work, task: &Task, target_number: i32) {
+    tx.record(published(task, target_number));
+}
+
+/// The `published` line of `task`'s timeline, version `target_number` having been published.
+pub(crate) fn published(task: &Task, target_number: i32) -> store::TimelineEvent {
     let plan_id = task.plan_id.as_deref().unwrap_or_default();
     let message = format!("version {target_number} of plan `{plan_id}` published");
     let data = serde_json::json!({ "versionNumber": target_number });
-    events::record(tx, task.environment(), task.id(), "published", &message, None, data);
+    events::line(task.environment(), task.id(), "published", &message, None, data)
 }
 
 /// Checks that need more than the plan itself: a child plan cannot be published while its

@@ -3,7 +3,7 @@
 //! customers of a plan nobody is subscribed to — together, in one transaction and one
 //! statement per step for the whole set: claim every task (`FOR UPDATE SKIP LOCKED`), flip
 //! every draft no catalog check could refuse (no base plan, no compatible add-on) to
-//! PUBLISHED, end every task, write the whole set's timeline; then one commit. What a task
+//! PUBLISHED, end every task writing the whole set's timeline with it; then one commit. What a task
 //! costs in round trips and commits is then shared by the set.
 //!
 //! The set only takes the plain case. A task it does not take is planned alone by
@@ -16,7 +16,7 @@
 //! fail (or whose commit does) leaves every task to that path — redelivery stays harmless,
 //! since a task planned by a set is planned, and `claim` answers `Nothing` for it.
 
-use super::{publish, record_finished, record_planned_batches, JobError};
+use super::{planned_batches, publish, JobError};
 use crate::Context;
 use domain::{MigrationType, TaskId, TaskSpec, TaskType};
 use std::collections::HashSet;
@@ -59,18 +59,20 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
 
     let planned: Vec<&Taken<'_>> = taken.iter().filter(|t| published.contains(&t.version)).collect();
     let ids: Vec<TaskId> = planned.iter().map(|t| t.task.id()).collect();
+    // the set's timeline goes with the statement that ends its tasks: `published` (and
+    // `planned`, when there is nobody to move) for each, then the `finished` lines it adds
+    let mut timeline = Vec::with_capacity(planned.len() * 2);
     for t in &planned {
-        publish::record_published(&mut tx, t.task, t.number);
+        timeline.push(publish::published(t.task, t.number));
         if t.moves_all {
             // what planning its batches records when there is nobody to move
-            record_planned_batches(&mut tx, t.task, 0, 0, &mut serde_json::json!({}));
+            timeline.push(planned_batches(t.task, 0, 0, &mut serde_json::json!({})));
         }
     }
-    for ended in tasks::complete_planned_set(&mut tx, &ids).await? {
-        record_finished(&mut tx, &ended, ended.status());
-    }
-    // the set's statements over sets of ids are done; its timeline is not one of them
-    store::plan_generically(&mut tx).await?;
+    // what is left addresses tasks by primary key: plans cached once, by key (see
+    // `plan_by_key`), instead of a planning per statement and per timeline row
+    store::plan_by_key(&mut tx).await?;
+    tasks::complete_planned_set(&mut tx, &ids, &timeline).await?;
     tx.commit(&ctx.hooks).await?;
     tracing::info!(planned = ids.len(), alone = claimed.len() - ids.len(), "publishes planned as a set");
     Ok(ids)
