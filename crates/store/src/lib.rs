@@ -370,3 +370,21 @@ mod transient_tests {
         assert!(is_transient(&sqlx::Error::PoolTimedOut));
     }
 }
+
+#[cfg(test)]
+mod environment_tests {
+    #[sqlx::test(migrator = "crate::MIGRATOR")]
+    async fn an_environment_is_never_deleted(pool: sqlx::PgPool) {
+        let env = uuid::Uuid::new_v4();
+        sqlx::query("INSERT INTO environments (id, name) VALUES ($1, 'kept')").bind(env).execute(&pool).await.unwrap();
+        let refused = sqlx::query("DELETE FROM environments WHERE id = $1").bind(env).execute(&pool).await.unwrap_err();
+        let code = refused.as_database_error().and_then(|e| e.code()).map(|c| c.into_owned());
+        assert_eq!(code.as_deref(), Some("23001"), "{refused}");
+        let kept: i64 = sqlx::query_scalar("SELECT count(*) FROM environments WHERE id = $1")
+            .bind(env)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert_eq!(kept, 1);
+    }
+}
