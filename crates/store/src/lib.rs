@@ -214,11 +214,30 @@ pub async fn begin_with_lock_timeout(pool: &PgPool, timeout: Duration) -> Result
     begin_with_settings(pool, timeout, "").await
 }
 
-/// `begin_with_lock_timeout` for a task's planning (alone or in a set), whose statements are
+/// `begin_with_lock_timeout` for a task planned alone, whose statements are
 /// planned for their values (`CUSTOM_PLANS`), in the same one round trip.
 pub async fn begin_planning(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
     begin_with_settings(pool, timeout, CUSTOM_PLANS).await
 }
+
+/// `begin_with_lock_timeout` for a set of tasks planned together (`BY_KEY`), in the same one
+/// round trip.
+pub async fn begin_set_planning(pool: &PgPool, timeout: Duration) -> Result<Tx<'static>> {
+    begin_with_settings(pool, timeout, BY_KEY).await
+}
+
+/// Every statement runs the plan its connection cached for its text (`force_generic_plan`:
+/// planned once, never again), and no plan made here reads a table from end to end
+/// (`enable_seqscan = off`). For a set of tasks planned together, whose statements address
+/// rows by primary key (`id = ANY($1)`, no predicate a partial index could serve), or probe an
+/// index per given key in a subquery: with sequential scans ruled out that leaves the planner
+/// one index to choose, whatever the table's size when the plan is made, so the cached plan
+/// cannot turn into a scan as the tables grow (what `CUSTOM_PLANS` guards a task planned alone
+/// against, at the price of a planning per statement). The foreign-key check of each timeline
+/// row a set writes is by primary key too, and planned once per connection rather than once
+/// per row. Those statements' texts are the set's own, so their cached plans are only ever
+/// made under these settings.
+const BY_KEY: &str = "SET LOCAL plan_cache_mode = force_generic_plan; SET LOCAL enable_seqscan = off";
 
 /// `BEGIN`, the lock timeout and `also` (more `SET LOCAL`s, or nothing) as one query.
 async fn begin_with_settings(pool: &PgPool, timeout: Duration, also: &str) -> Result<Tx<'static>> {
@@ -242,24 +261,6 @@ async fn begin_with_settings(pool: &PgPool, timeout: Duration, also: &str) -> Re
 /// read of unsent rows has one right plan (the partial index `outbox_unsent`), which the cached
 /// plan finds and a custom one without statistics does not.
 const CUSTOM_PLANS: &str = "SET LOCAL plan_cache_mode = force_custom_plan";
-
-/// From here to the end of the transaction, every statement runs the plan its connection
-/// cached for its text (`force_generic_plan`: planned once, never again), and no plan made
-/// here reads a table from end to end (`enable_seqscan = off`). For the statements a set of
-/// tasks ends with: its ending statement addresses tasks by primary key alone
-/// (`id = ANY($1)`), which with sequential scans ruled out leaves the planner one index to
-/// choose, whatever the table's size when the plan is made — so the plan cached for it cannot
-/// turn into a scan as `tasks` grows — and the foreign-key check of each timeline row it
-/// writes is by primary key too. Under `CUSTOM_PLANS` both were planned at every execution,
-/// the check once per row. One statement (`set_config`), so that it can be prepared.
-pub async fn plan_by_key(conn: &mut sqlx::PgConnection) -> Result<()> {
-    sqlx::query(
-        "SELECT set_config('plan_cache_mode', 'force_generic_plan', true), set_config('enable_seqscan', 'off', true)",
-    )
-    .execute(conn)
-    .await?;
-    Ok(())
-}
 
 /// Begins a transaction that can only read, over one snapshot: what a preview runs in, so
 /// that it cannot change anything and its several queries agree with each other.

@@ -571,18 +571,22 @@ pub async fn publish_unchecked_versions(conn: &mut Work, versions: &[(Uuid, Opti
         .await
 }
 
-/// The statement of `publish_versions`, with `also` added to its condition.
+/// The statement of `publish_versions`, with `also` added to its condition. Versions by
+/// primary key alone, their status compared with a parameter: a set of publishes runs it on a
+/// plan cached once (`crate::begin_set_planning`), which a join with the ids, or `status =
+/// 'DRAFT'` written out (the predicate of the partial index of drafts), would let walk every
+/// draft instead, had the plan been made while there were few.
 async fn flip(conn: &mut Work, versions: &[(Uuid, Option<TaskId>)], also: &str) -> Result<Vec<Uuid>> {
     let (ids, tasks): (Vec<Uuid>, Vec<Option<Uuid>>) =
         versions.iter().map(|(version, task)| (*version, task.map(|t| t.0))).unzip();
     let published: Vec<(Uuid, Uuid)> = sqlx::query_as(&format!(
-        "UPDATE plan_versions v SET status = 'PUBLISHED', published_at = now(), published_by_task = asked.task,
-            updated_at = now()
-         FROM unnest($1::uuid[], $2::uuid[]) AS asked(id, task)
-         WHERE v.id = asked.id AND v.status = 'DRAFT' {also} RETURNING v.id, v.environment_id"
+        "UPDATE plan_versions v SET status = 'PUBLISHED', published_at = now(),
+            published_by_task = ($2::uuid[])[array_position($1::uuid[], v.id)], updated_at = now()
+         WHERE v.id = ANY($1) AND v.status = $3 {also} RETURNING v.id, v.environment_id"
     ))
     .bind(&ids)
     .bind(&tasks)
+    .bind(PlanVersionStatus::Draft.as_str())
     .fetch_all(&mut **conn)
     .await?;
     for &(version, env) in &published {

@@ -156,8 +156,11 @@ pub async fn plans_with_subscriptions(
 ) -> Result<std::collections::HashSet<(EnvironmentId, String)>> {
     let (envs, ids): (Vec<Uuid>, Vec<&str>) = plans.iter().map(|(env, plan)| (env.0, plan.as_str())).unzip();
     let held: Vec<(Uuid, String)> = sqlx::query_as(
+        // a subquery per pair, which no plan can turn into a join over the whole table: a set
+        // of publishes runs this on a plan cached once (`crate::begin_set_planning`)
         "SELECT p.environment_id, p.plan_id FROM unnest($1::uuid[], $2::text[]) AS p(environment_id, plan_id)
-         WHERE EXISTS (SELECT 1 FROM subscriptions s WHERE s.environment_id = p.environment_id AND s.plan_id = p.plan_id)",
+         WHERE (SELECT true FROM subscriptions s
+                WHERE s.environment_id = p.environment_id AND s.plan_id = p.plan_id LIMIT 1)",
     )
     .bind(&envs)
     .bind(&ids)

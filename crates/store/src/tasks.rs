@@ -296,8 +296,9 @@ pub async fn claim_set(conn: &mut PgConnection, ids: &[TaskId]) -> Result<Vec<Ta
 /// end. Answers the ended rows; a task already planned or finished is left as it is.
 ///
 /// Rows are addressed by primary key alone: a predicate on `status` would let the planner walk
-/// the partial index of unfinished tasks (the whole backlog) instead. Meant to run under
-/// `crate::plan_by_key`, its text its own so that its cached plan is only ever made there.
+/// the partial index of unfinished tasks (the whole backlog) instead. Run in a set's
+/// transaction (`crate::begin_set_planning`), its text its own so that its cached plan is only
+/// ever made there.
 pub async fn complete_planned_set(
     work: &mut Work,
     ids: &[TaskId],

@@ -84,6 +84,12 @@ impl Work {
         Ok(Work::new(Conn::Tx(crate::begin_planning(pool, lock_timeout).await?)))
     }
 
+    /// Begins the planning transaction of a set of tasks: `begin_with_lock_timeout`, its
+    /// statements run on plans cached by key (`crate::begin_set_planning`).
+    pub async fn begin_set_planning(pool: &PgPool, lock_timeout: Duration) -> Result<Work> {
+        Ok(Work::new(Conn::Tx(crate::begin_set_planning(pool, lock_timeout).await?)))
+    }
+
     /// A unit that is one statement, atomic on its own: no transaction around it (it saves the
     /// `BEGIN` and `COMMIT` round trips). Effects pushed into it are written by `commit` in
     /// statements of their own, so a single unit writes its effects in its statement.

@@ -27,7 +27,8 @@ use store::{plans, subscriptions};
 /// (and ended); the caller plans the others alone. An error leaves every task to the caller.
 #[tracing::instrument(skip_all, fields(tasks = ids.len(), task_ids = ?ids), err)]
 pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobError> {
-    let mut tx = store::Work::begin_planning(&ctx.pool, ctx.settings.lock_timeout).await?;
+    // its statements address rows by key and run plans cached once (see `begin_set_planning`)
+    let mut tx = store::Work::begin_set_planning(&ctx.pool, ctx.settings.lock_timeout).await?;
     // a set ends its tasks in their planning: no job follows, and its commit need not wake the
     // relay (which would find nothing, once per set)
     tx.writes_no_outbox_rows();
@@ -69,9 +70,6 @@ pub async fn plan_set(ctx: &Context, ids: &[TaskId]) -> Result<Vec<TaskId>, JobE
             timeline.push(planned_batches(t.task, 0, 0, &mut serde_json::json!({})));
         }
     }
-    // what is left addresses tasks by primary key: plans cached once, by key (see
-    // `plan_by_key`), instead of a planning per statement and per timeline row
-    store::plan_by_key(&mut tx).await?;
     tasks::complete_planned_set(&mut tx, &ids, &timeline).await?;
     tx.commit(&ctx.hooks).await?;
     tracing::info!(planned = ids.len(), alone = claimed.len() - ids.len(), "publishes planned as a set");
