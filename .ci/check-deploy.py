@@ -240,8 +240,11 @@ def main():
     )
     worker_pods = high + 1
     api_pool, worker_pool, job_pool = pool(api_container), pool(worker_container), pool(job_container)
-    check(int(settings.get("CUTOVER_PREFETCH", "4")) + int(env_value(worker_container, "CUTOVER_TASK_PREFETCH") or 16) + 4 <= worker_pool,
-          "worker CUTOVER_DB_MAX_CONNECTIONS below CUTOVER_PREFETCH + CUTOVER_TASK_PREFETCH + 4")
+    # plannings at once: no more than the deliveries held, nor than the planning bound
+    plannings = min(int(env_value(worker_container, "CUTOVER_TASK_PREFETCH") or 64),
+                    int(env_value(worker_container, "CUTOVER_TASK_CONCURRENCY") or 16))
+    check(int(settings.get("CUTOVER_PREFETCH", "4")) + plannings + 4 <= worker_pool,
+          "worker CUTOVER_DB_MAX_CONNECTIONS below CUTOVER_PREFETCH + min(CUTOVER_TASK_PREFETCH, CUTOVER_TASK_CONCURRENCY) + 4")
     total = api_pods * api_pool + worker_pods * worker_pool + job_pool
     limit = MAX_CONNECTIONS - SUPERUSER_RESERVED - HEADROOM
     check(

@@ -63,13 +63,16 @@ pub struct Settings {
     /// Unacknowledged batch deliveries per worker, i.e. batches moved at once.
     #[arg(long, env = "CUTOVER_PREFETCH", default_value_t = 4, global = true)]
     pub prefetch: u16,
-    /// Unacknowledged task deliveries per worker, i.e. tasks planned at once.
-    #[arg(long, env = "CUTOVER_TASK_PREFETCH", default_value_t = 16, global = true)]
+    /// Unacknowledged task deliveries per worker, among which it gathers the sets it plans.
+    #[arg(long, env = "CUTOVER_TASK_PREFETCH", default_value_t = 64, global = true)]
     pub task_prefetch: u16,
     /// At most how many waiting task deliveries a worker plans together in one transaction
     /// (1: each alone).
-    #[arg(long, env = "CUTOVER_TASK_SET_SIZE", default_value_t = 8, global = true)]
+    #[arg(long, env = "CUTOVER_TASK_SET_SIZE", default_value_t = 32, global = true)]
     pub task_set_size: u16,
+    /// Plannings (a set, or a task alone) a worker runs at once, each on a connection.
+    #[arg(long, env = "CUTOVER_TASK_CONCURRENCY", default_value_t = 16, global = true)]
+    pub task_concurrency: u16,
     /// Subscriptions moved per batch (one transaction each).
     #[arg(long, env = "CUTOVER_BATCH_SIZE", default_value_t = 1000, global = true)]
     pub batch_size: i64,
@@ -163,6 +166,7 @@ impl Settings {
             prefetch: self.prefetch.max(1),
             task_prefetch: self.task_prefetch.max(1),
             task_set_size: self.task_set_size.max(1),
+            task_concurrency: self.task_concurrency.max(1),
             batch_size: self.batch_size.max(1),
             shutdown_grace: self.shutdown_grace(),
             lock_timeout: Duration::from_millis(self.lock_timeout_ms.max(1)),

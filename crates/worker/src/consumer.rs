@@ -29,6 +29,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
@@ -188,6 +189,8 @@ async fn consume_until_cancelled(
     run: Runner,
 ) {
     let heartbeat = tokio::spawn(heartbeat(ctx.clone(), in_flight.clone(), cancel.clone()));
+    // one bound for the process's life: plannings still running from a lost connection count
+    let planning = Arc::new(Semaphore::new(usize::from(ctx.settings.task_concurrency.max(1))));
     loop {
         if cancel.is_cancelled() {
             break;
@@ -197,7 +200,7 @@ async fn consume_until_cancelled(
             Err(_) => break,
         };
         tracing::info!(worker = %ctx.settings.worker_id, "consumer connected");
-        let consumed = consume(&ctx, &connection, &cancel, &in_flight, &consuming, run).await;
+        let consumed = consume(&ctx, &connection, &cancel, &in_flight, &consuming, &planning, run).await;
         consuming.clear();
         match consumed {
             Ok(()) => {
@@ -248,6 +251,7 @@ async fn consume(
     cancel: &CancellationToken,
     in_flight: &Arc<Held>,
     consuming: &Consuming,
+    planning: &Arc<Semaphore>,
     run: Runner,
 ) -> Result<(), QueueError> {
     let publisher = Arc::new(Publisher::open(connection).await?);
@@ -308,12 +312,15 @@ async fn consume(
                     if !deliveries.is_empty() {
                         let ctx = ctx.clone();
                         let publisher = publisher.clone();
+                        // task plannings hold a connection each: at most `task_concurrency` at once,
+                        // however many deliveries are held to gather sets from
+                        let planning = matches!(queue, HeldQueue::Task).then(|| planning.clone());
                         // each delivery holds its slot until it is settled
                         let held: Vec<(Delivery, Slot)> =
                             deliveries.into_iter().map(|delivery| (delivery, in_flight.take(queue))).collect();
                         running.spawn(async move {
                             if queue.is_work() {
-                                handle(&ctx, &publisher, held, run).await;
+                                handle(&ctx, &publisher, held, planning, run).await;
                             } else {
                                 for (delivery, _slot) in held {
                                     let acker = delivery.acker.clone();
@@ -414,7 +421,16 @@ fn attempt_of(headers: &Option<FieldTable>) -> u32 {
 /// Handles deliveries taken together: the tasks among them are first offered to `run.set`
 /// (when there are two or more), then every job the set did not plan runs alone, all at once,
 /// and each delivery is settled by its own job's outcome.
-async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<(Delivery, Slot)>, run: Runner) {
+/// Runs the jobs of `deliveries` — a set of tasks planned together first, when there are
+/// several — and settles each. With `planning`, each planning (the set's, or a job's alone)
+/// waits for one of its permits and holds it while it runs.
+async fn handle(
+    ctx: &Context,
+    publisher: &Publisher,
+    deliveries: Vec<(Delivery, Slot)>,
+    planning: Option<Arc<Semaphore>>,
+    run: Runner,
+) {
     let mut jobs: Vec<(Delivery, Slot, Job, u32)> = Vec::with_capacity(deliveries.len());
     for (delivery, slot) in deliveries {
         match decode(&delivery) {
@@ -434,20 +450,39 @@ async fn handle(ctx: &Context, publisher: &Publisher, deliveries: Vec<(Delivery,
             Job::Batch { .. } => None,
         })
         .collect();
-    let planned: HashSet<TaskId> =
-        if tasks.len() > 1 { plan_set(ctx, &tasks, run).await.into_iter().collect() } else { HashSet::new() };
+    let planned: HashSet<TaskId> = if tasks.len() > 1 {
+        let _permit = permit(planning.as_ref()).await;
+        plan_set(ctx, &tasks, run).await.into_iter().collect()
+    } else {
+        HashSet::new()
+    };
     let settled = jobs.into_iter().map(|(delivery, slot, job, attempt)| {
         let span = tracing::info_span!("job", task_id = %job.task_id(), kind = job.routing_key(), attempt);
         let acker = delivery.acker.clone();
         let in_set = planned.contains(&job.task_id()) && matches!(job, Job::Task { .. });
+        let planning = planning.as_ref();
         let work = async move {
             let _slot = slot;
-            let outcome = if in_set { Ok(()) } else { run_job(ctx, job, run).await };
+            let outcome = if in_set {
+                Ok(())
+            } else {
+                let _permit = permit(planning).await;
+                run_job(ctx, job, run).await
+            };
             settle(ctx, publisher, delivery, job, attempt, outcome).await;
         };
         settle_on_panic(acker, work).instrument(span)
     });
     futures::future::join_all(settled).await;
+}
+
+/// One of `planning`'s permits, once free (none to wait for without a bound).
+async fn permit(planning: Option<&Arc<Semaphore>>) -> Option<OwnedSemaphorePermit> {
+    match planning {
+        // never closed: an error cannot happen, and would only lift the bound
+        Some(planning) => planning.clone().acquire_owned().await.ok(),
+        None => None,
+    }
 }
 
 /// The job a delivery carries, with its attempt; `None` for a malformed message, to be
@@ -840,6 +875,71 @@ mod tests {
         assert_eq!(held.by_queue(), json!({"task": 0, "batch": 0, "dead": 0}));
         let (parked, _) = topology.delay_for_attempt("task", PARK_TIER);
         assert_eq!(drain(publisher.channel(), &parked).await, [(job, 1)]);
+
+        cancel.cancel();
+        tokio::time::timeout(Duration::from_secs(10), consumer).await.unwrap().unwrap();
+        let _ = connection.close(200, "done").await;
+    }
+
+    /// Jobs of `counted` running now, the most ever at once, and those finished.
+    static RUNNING: AtomicI32 = AtomicI32::new(0);
+    static MOST: AtomicI32 = AtomicI32::new(0);
+    static FINISHED: AtomicI32 = AtomicI32::new(0);
+
+    fn counted(_: &Context, _: Job) -> BoxFuture<'_, Result<(), JobError>> {
+        async move {
+            let now = RUNNING.fetch_add(1, Ordering::SeqCst) + 1;
+            MOST.fetch_max(now, Ordering::SeqCst);
+            // a planning's time on the database, for the others to overlap with
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            RUNNING.fetch_sub(1, Ordering::SeqCst);
+            FINISHED.fetch_add(1, Ordering::SeqCst);
+            Ok(())
+        }
+        .boxed()
+    }
+
+    /// A worker holds many task deliveries (to gather sets from) but runs at most
+    /// `task_concurrency` plannings at once, each of which holds a database connection.
+    #[tokio::test]
+    async fn task_plannings_run_at_most_task_concurrency_at_once_however_many_deliveries_are_held() {
+        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        topology.queue_expires_ms = Some(300_000);
+        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
+        let connection = queue::connect(&amqp_url).await.unwrap();
+        let publisher = Publisher::open(&connection).await.unwrap();
+        topology.declare(publisher.channel()).await.unwrap();
+        let exchange = topology.exchange();
+        let jobs = 12;
+        for _ in 0..jobs {
+            let payload = serde_json::to_vec(&job()).unwrap();
+            publisher
+                .publish(&Outgoing { exchange: &exchange, routing_key: "task", payload: &payload, attempt: 1 })
+                .await
+                .unwrap();
+        }
+        let ctx = Arc::new(crate::WorkerContext {
+            pool: sqlx::postgres::PgPoolOptions::new()
+                .acquire_timeout(Duration::from_millis(200))
+                .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+                .unwrap(),
+            amqp_url,
+            topology: topology.clone(),
+            settings: crate::WorkerSettings {
+                worker_id: format!("{}-worker", topology.prefix),
+                task_prefetch: 16,
+                task_set_size: 1,
+                task_concurrency: 3,
+                shutdown_grace: Duration::from_secs(5),
+                ..crate::WorkerSettings::default()
+            },
+            hooks: crate::hooks(None),
+        });
+        let cancel = CancellationToken::new();
+        let consumer =
+            tokio::spawn(consume_until_cancelled(ctx, cancel.clone(), Arc::default(), Arc::default(), alone(counted)));
+        wait_until("every job ran", || FINISHED.load(Ordering::SeqCst) == jobs).await;
+        assert_eq!(MOST.load(Ordering::SeqCst), 3, "three at once, never more");
 
         cancel.cancel();
         tokio::time::timeout(Duration::from_secs(10), consumer).await.unwrap().unwrap();

@@ -30,12 +30,16 @@ pub struct WorkerSettings {
     /// Unacknowledged batch deliveries (RabbitMQ prefetch), which is also how many batches
     /// this process moves at once. Batches are heavy: each moves `batch_size` rows.
     pub prefetch: u16,
-    /// Unacknowledged task deliveries: how many tasks this process plans at once. Planning is
-    /// short and mostly waits on the database, so more of them overlap well.
+    /// Unacknowledged task deliveries: how many this process holds, among which it gathers
+    /// the sets it plans together. More than it plans at once, so that sets can be large.
     pub task_prefetch: u16,
     /// At most how many of the task deliveries already waiting are planned together, as one
     /// set in one transaction (`handlers::set`); 1 plans every task alone.
     pub task_set_size: u16,
+    /// How many plannings — a set, or a task alone — this process runs at once; each holds a
+    /// database connection while it runs. Planning is short and mostly waits on the database,
+    /// so several overlap well.
+    pub task_concurrency: u16,
     /// Subscriptions per batch.
     pub batch_size: i64,
     /// How long a shutdown waits for in-flight jobs before it lets them go.
@@ -51,8 +55,9 @@ impl Default for WorkerSettings {
         Self {
             worker_id: format!("worker-{}", uuid::Uuid::new_v4().simple()),
             prefetch: 4,
-            task_prefetch: 16,
-            task_set_size: 8,
+            task_prefetch: 64,
+            task_set_size: 32,
+            task_concurrency: 16,
             batch_size: 1000,
             shutdown_grace: Duration::from_secs(30),
             lock_timeout: Duration::from_secs(10),
