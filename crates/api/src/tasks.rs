@@ -36,15 +36,19 @@ pub fn routes() -> OpenApiRouter<AppState> {
 }
 
 /// A task as `GET /api/v1/tasks/{id}` answers it: `view`, plus `rollout` (cohorts, the
-/// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task.
+/// current cohort, the next cohort's time, paused or not) for a STAGED_ROLLOUT task. The task
+/// and its rollout are read again together, from one snapshot: the commit that ends a cohort
+/// changes both (the counts and the next cohort's time), and two reads apart could show one
+/// without the other.
 pub async fn full_view(pool: &sqlx::PgPool, t: &Task) -> Result<TaskView, ApiError> {
-    let rollout = if t.task_type() == TaskType::StagedRollout {
-        let mut conn = pool.acquire().await?;
-        store::rollouts::get(&mut conn, t.id()).await?
-    } else {
-        None
-    };
-    Ok(views::task::task(t, rollout.as_ref()))
+    if t.task_type() != TaskType::StagedRollout {
+        return Ok(views::task::task(t, None));
+    }
+    let mut snapshot = store::begin_read_only(pool).await?;
+    let task = store::tasks::read(&mut snapshot, t.id()).await?.unwrap_or_else(|| t.clone());
+    let rollout = store::rollouts::get(&mut snapshot, t.id()).await?;
+    snapshot.commit().await?;
+    Ok(views::task::task(&task, rollout.as_ref()))
 }
 
 pub(crate) fn parse_task_id(raw: &str) -> Result<TaskId, ApiError> {
