@@ -416,42 +416,25 @@ async fn end(
     status: TaskStatus,
     error: Option<(ErrorCode, &str)>,
 ) -> Result<Task> {
-    let ended = end_all(conn, also, &[id], status, error).await?;
-    ended.into_iter().next().ok_or(StoreError::Database(sqlx::Error::RowNotFound))
-}
-
-/// `end` for each of `ids`, in one statement (rows locked in id order). Answers the ended rows;
-/// an id with no task answers none.
-async fn end_all(
-    conn: &mut Work,
-    also: &str,
-    ids: &[TaskId],
-    status: TaskStatus,
-    error: Option<(ErrorCode, &str)>,
-) -> Result<Vec<Task>> {
-    let ids: Vec<Uuid> = ids.iter().map(|id| id.0).collect();
-    // the status each task had before comes back too, so that only a task that was not
+    // the status the task had before comes back too, so that only a task that was not
     // already terminal announces its end
-    let rows = sqlx::query(&format!(
+    let row = sqlx::query(&format!(
         "UPDATE tasks t SET {also}, status = $2, error_code = coalesce($3, t.error_code),
             last_error = coalesce($4, t.last_error), finished_at = now(), updated_at = now()
-         FROM (SELECT id, status AS was FROM tasks WHERE id = ANY($1) ORDER BY id FOR UPDATE) previous
+         FROM (SELECT id, status AS was FROM tasks WHERE id = $1 FOR UPDATE) previous
          WHERE t.id = previous.id RETURNING t.*, previous.was AS previous_status"
     ))
-    .bind(&ids)
+    .bind(id.0)
     .bind(status.as_str())
     .bind(error.map(|(code, _)| code.as_str()))
     .bind(error.map(|(_, message)| message))
-    .fetch_all(&mut **conn)
-    .await?;
-    let mut ended = Vec::with_capacity(rows.len());
-    for row in &rows {
-        ended.push(announce_end(conn, row).await?);
-    }
-    Ok(ended)
+    .fetch_optional(&mut **conn)
+    .await?
+    .ok_or(StoreError::Database(sqlx::Error::RowNotFound))?;
+    announce_end(conn, &row).await
 }
 
-/// Reads the task an ending statement (`end_all`) answered and, if it has just reached a terminal
+/// Reads the task the ending statement (`end`) answered and, if it has just reached a terminal
 /// status, writes its webhook event in the same transaction.
 async fn announce_end(work: &mut Work, row: &sqlx::postgres::PgRow) -> Result<Task> {
     let task = <Task as sqlx::FromRow<'_, sqlx::postgres::PgRow>>::from_row(row)?;
