@@ -79,17 +79,12 @@ impl<'a> Columns<'a> {
     /// The rows `x (t, e, k, m, a, d, n)` — `n` their order — of the arrays bound as the
     /// parameters `$first` to `$first + 5`.
     pub(crate) fn unnest(first: usize) -> String {
-        let p = |i: usize| format!("${}", first + i);
-        format!(
-            "unnest({}::uuid[], {}::uuid[], {}::text[], {}::text[], {}::text[], {}::jsonb[])
-                 WITH ORDINALITY AS x (t, e, k, m, a, d, n)",
-            p(0),
-            p(1),
-            p(2),
-            p(3),
-            p(4),
-            p(5)
-        )
+        let arrays: Vec<String> = ["uuid", "uuid", "text", "text", "text", "jsonb"]
+            .iter()
+            .enumerate()
+            .map(|(i, type_)| format!("${}::{type_}[]", first + i))
+            .collect();
+        format!("unnest({}) WITH ORDINALITY AS x (t, e, k, m, a, d, n)", arrays.join(", "))
     }
 
     /// Binds the arrays, next, in their order.
