@@ -815,6 +815,25 @@ mod tests {
         seen
     }
 
+    /// A topology of its own on the local broker, declared, with a connection and a publisher.
+    async fn broker() -> (queue::Topology, String, Connection, Publisher) {
+        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
+        topology.queue_expires_ms = Some(300_000);
+        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
+        let connection = queue::connect(&amqp_url).await.unwrap();
+        let publisher = Publisher::open(&connection).await.unwrap();
+        topology.declare(publisher.channel()).await.unwrap();
+        (topology, amqp_url, connection, publisher)
+    }
+
+    /// A pool whose database never answers, and which says so within 200 ms.
+    fn unreachable_pool() -> sqlx::PgPool {
+        sqlx::postgres::PgPoolOptions::new()
+            .acquire_timeout(Duration::from_millis(200))
+            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
+            .unwrap()
+    }
+
     /// How often `refused` ran, by task.
     static REFUSED: Mutex<Option<HashMap<TaskId, u32>>> = Mutex::new(None);
 
@@ -831,16 +850,8 @@ mod tests {
     /// parked in the 5 s delay queue with its attempt unchanged and the delivery acked.
     #[tokio::test]
     async fn an_outcome_that_cannot_be_recorded_is_parked_not_requeued_at_once() {
-        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-        topology.queue_expires_ms = Some(300_000);
-        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
-        let connection = queue::connect(&amqp_url).await.unwrap();
-        let publisher = Publisher::open(&connection).await.unwrap();
-        topology.declare(publisher.channel()).await.unwrap();
-        let pool = sqlx::postgres::PgPoolOptions::new()
-            .acquire_timeout(Duration::from_millis(200))
-            .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-            .unwrap();
+        let (topology, amqp_url, connection, publisher) = broker().await;
+        let pool = unreachable_pool();
         let ctx = Arc::new(crate::WorkerContext {
             pool,
             amqp_url,
@@ -903,12 +914,7 @@ mod tests {
     /// `task_concurrency` plannings at once, each of which holds a database connection.
     #[tokio::test]
     async fn task_plannings_run_at_most_task_concurrency_at_once_however_many_deliveries_are_held() {
-        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-        topology.queue_expires_ms = Some(300_000);
-        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
-        let connection = queue::connect(&amqp_url).await.unwrap();
-        let publisher = Publisher::open(&connection).await.unwrap();
-        topology.declare(publisher.channel()).await.unwrap();
+        let (topology, amqp_url, connection, publisher) = broker().await;
         let exchange = topology.exchange();
         let jobs = 12;
         for _ in 0..jobs {
@@ -919,10 +925,7 @@ mod tests {
                 .unwrap();
         }
         let ctx = Arc::new(crate::WorkerContext {
-            pool: sqlx::postgres::PgPoolOptions::new()
-                .acquire_timeout(Duration::from_millis(200))
-                .connect_lazy("postgres://nobody@127.0.0.1:1/none")
-                .unwrap(),
+            pool: unreachable_pool(),
             amqp_url,
             topology: topology.clone(),
             settings: crate::WorkerSettings {
@@ -951,12 +954,7 @@ mod tests {
     /// last attempt's panic is dead-lettered, and no slot stays taken.
     #[sqlx::test(migrator = "store::MIGRATOR")]
     async fn panicking_jobs_are_retried_then_dead_lettered_and_give_their_slots_back(pool: sqlx::PgPool) {
-        let mut topology = queue::Topology::new(format!("ut.{}", &uuid::Uuid::new_v4().simple().to_string()[..12]));
-        topology.queue_expires_ms = Some(300_000);
-        let amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned();
-        let connection = queue::connect(&amqp_url).await.unwrap();
-        let publisher = Publisher::open(&connection).await.unwrap();
-        topology.declare(publisher.channel()).await.unwrap();
+        let (topology, amqp_url, connection, publisher) = broker().await;
         // taps: every message routed to the task queue (first sends and retries coming back
         // from their delay queue), and every dead letter
         let channel = connection.create_channel().await.unwrap();
