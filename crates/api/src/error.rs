@@ -52,6 +52,14 @@ impl ApiError {
     pub fn bad_input(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::BadUserInput, message)
     }
+
+    /// The error of each request of a set of publishes that failed with `error` together.
+    pub(crate) fn of_shared(error: &StoreError) -> Self {
+        match error {
+            StoreError::Database(e) if database_unreachable(e) => ApiError::Unavailable(e.to_string()),
+            other => ApiError::Unexpected(anyhow::anyhow!("a set of publishes failed: {other}")),
+        }
+    }
 }
 
 impl From<StoreError> for ApiError {

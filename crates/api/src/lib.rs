@@ -4,6 +4,7 @@
 //! from the handlers (see `openapi`). Accepting work means committing a task and its
 //! outbox row together; the api never consumes from RabbitMQ.
 
+pub mod accepting;
 pub mod auth;
 pub mod dashboard;
 pub mod error;
@@ -46,6 +47,9 @@ pub struct ApiSettings {
     /// The environment (by name) whose keys see and resolve the dead letters that belong to no
     /// environment (`CUTOVER_OPERATOR_ENVIRONMENT`); unset, nobody's dashboard shows them.
     pub operator_environment: Option<String>,
+    /// At most how many publishes waiting to be written are written together, by one
+    /// statement (`accepting`); 1 writes each alone.
+    pub accept_set_size: usize,
 }
 
 impl Default for ApiSettings {
@@ -58,6 +62,7 @@ impl Default for ApiSettings {
             https: false,
             stream_key_check: std::time::Duration::from_secs(30),
             operator_environment: None,
+            accept_set_size: 32,
         }
     }
 }
@@ -81,6 +86,8 @@ pub struct AppState {
     pub metrics: Arc<metrics::ApiMetrics>,
     /// Per-key token buckets; `None` turns rate limiting off.
     pub limiter: Option<Arc<auth::RateLimiter>>,
+    /// The writers of sets of publishes, started by the first publish (`acceptor`).
+    acceptor: Arc<std::sync::OnceLock<accepting::Acceptor>>,
 }
 
 impl AppState {
@@ -94,7 +101,19 @@ impl AppState {
             broker_state: None,
             metrics: Arc::default(),
             limiter: None,
+            acceptor: Arc::default(),
         }
+    }
+
+    /// The writers of sets of publishes, when `settings.accept_set_size` is above 1: started on
+    /// first use, inside the runtime, with the hooks the state has by then.
+    pub(crate) fn acceptor(&self) -> Option<&accepting::Acceptor> {
+        (self.settings.accept_set_size > 1).then(|| {
+            self.acceptor.get_or_init(|| {
+                let sizes = self.metrics.accept_sets.clone();
+                accepting::Acceptor::start(self.pool.clone(), self.hooks(), self.settings.accept_set_size, sizes)
+            })
+        })
     }
 
     /// Begins a unit of work (`store::Work`); commit it with `hooks()`.

@@ -10,7 +10,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntGaugeVec, Opts, Registry, TextEncoder};
 use std::time::Instant;
 
 /// The api's own series.
@@ -19,6 +19,8 @@ pub struct ApiMetrics {
     requests: HistogramVec,
     tasks: IntGaugeVec,
     outbox: GaugeVec,
+    /// Publishes written per set by the acceptor (`accepting`).
+    pub(crate) accept_sets: Histogram,
 }
 
 impl ApiMetrics {
@@ -37,16 +39,22 @@ impl ApiMetrics {
             &["measure"],
         )
         .unwrap_or_else(|_| unreachable!("static metric definition"));
+        let accept_sets = Histogram::with_opts(
+            HistogramOpts::new("cutover_accept_set_size", "Publishes the api wrote together, per set")
+                .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )
+        .unwrap_or_else(|_| unreachable!("static metric definition"));
         for collector in [
             Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(tasks.clone()),
             Box::new(outbox.clone()),
+            Box::new(accept_sets.clone()),
         ] {
             if let Err(e) = registry.register(collector) {
                 tracing::warn!(error = %e, "could not register a metric");
             }
         }
-        Self { registry, requests, tasks, outbox }
+        Self { registry, requests, tasks, outbox, accept_sets }
     }
 }
 

@@ -70,6 +70,10 @@ pub struct Settings {
     /// (1: each alone).
     #[arg(long, env = "CUTOVER_TASK_SET_SIZE", default_value_t = 32, global = true)]
     pub task_set_size: u16,
+    /// At most how many publishes waiting to be accepted the api writes together, by one
+    /// statement (1: each alone).
+    #[arg(long, env = "CUTOVER_ACCEPT_SET_SIZE", default_value_t = 32, global = true)]
+    pub accept_set_size: u16,
     /// Plannings (a set, or a task alone) a worker runs at once, each on a connection.
     #[arg(long, env = "CUTOVER_TASK_CONCURRENCY", default_value_t = 16, global = true)]
     pub task_concurrency: u16,
@@ -197,6 +201,7 @@ impl Settings {
             webhook_policy: self.webhook_allow_hosts.clone(),
             https: self.public_url.as_deref().is_some_and(|url| url.to_ascii_lowercase().starts_with("https://")),
             operator_environment: self.operator_environment.clone().filter(|name| !name.trim().is_empty()),
+            accept_set_size: usize::from(self.accept_set_size.max(1)),
             ..api::ApiSettings::default()
         }
     }

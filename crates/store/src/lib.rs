@@ -226,6 +226,13 @@ pub async fn begin_set_planning(pool: &PgPool, timeout: Duration) -> Result<Tx<'
     begin_with_settings(pool, timeout, BY_KEY).await
 }
 
+/// A transaction whose statements run on plans cached by key (`BY_KEY`), begun in one round
+/// trip: a set of publishes accepted together (`tasks::accept_publishes`), whose one
+/// statement would otherwise cost more to plan, each time, than to run.
+pub async fn begin_by_key(pool: &PgPool) -> Result<Tx<'static>> {
+    Ok(pool.begin_with(format!("BEGIN; {BY_KEY}")).await?)
+}
+
 /// Every statement runs the plan its connection cached for its text (`force_generic_plan`:
 /// planned once, never again), and no plan made here reads a table from end to end
 /// (`enable_seqscan = off`). For a set of tasks planned together, whose statements address

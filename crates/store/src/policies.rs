@@ -178,20 +178,25 @@ pub(crate) fn pinned_cte(env: &str, plan: &str, mode: &str, given: &str) -> Stri
 }
 
 /// `pinned_cte` for a package whose policy in force the SQL function `function(env, id)` reads
-/// (`effective_addon_migration_policy` for an add-on). `OFFSET 0` keeps the subquery from
-/// being folded into each use of `raw`, so the lookup runs once per statement, not once per use.
+/// (`effective_addon_migration_policy` for an add-on).
 pub(crate) fn pinned_cte_of(function: &str, env: &str, plan: &str, mode: &str, given: &str) -> String {
+    format!("pinned AS ({})", pinned_policy(function, env, plan, mode, given))
+}
+
+/// The query behind `pinned_cte_of`: one row, `policy`. `env`, `plan`, `mode` and `given` may
+/// be parameters or, in a `LATERAL` subquery, columns of the row a task is accepted from.
+/// `OFFSET 0` keeps the subquery from being folded into each use of `raw`, so the lookup runs
+/// once per row, not once per use.
+pub(crate) fn pinned_policy(function: &str, env: &str, plan: &str, mode: &str, given: &str) -> String {
     format!(
-        "pinned AS (
-            SELECT nullif(CASE WHEN raw ->> 'requireApproval' = 'false' THEN raw - 'requireApproval' ELSE raw END,
+        "SELECT nullif(CASE WHEN raw ->> 'requireApproval' = 'false' THEN raw - 'requireApproval' ELSE raw END,
                           '{{}}'::jsonb) AS policy
             FROM (SELECT CASE {mode}::text
                 WHEN 'none' THEN NULL
                 WHEN 'given' THEN {given}::jsonb
                 WHEN 'approval' THEN CASE WHEN coalesce(({function}({env}, {plan}) ->> 'requireApproval')::boolean, false)
                                           THEN '{{\"requireApproval\": true}}'::jsonb END
-                ELSE {function}({env}, {plan}) END AS raw OFFSET 0) r
-        )"
+                ELSE {function}({env}, {plan}) END AS raw OFFSET 0) r"
     )
 }
 

@@ -5,7 +5,7 @@
 //! webhook event in the same transaction.
 
 pub use crate::policies::PolicyPin;
-use crate::policies::{pinned_cte, APPROVAL_STATE};
+use crate::policies::{pinned_cte, pinned_policy, APPROVAL_STATE};
 pub use crate::task_row::Task;
 use crate::work::{Announcement, Work};
 use crate::{is_unique_violation, page, Hooks, Page, Result, StoreError};
@@ -187,6 +187,73 @@ pub async fn accept_publish(
     .fetch_optional(conn)
     .await
     .map_err(|e| refused(e, Some(new.plan_id)))
+}
+
+/// Accepts a set of publishes, each as `accept_publish` would, in one statement: the tasks
+/// whose plan has a draft and that no unique rule refuses (a task holding the plan — another
+/// of the set included —, a taken `Idempotency-Key`), with their outbox rows and `accepted`
+/// events. Answers the ids it accepted, each with its draft's version number. A request it
+/// did not accept wrote nothing; `accept_publish` alone says why (no draft, the plan held, the
+/// key taken). An error writes nothing of the set.
+///
+/// Run on a plan cached by key (`Work::begin_by_key`), made maybe while the tables were small,
+/// so shaped to stay right as they grow: each request's draft is an index probe in a subquery
+/// (`OFFSET 0` keeps it from being joined as a whole table), its policy one call, and the rest
+/// reads only the set's own rows.
+pub async fn accept_publishes(
+    conn: &mut PgConnection,
+    set: &[(NewPublish<'_>, Accepted<'_>)],
+) -> Result<Vec<(Uuid, i32)>> {
+    Ok(sqlx::query_as(&format!(
+        "WITH asked AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::jsonb[], $6::text[],
+                $7::int4[], $8::text[], $9::text[], $10::jsonb[], $11::bool[], $12::text[], $13::jsonb[])
+                AS a(id, environment_id, task_type, plan_id, payload, idempotency_key, max_attempts, message,
+                     actor, data, holds_plan, mode, given)
+        ), pinned AS (
+            SELECT a.*, d.id AS version_id, d.version_number, p.policy
+            FROM asked a
+            CROSS JOIN LATERAL (
+                SELECT id, version_number FROM plan_versions
+                WHERE environment_id = a.environment_id AND plan_id = a.plan_id AND status = 'DRAFT' OFFSET 0
+            ) d
+            CROSS JOIN LATERAL ({}) p
+        ), task AS (
+            INSERT INTO tasks (id, environment_id, task_type, status, plan_id, payload, target_version_id,
+                target_version_number, idempotency_key, max_attempts, total, holds_plan,
+                policy, approval_state, approval_requested_by)
+            SELECT id, environment_id, task_type, 'PENDING', plan_id, payload, version_id, version_number,
+                idempotency_key, max_attempts, 0, holds_plan, policy, {APPROVAL_STATE}, actor
+            FROM pinned
+            ON CONFLICT DO NOTHING
+            RETURNING id, environment_id, target_version_number
+        ), job AS (
+            INSERT INTO outbox (routing_key, payload)
+            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
+        ), event AS (
+            INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
+            SELECT t.id, t.environment_id, 'accepted', replace(a.message, '{{version}}', t.target_version_number::text),
+                a.actor, a.data || jsonb_build_object('versionNumber', t.target_version_number)
+            FROM task t JOIN asked a ON a.id = t.id
+        )
+        SELECT id, target_version_number FROM task",
+        pinned_policy("effective_migration_policy", "a.environment_id", "a.plan_id", "a.mode", "a.given")
+    ))
+    .bind(set.iter().map(|(new, _)| new.id.0).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.environment.0).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.spec.task_type().as_str()).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.plan_id).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.spec.to_payload()).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.idempotency_key.as_deref()).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.max_attempts).collect::<Vec<_>>())
+    .bind(set.iter().map(|(_, event)| event.message).collect::<Vec<_>>())
+    .bind(set.iter().map(|(_, event)| event.actor).collect::<Vec<_>>())
+    .bind(set.iter().map(|(_, event)| &event.data).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.spec.holds_plan()).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.policy.mode()).collect::<Vec<_>>())
+    .bind(set.iter().map(|(new, _)| new.policy.given()).collect::<Vec<_>>())
+    .fetch_all(conn)
+    .await?)
 }
 
 fn refusal(e: sqlx::Error, new: &NewTask) -> StoreError {

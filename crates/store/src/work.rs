@@ -90,6 +90,11 @@ impl Work {
         Ok(Work::new(Conn::Tx(crate::begin_set_planning(pool, lock_timeout).await?)))
     }
 
+    /// Begins a transaction whose statements run on plans cached by key (`crate::begin_by_key`).
+    pub async fn begin_by_key(pool: &PgPool) -> Result<Work> {
+        Ok(Work::new(Conn::Tx(crate::begin_by_key(pool).await?)))
+    }
+
     /// A unit that is one statement, atomic on its own: no transaction around it (it saves the
     /// `BEGIN` and `COMMIT` round trips). Effects pushed into it are written by `commit` in
     /// statements of their own, so a single unit writes its effects in its statement.

@@ -307,18 +307,17 @@ pub async fn publish(
             domain::MigrationType::NewCustomers => tasks::PolicyPin::None,
         },
     };
-    // no transaction: what is written is written by one statement (see `accept_publish`)
-    let mut work = store::Work::single(&state.pool).await?;
-    let task_id = match accept_publish(&mut work, &state, &caller, &plan_id, key, request).await? {
+    // no transaction: what is written is written by one statement, with others' or alone
+    let task_id = match crate::accepting::publish(&state, &caller, &plan_id, key, request).await? {
         Accepted::Existing(task_id) => return Ok(Json(Data { data: TaskRef { task_id: TaskId(task_id) } })),
         Accepted::New(task_id) => task_id,
     };
-    work.commit(&state.hooks()).await?;
     tracing::info!(task_id = %task_id, plan_id = %plan_id, "publish accepted");
     Ok(Json(Data { data: TaskRef { task_id } }))
 }
 
 /// A task that publishes a plan's draft, as its handler describes it.
+#[derive(Clone)]
 pub(crate) struct PublishRequest {
     pub spec: TaskSpec,
     /// The timeline's first line; `{version}` in it becomes the draft's version number.

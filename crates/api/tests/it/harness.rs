@@ -34,7 +34,9 @@ impl TestApp {
     pub async fn spawn_with(pool: PgPool, settings: api::ApiSettings) -> TestApp {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let addr = listener.local_addr().expect("local address");
-        let app = api::router(api::AppState { settings, ..api::AppState::new(pool.clone()) });
+        let mut state = api::AppState::new(pool.clone());
+        state.settings = settings;
+        let app = api::router(state);
         tokio::spawn(async move {
             axum::serve(listener, app).await.expect("server stopped");
         });

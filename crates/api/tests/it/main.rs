@@ -3,6 +3,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod accepting;
 mod addons;
 mod auth;
 mod bulk;
