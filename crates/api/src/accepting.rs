@@ -118,7 +118,8 @@ async fn write(writer: &Writer, set: Vec<Asked>) {
             }
         }
         Err(error) => {
-            tracing::warn!(error = %error, publishes = set.len(), "a set of publishes failed with its outcome unknown");
+            let tasks: Vec<String> = set.iter().map(|asked| asked.id.0.to_string()).collect();
+            tracing::warn!(error = %error, tasks = ?tasks, "a set of publishes failed with its outcome unknown");
             let error = Arc::new(error);
             for asked in set {
                 let _ = asked.answer.send(Answer::Failed(error.clone()));
