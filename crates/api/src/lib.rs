@@ -4,7 +4,7 @@
 //! from the handlers (see `openapi`). Accepting work means committing a task and its
 //! outbox row together; the api never consumes from RabbitMQ.
 
-pub mod accepting;
+mod accepting;
 pub mod auth;
 pub mod dashboard;
 pub mod error;

@@ -5,6 +5,7 @@
 //! statement), cutting its holders into batches and moving one batch, with history rows in
 //! `subscription_addon_history`.
 
+use crate::outbox::JOB_OF_EACH_TASK;
 use crate::policies::{self, PolicyPin};
 use crate::task_row::Task;
 use crate::{is_unique_violation, page, Page, Result, StoreError};
@@ -492,10 +493,7 @@ pub async fn accept_publish(conn: &mut PgConnection, new: &NewPublish<'_>) -> Re
                 pinned.policy, {}, $9
             FROM draft, pinned
             RETURNING id, environment_id, target_version_number
-        ), job AS (
-            INSERT INTO outbox (routing_key, payload)
-            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
-        ), event AS (
+        ), {JOB_OF_EACH_TASK}, event AS (
             INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
             SELECT id, environment_id, 'accepted', replace($8, '{{version}}', target_version_number::text), $9,
                 $10::jsonb || jsonb_build_object('versionNumber', target_version_number, 'addonId', $4::text)

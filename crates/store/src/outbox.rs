@@ -6,6 +6,13 @@ use crate::Result;
 use domain::{Job, TaskId};
 use sqlx::{PgConnection, PgPool};
 
+/// A CTE `job` that writes the outbox row starting each task the statement's CTE `task`
+/// inserted (its `id`): what every accepting statement writes with its task.
+pub(crate) const JOB_OF_EACH_TASK: &str = "job AS (
+            INSERT INTO outbox (routing_key, payload)
+            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
+        )";
+
 /// Adds `jobs` to the outbox in one statement, in their order (`Work::commit` writes the jobs
 /// pushed into a unit of work with it).
 pub async fn enqueue_all(conn: &mut PgConnection, jobs: &[Job]) -> Result<()> {

@@ -4,6 +4,7 @@
 //! announce the end to the unit of work (`Announcement::TaskEnded`), whose commit writes the
 //! webhook event in the same transaction.
 
+use crate::outbox::JOB_OF_EACH_TASK;
 pub use crate::policies::PolicyPin;
 use crate::policies::{pinned_cte, pinned_policy, APPROVAL_STATE};
 pub use crate::task_row::Task;
@@ -93,10 +94,7 @@ pub async fn accept(conn: &mut PgConnection, new: &NewTask, event: &Accepted<'_>
             SELECT $1, $2, $3, 'PENDING', $4, $5, $6, $7, $8, $9, $10, $14, pinned.policy, {APPROVAL_STATE}, $12
             FROM pinned
             RETURNING id, environment_id
-        ), job AS (
-            INSERT INTO outbox (routing_key, payload)
-            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
-        )
+        ), {JOB_OF_EACH_TASK}
         INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
         SELECT id, environment_id, 'accepted', $11, $12, $13 FROM task",
         pinned_cte("$2", "$4", "$15", "$16")
@@ -159,10 +157,7 @@ pub async fn accept_publish(
                 pinned.policy, {APPROVAL_STATE}, $9
             FROM draft, pinned
             RETURNING id, environment_id, target_version_number
-        ), job AS (
-            INSERT INTO outbox (routing_key, payload)
-            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
-        ), event AS (
+        ), {JOB_OF_EACH_TASK}, event AS (
             INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
             SELECT id, environment_id, 'accepted', replace($8, '{{version}}', target_version_number::text), $9,
                 $10::jsonb || jsonb_build_object('versionNumber', target_version_number)
@@ -227,10 +222,7 @@ pub async fn accept_publishes(
             FROM pinned
             ON CONFLICT DO NOTHING
             RETURNING id, environment_id, target_version_number
-        ), job AS (
-            INSERT INTO outbox (routing_key, payload)
-            SELECT 'task', jsonb_build_object('kind', 'task', 'taskId', id::text) FROM task
-        ), event AS (
+        ), {JOB_OF_EACH_TASK}, event AS (
             INSERT INTO task_events (task_id, environment_id, kind, message, actor, data)
             SELECT t.id, t.environment_id, 'accepted', replace(a.message, '{{version}}', t.target_version_number::text),
                 a.actor, a.data || jsonb_build_object('versionNumber', t.target_version_number)
