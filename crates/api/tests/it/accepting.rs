@@ -200,12 +200,20 @@ async fn a_set_postgres_refuses_is_accepted_again_request_by_request(pool: PgPoo
         let (app, body) = (app.clone(), body.clone());
         tokio::spawn(async move { (plan.clone(), app.publish(&plan, &body).await) })
     };
-    let mut sent: Vec<_> = plans[..4].iter().cloned().map(publish).collect();
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    let waiting = "SELECT count(*) FROM pg_locks WHERE relation = 'outbox'::regclass AND NOT granted";
-    while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watch).await.unwrap() < 4 {
-        assert!(std::time::Instant::now() < deadline, "the writers never waited on the outbox");
-        tokio::task::yield_now().await;
+    // one publish at a time until each of the four writers waits on the outbox with its own
+    // (sent together, they could share one writer's set)
+    let waiting = "SELECT count(*) FROM pg_locks
+                   WHERE database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                     AND relation = 'outbox'::regclass AND NOT granted";
+    let mut sent = Vec::new();
+    for (blocked, plan) in plans[..4].iter().enumerate() {
+        sent.push(publish(plan.clone()));
+        // a deadline generous enough for a machine running the whole suite at once
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(90);
+        while sqlx::query_scalar::<_, i64>(waiting).fetch_one(&mut watch).await.unwrap() <= blocked as i64 {
+            assert!(std::time::Instant::now() < deadline, "writer {blocked} never waited on the outbox");
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
     }
     sent.extend(plans[4..].iter().cloned().chain(["poison".to_owned()]).map(publish));
     // nothing outside the api shows the queued publishes: give them a moment to reach it
