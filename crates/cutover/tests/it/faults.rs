@@ -512,7 +512,7 @@ async fn with_the_database_cut_off_probes_answer_within_a_second_and_calls_answe
     let list = || http.get(&tasks).header("X-API-KEY", &api.key).send();
     assert_eq!(list().await.unwrap().status(), 200);
 
-    proxy.stop();
+    proxy.stop().await;
     for probe in ["/readyz", "/metrics"] {
         let started = Instant::now();
         let response = http.get(format!("{}{probe}", api.base)).send().await.unwrap();
@@ -560,7 +560,7 @@ async fn once_the_database_is_back_no_call_meets_a_connection_the_outage_broke()
     assert!(calls().await.iter().all(|s| *s == 200));
 
     // the database goes away while nothing calls, for longer than a connection idles untested
-    proxy.stop();
+    proxy.stop().await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     proxy.restart().await;
     let statuses = calls().await;
@@ -659,7 +659,7 @@ async fn a_worker_is_ready_only_with_its_database_and_a_consumer_on_each_queue()
     assert_eq!(probe("/healthz").await, (200, json!({"status": "ok"})));
 
     // the broker goes away: its consumers are gone, so is readiness; the process lives on
-    broker.stop();
+    broker.stop().await;
     let stopped = Instant::now();
     wait_for("/readyz to answer 503 without consumers", Duration::from_secs(10), || async {
         probe("/readyz").await == (503, json!({"database": true, "consumers": none}))
@@ -676,7 +676,7 @@ async fn a_worker_is_ready_only_with_its_database_and_a_consumer_on_each_queue()
     let ready = restarted.elapsed();
 
     // the database goes away: not ready, answered within a second all the same
-    database.stop();
+    database.stop().await;
     let (status, body) = probe("/readyz").await;
     assert_eq!((status, &body["database"]), (503, &json!(false)), "{body}");
     database.restart().await;

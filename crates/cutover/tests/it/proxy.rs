@@ -83,7 +83,7 @@ impl Proxy {
 pub struct Port {
     pub port: u16,
     target: &'static str,
-    serving: Option<tokio::task::JoinHandle<()>>,
+    serving: Option<(watch::Sender<bool>, tokio::task::JoinHandle<()>)>,
 }
 
 impl Port {
@@ -96,23 +96,35 @@ impl Port {
 
     fn serve(&mut self, listener: TcpListener) {
         let target = self.target;
-        self.serving = Some(tokio::spawn(async move {
-            // dropped with this task when it is aborted: every connection goes with it
+        let (stopping, mut stop) = watch::channel(false);
+        let serving = tokio::spawn(async move {
             let mut connections = tokio::task::JoinSet::new();
             loop {
-                let Ok((mut inbound, _)) = listener.accept().await else { return };
-                connections.spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((mut inbound, _)) = accepted else { break };
+                        connections.spawn(async move {
+                            if let Ok(mut outbound) = TcpStream::connect(target).await {
+                                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                            }
+                        });
                     }
-                });
+                    _ = stop.changed() => break,
+                }
             }
-        }));
+            drop(listener);
+            // every connection is closed before `stop` returns
+            connections.shutdown().await;
+        });
+        self.serving = Some((stopping, serving));
     }
 
-    pub fn stop(&mut self) {
-        if let Some(serving) = self.serving.take() {
-            serving.abort();
+    /// Closes the port and every connection through it; returns once they are all closed, so
+    /// that nothing the caller does next can still pass.
+    pub async fn stop(&mut self) {
+        if let Some((stopping, serving)) = self.serving.take() {
+            let _ = stopping.send(true);
+            let _ = serving.await;
         }
     }
 
