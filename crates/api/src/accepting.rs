@@ -1,15 +1,15 @@
-//! Publishes accepted together. Requests to publish a plan that arrive while earlier ones are
-//! being written wait and are written as one set by one statement
-//! (`store::tasks::accept_publishes`) in one transaction whose plans are cached by key
-//! (`store::Work::begin_by_key`): one statement to run — never planned again on its
-//! connection — and one commit for all of them. Nobody waits for a set to fill: a writer takes
-//! whatever is waiting the moment it is free, so a request on an idle api is written at once,
-//! and sets grow only while requests arrive faster than a set is written. A set of one runs the
-//! statement a publish alone runs (planned for its values, no transaction around it). A request
-//! its set did not accept (no draft, its plan held, its `Idempotency-Key` taken) or whose set
-//! Postgres refused (nothing of it written) is accepted alone, as before, which says why. A set whose outcome is unknown (its connection failed before the commit
-//! was answered) is answered as unavailable, as a request alone would be: a retry with the same
-//! `Idempotency-Key` is safe either way.
+//! Publishes accepted together. Requests to publish a plan that arrive while earlier ones are being
+//! written wait and are written as one set by one statement (`store::tasks::accept_publishes`) in
+//! one transaction whose plans are cached by key (`store::Work::begin_by_key`): one statement to
+//! run — never planned again on its connection — and one commit for all of them. Nobody waits for a
+//! set to fill: a writer takes whatever is waiting the moment it is free, so a request on an idle
+//! api is written at once, and sets grow only while requests arrive faster than a set is written. A
+//! set of one runs the statement a publish alone runs (planned for its values, no transaction
+//! around it). A request its set did not accept (no draft, its plan held, its `Idempotency-Key`
+//! taken) or whose set Postgres refused (nothing of it written) is accepted alone, as before, which
+//! says why. A set whose outcome is unknown (its connection failed before the commit was answered)
+//! is answered as unavailable, as a request alone would be: a retry with the same `Idempotency-Key`
+//! is safe either way.
 
 use crate::error::ApiError;
 use crate::stigg::plans::{accept_publish, Accepted, PublishRequest};
